@@ -1,0 +1,55 @@
+import { type Logger, silentLogger } from "../logger.js";
+
+type Listener<T> = (payload: T) => void;
+
+/**
+ * A small typed event emitter. A listener that throws is logged and isolated: one bad listener
+ * never breaks the SDK's own work or the other listeners (background failures are events, never
+ * unhandled rejections).
+ */
+export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
+  #listeners = new Map<keyof Events, Set<Listener<never>>>();
+  #logger: Logger;
+
+  constructor(logger: Logger = silentLogger) {
+    this.#logger = logger;
+  }
+
+  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener as Listener<never>);
+    return () => this.off(event, listener);
+  }
+
+  once<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    const off = this.on(event, (payload) => {
+      off();
+      listener(payload);
+    });
+    return off;
+  }
+
+  off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
+    this.#listeners.get(event)?.delete(listener as Listener<never>);
+  }
+
+  emit<K extends keyof Events>(event: K, payload: Events[K]): void {
+    const set = this.#listeners.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as Listener<Events[K]>)(payload);
+      } catch (err) {
+        this.#logger.error(`listener for "${String(event)}" threw`, err);
+      }
+    }
+  }
+
+  listenerCount(event: keyof Events): number {
+    return this.#listeners.get(event)?.size ?? 0;
+  }
+}
