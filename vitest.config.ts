@@ -9,5 +9,7 @@ export default defineConfig({
     // crypto-wasm work is CPU-bound; two cores on CI.
     pool: "forks",
     maxWorkers: 2,
+    reporters: ["default", "json"],
+    outputFile: { json: ".vitest-report.json" },
   },
 });
