@@ -1,4 +1,160 @@
+export {
+  type ClientBootstrapCrossSigningOptions,
+  type ClientBootstrapCrossSigningResult,
+  type CreateE2eeClientOptions,
+  createE2eeClient,
+  type E2eeClient,
+  type E2eeClientEvents,
+  type RestoreFromRecoveryKeyOptions,
+  type RestoreFromRecoveryKeyResult,
+} from "./client.js";
+export { claimMissingSessions } from "./crypto/claim-sessions.js";
+export {
+  type BootstrapCrossSigningOptions,
+  bootstrapCrossSigning,
+  type CrossSigningStatusSnapshot,
+  getCrossSigningStatus,
+  isDeviceCrossSignedByOwner,
+} from "./crypto/cross-signing.js";
+export type { CryptoEvents } from "./crypto/crypto-events.js";
+export { loadCryptoWasm } from "./crypto/load-wasm.js";
+export {
+  type CreateOlmMachineOptions,
+  type CryptoStoreOptions,
+  createOlmMachine,
+} from "./crypto/olm-machine.js";
+export { OutgoingRequestLoop, type OutgoingRequestLoopOptions } from "./crypto/outgoing-requests.js";
+export type { OutgoingRequest, OutgoingRequestKind } from "./crypto/request-endpoints.js";
+export { type RequestMachine, sendOutgoingRequest } from "./crypto/send-outgoing-request.js";
+export {
+  type AuthDict,
+  type UiaCallback,
+  type UiaChallenge,
+  type UiaOptions,
+  withUserInteractiveAuth,
+} from "./crypto/user-interactive-auth.js";
+export {
+  type DehydratedDeviceLookup,
+  deleteDehydratedDevice,
+  fetchDehydratedDevice,
+  putDehydratedDevice,
+} from "./dehydration/dehydrated-device-api.js";
+export type { DehydrationEvents } from "./dehydration/dehydration-events.js";
+export {
+  type DehydrationKeyCandidate,
+  type DehydrationKeyReading,
+  parseDehydrationKey,
+  readDehydrationKeys,
+} from "./dehydration/dehydration-key.js";
+export {
+  type DehydratedDeviceStatus,
+  type DehydrationCallOptions,
+  DehydrationManager,
+  type DehydrationManagerOptions,
+  type IdentityResetOutcome,
+} from "./dehydration/dehydration-manager.js";
+export {
+  type DehydratedDeviceFacts,
+  type DehydratedDeviceRejection,
+  type DehydratedDeviceVerdict,
+  validateDehydratedDevice,
+} from "./dehydration/device-validation.js";
+export { DehydrationError, type DehydrationErrorCode, isDehydrationError } from "./dehydration/errors.js";
+export {
+  DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
+  DEHYDRATED_DEVICE_PATH,
+  DEHYDRATION_KEY_SECRET_NAMES,
+  dehydratedDeviceEventsPath,
+} from "./dehydration/names.js";
+export { type ReceivedRoomKey, RehydratedDevice } from "./dehydration/rehydrated-device.js";
+export type { DehydratedDeviceInfo } from "./dehydration/wire-schemas.js";
+export { AbortError, isAbortError } from "./errors/abort-error.js";
+export {
+  type FieldIssue,
+  isMalformedResponseError,
+  MalformedResponseError,
+} from "./errors/malformed-response-error.js";
+export {
+  isMatrixApiError,
+  MatrixApiError,
+  type MatrixApiErrorInit,
+  type MatrixApiErrorKind,
+} from "./errors/matrix-api-error.js";
+export { isNetworkError, NetworkError } from "./errors/network-error.js";
 export { isSdkError, SdkError } from "./errors/sdk-error.js";
+export { isTimeoutError, TimeoutError } from "./errors/timeout-error.js";
+export {
+  isUserInteractiveAuthError,
+  UserInteractiveAuthError,
+  type UserInteractiveAuthFailure,
+} from "./errors/user-interactive-auth-error.js";
 export { TypedEmitter } from "./events/emitter.js";
+export { orUndefinedOn } from "./http/expected-errors.js";
+export {
+  createMatrixHttp,
+  type FetchLike,
+  type MatrixHttpClient,
+  type MatrixHttpEvents,
+  type MatrixHttpOptions,
+  type RefreshTokenCallback,
+} from "./http/matrix-http.js";
+export { encodePathSegment, matrixPath } from "./http/path.js";
+export {
+  decideRetry,
+  defaultRetryConfig,
+  type JitterStrategy,
+  type OutcomeClass,
+  type RetryConfig,
+  type RetryDecision,
+  type RetryInput,
+} from "./http/retry-policy.js";
+export { accountDataResponseSchema } from "./http/schemas/account-data.js";
+export { loginResponseSchema, refreshResponseSchema, registerResponseSchema } from "./http/schemas/auth.js";
+export { emptyResponseSchema } from "./http/schemas/empty.js";
+export { matrixErrorBodySchema, uiaResponseSchema } from "./http/schemas/error.js";
+export {
+  crossSigningKeySchema,
+  deviceKeysSchema,
+  keysClaimResponseSchema,
+  keysQueryResponseSchema,
+  keysUploadResponseSchema,
+  signaturesUploadResponseSchema,
+} from "./http/schemas/keys.js";
+export { type ServerVersions, versionsResponseSchema } from "./http/schemas/versions.js";
+export { whoamiResponseSchema } from "./http/schemas/whoami.js";
+export type { HttpMethod, MatrixHttp, MatrixRequest, RetryMode } from "./http/types.js";
 export { type Logger, prefixedLogger, silentLogger } from "./logger.js";
+export { createHttpAccountData, type HttpAccountDataOptions } from "./secret-storage/account-data-http.js";
+export type { SecretStorageKeyDescription } from "./secret-storage/account-data-schemas.js";
+export { AES_HMAC_SHA2_ALGORITHM } from "./secret-storage/aes-hmac-sha2.js";
+export {
+  CROSS_SIGNING_SECRET_NAMES,
+  type CrossSigningKeyRole,
+  type CrossSigningKeyStatus,
+  type CrossSigningRestoreResult,
+  restoreCrossSigningKeys,
+  storeCrossSigningKeys,
+} from "./secret-storage/cross-signing-secrets.js";
+export {
+  isSecretStorageError,
+  SecretStorageError,
+  type SecretStorageErrorCode,
+} from "./secret-storage/errors.js";
+export { deriveKeyFromPassphrase, type PassphraseInfo } from "./secret-storage/passphrase.js";
+export { decodeRecoveryKey, encodeRecoveryKey } from "./secret-storage/recovery-key.js";
+export {
+  type AccountDataAccess,
+  type CreatedSecretStorageKey,
+  type CreateSecretStorageKeyOptions,
+  SecretStorage,
+  type SecretStorageKey,
+} from "./secret-storage/secret-storage.js";
+export { IndexedDbStateStore, type IndexedDbStateStoreOptions } from "./state/indexeddb-state-store.js";
+export { MemoryStateStore } from "./state/memory-state-store.js";
+export {
+  isStateStoreError,
+  type StateStore,
+  StateStoreError,
+  type StateStoreErrorCode,
+} from "./state/state-store.js";
 export { type Clock, systemClock } from "./time/clock.js";

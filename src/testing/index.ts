@@ -1,1 +1,56 @@
+export type { MockControl } from "./control.js";
+export type { InjectDehydratedDeviceOptions } from "./dehydration-control.js";
+export { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
+export {
+  defaultFaultSettings,
+  type FaultSettings,
+  type ScriptedFailure,
+  type ScriptedFailureSpec,
+} from "./faults.js";
+export type { MockHttpOutcome, MockHttpRequest } from "./http-exchange.js";
 export { ManualClock } from "./manual-clock.js";
+export {
+  type ClientRoute,
+  type ControlRoute,
+  createMockHomeserver,
+  MockHomeserver,
+  type MockHomeserverOptions,
+} from "./mock-homeserver.js";
+export type { RunningMockServer, StartMockServerOptions } from "./node-server.js";
+export {
+  type CorsProfile,
+  defaultProfileName,
+  isProfileName,
+  type Profile,
+  type ProfileName,
+  type ProfileOverrides,
+  profiles,
+  resolveProfile,
+} from "./profiles.js";
+export type { RequestLogEntry } from "./request-log.js";
+export { type Caller, MatrixError, type MockResponse, type Route, type RouteContext } from "./route.js";
+export { SLIDING_SYNC_PATH } from "./routes/sliding-sync.js";
+export type {
+  DehydratedDeviceRecord,
+  DehydratedEventsFault,
+  DehydratedEventsFaultKind,
+  DehydratedEventsFaultSpec,
+} from "./state/dehydrated-device-store.js";
+export type { ServerState } from "./state/server-state.js";
+export type { TokenLifetimes } from "./state/session-token-store.js";
+export type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
+export type { ToDeviceEvent } from "./state/to-device-store.js";
+export type { ToDeviceInbox, ToDeviceInboxOptions } from "./to-device-control.js";
+export { requireUia, UiaRequiredError, userVerificationFlows } from "./uia.js";
+export { jsonObjectBody, parseBody } from "./validation.js";
+
+import type { RunningMockServer, StartMockServerOptions } from "./node-server.js";
+
+/**
+ * Starts the mock homeserver on a real socket (Node only). Loaded on demand so that importing this
+ * module in a browser never pulls in `node:http`.
+ */
+export async function startMockServer(options: StartMockServerOptions = {}): Promise<RunningMockServer> {
+  const { startMockServer: start } = await import("./node-server.js");
+  return start(options);
+}

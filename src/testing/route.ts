@@ -22,6 +22,8 @@ export interface MockResponse {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** Raw bytes sent instead of JSON `body` (media downloads); set `Content-Type` in `headers`. */
+  bytes?: Uint8Array;
 }
 
 /** The authenticated caller: a user and the device its access token belongs to. */
@@ -33,12 +35,16 @@ export interface Caller {
 
 export interface RouteContext<State = unknown, Profile = unknown> {
   method: string;
+  /** The request path (still URL-encoded), without the query string. */
+  path: string;
   /** Decoded path parameters from `{name}` segments of the route pattern. */
   params: Record<string, string>;
   query: URLSearchParams;
   headers: Headers;
   /** The parsed JSON body (`undefined` when the request had none). Validate it before use. */
   body: unknown;
+  /** The body as received, for routes marked `rawBody` (`null` when there was none). */
+  rawBody?: Uint8Array | null;
   state: State;
   profile: Profile;
   /** The caller; throws 401 `M_MISSING_TOKEN` / `M_UNKNOWN_TOKEN` when not authenticated. */
@@ -53,5 +59,9 @@ export interface Route<State = unknown, Profile = unknown> {
   pattern: string;
   /** Routes that need no access token (register, login, versions). */
   unauthenticated?: boolean;
+  /** Accepts a soft-logged-out (expired) token, as Synapse's `allow_expired` does for logout. */
+  allowExpiredToken?: boolean;
+  /** The body is not JSON (media upload): `ctx.body` stays undefined and `ctx.rawBody` has the bytes. */
+  rawBody?: boolean;
   handler(ctx: RouteContext<State, Profile>): MockResponse | Promise<MockResponse>;
 }

@@ -1,0 +1,397 @@
+import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import {
+  bootstrapCrossSigning as bootstrapCrossSigningKeys,
+  getCrossSigningStatus,
+} from "./crypto/cross-signing.js";
+import type { CryptoEvents } from "./crypto/crypto-events.js";
+import { toDeviceId, toUserId } from "./crypto/identifiers.js";
+import { type CryptoStoreOptions, createOlmMachine } from "./crypto/olm-machine.js";
+import { OutgoingRequestLoop } from "./crypto/outgoing-requests.js";
+import { signaturesUploadResponseSchema } from "./crypto/response-schemas.js";
+import type { UiaCallback } from "./crypto/user-interactive-auth.js";
+import { DehydrationManager } from "./dehydration/dehydration-manager.js";
+import { SdkError } from "./errors/sdk-error.js";
+import { TypedEmitter } from "./events/emitter.js";
+import {
+  createMatrixHttp,
+  type FetchLike,
+  type MatrixHttpClient,
+  type MatrixHttpEvents,
+  type RefreshTokenCallback,
+} from "./http/matrix-http.js";
+import type { RetryConfig } from "./http/retry-policy.js";
+import { type Logger, silentLogger } from "./logger.js";
+import { createHttpAccountData } from "./secret-storage/account-data-http.js";
+import {
+  type CrossSigningKeyRole,
+  type CrossSigningKeyStatus,
+  restoreCrossSigningKeys,
+  storeCrossSigningKeys,
+} from "./secret-storage/cross-signing-secrets.js";
+import {
+  type AccountDataAccess,
+  type CreateSecretStorageKeyOptions,
+  SecretStorage,
+  type SecretStorageKey,
+} from "./secret-storage/secret-storage.js";
+import { MemoryStateStore } from "./state/memory-state-store.js";
+import type { StateStore } from "./state/state-store.js";
+import { type Clock, systemClock } from "./time/clock.js";
+
+export interface CreateE2eeClientOptions {
+  /** Homeserver base URL, e.g. `https://matrix.example.org`. */
+  baseUrl: string;
+  /** The logged-in user and device; the access token must belong to them. */
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+  fetch?: FetchLike;
+  clock?: Clock;
+  /** Uniform in [0, 1); drives backoff jitter. */
+  random?: () => number;
+  logger?: Logger;
+  /** A machine the app already has (checked against `userId`/`deviceId`); the app keeps owning it. */
+  olmMachine?: OlmMachine;
+  /** Where a machine created here keeps its keys (IndexedDB); omit for an in-memory machine. */
+  cryptoStore?: CryptoStoreOptions;
+  /** For feature modules' own state (checkpoints, positions). Default: in memory. */
+  stateStore?: StateStore;
+  /** Called on a soft logout to get a new access token (spec "Soft logout"). */
+  refreshToken?: RefreshTokenCallback;
+  /** Answers user-interactive auth, e.g. for uploading cross-signing keys. */
+  uiaCallback?: UiaCallback;
+  retry?: Partial<RetryConfig>;
+  /** Where to fetch the crypto wasm from, for bundlers that move it. */
+  wasmUrl?: URL | string;
+}
+
+/** Everything the client reports: the transport's events and the crypto layer's. */
+export interface E2eeClientEvents extends MatrixHttpEvents, CryptoEvents {}
+
+export interface ClientBootstrapCrossSigningOptions {
+  /** Replace an existing identity (drops every verification others made of this user). */
+  reset?: boolean;
+  /** Overrides the client's `uiaCallback` for this call. */
+  authCallback?: UiaCallback;
+  /** Also store the private keys in secret storage under this key. */
+  secretStorageKey?: SecretStorageKey;
+  /** Create a new default secret-storage key and store the private keys under it. */
+  createSecretStorageKey?: true | CreateSecretStorageKeyOptions;
+  signal?: AbortSignal;
+}
+
+export interface ClientBootstrapCrossSigningResult {
+  /**
+   * The new key in recovery-key form, only when one was created. It is returned once and kept
+   * nowhere: show it to the user; never log it.
+   */
+  recoveryKey: string | undefined;
+  /** The key the private keys were stored under, if any (the caller's or the new one). */
+  secretStorageKey: SecretStorageKey | undefined;
+  /** Which private keys went into secret storage. */
+  storedInSecretStorage: CrossSigningKeyRole[];
+}
+
+export interface RestoreFromRecoveryKeyOptions {
+  /** The secret-storage key the recovery key is for; default: the account's default key. */
+  keyId?: string;
+  signal?: AbortSignal;
+}
+
+export interface RestoreFromRecoveryKeyResult {
+  /** Private keys found in secret storage and imported. Empty when none were stored. */
+  restored: CrossSigningKeyRole[];
+  /** What the machine holds afterwards. */
+  status: CrossSigningKeyStatus;
+  /** Whether this device is now signed by the user's self-signing key (uploaded here if it was not). */
+  deviceCrossSigned: boolean;
+  /** The unlocked key, for reading further secrets. */
+  secretStorageKey: SecretStorageKey;
+}
+
+/**
+ * What an app creates once per logged-in device: the transport, the crypto machine and its
+ * request loop, secret storage, and the flows that need all of them. Wiring only; each protocol
+ * rule lives in the module it names.
+ */
+export interface E2eeClient {
+  readonly userId: string;
+  readonly deviceId: string;
+  readonly http: MatrixHttpClient;
+  readonly machine: OlmMachine;
+  readonly events: TypedEmitter<E2eeClientEvents>;
+  readonly accountData: AccountDataAccess;
+  readonly secretStorage: SecretStorage;
+  readonly stateStore: StateStore;
+  readonly outgoingRequests: OutgoingRequestLoop;
+  /** The user's dehydrated device (MSC3814): support probe, key, upload, validation, rehydration. */
+  readonly dehydration: DehydrationManager;
+  /** Sends what the machine wants sent; never rejects (failures are `requestFailed` events). */
+  processOutgoingRequests(): Promise<void>;
+  /**
+   * Sets up cross-signing for the account and, when given or asked to create a secret-storage key,
+   * stores the private keys there so another login can restore them.
+   *
+   * Refuses (`CROSS_SIGNING_IDENTITY_EXISTS`) when the account already has an identity whose
+   * private keys this device lacks, unless `reset` is set: bootstrapping would silently replace
+   * it. Restore it with `restoreFromRecoveryKey` instead.
+   */
+  bootstrapCrossSigning(
+    options?: ClientBootstrapCrossSigningOptions,
+  ): Promise<ClientBootstrapCrossSigningResult>;
+  /**
+   * A new login's way back to signing: unlocks secret storage with the recovery key, learns the
+   * account's cross-signing identity from the server, imports the private keys, and signs this
+   * device with the self-signing key if it is not signed yet.
+   */
+  restoreFromRecoveryKey(
+    recoveryKey: string,
+    options?: RestoreFromRecoveryKeyOptions,
+  ): Promise<RestoreFromRecoveryKeyResult>;
+  /** Stops the loops and cancels requests in flight; closes the machine if it was created here. */
+  close(): Promise<void>;
+}
+
+// Compile-time lists of every event the client forwards: adding an event to either source without
+// forwarding it here is a type error.
+const httpEventNames = [
+  "requestRetried",
+  "softLogout",
+  "loggedOut",
+  "tokenRefreshed",
+  "tokenRefreshFailed",
+] as const satisfies readonly (keyof MatrixHttpEvents)[];
+const cryptoEventNames = [
+  "requestSent",
+  "requestFailed",
+  "loopFailed",
+  "retryScheduled",
+] as const satisfies readonly (keyof CryptoEvents)[];
+type Unlisted<All, Listed> = Exclude<All, Listed> extends never ? true : never;
+const everyHttpEventForwarded: Unlisted<keyof MatrixHttpEvents, (typeof httpEventNames)[number]> = true;
+const everyCryptoEventForwarded: Unlisted<keyof CryptoEvents, (typeof cryptoEventNames)[number]> = true;
+void everyHttpEventForwarded;
+void everyCryptoEventForwarded;
+
+export async function createE2eeClient(options: CreateE2eeClientOptions): Promise<E2eeClient> {
+  if (options.olmMachine !== undefined && options.cryptoStore !== undefined) {
+    throw new SdkError("INVALID_OPTIONS", "pass either olmMachine or cryptoStore, not both");
+  }
+  if (typeof options.accessToken !== "string" || options.accessToken === "") {
+    throw new SdkError("INVALID_OPTIONS", "an access token is required");
+  }
+  const logger = options.logger ?? silentLogger;
+  const http = createMatrixHttp({
+    baseUrl: options.baseUrl,
+    accessToken: options.accessToken,
+    fetch: options.fetch,
+    clock: options.clock,
+    random: options.random,
+    logger,
+    retry: options.retry,
+    refreshToken: options.refreshToken,
+  });
+  const machine = await createOlmMachine({
+    userId: options.userId,
+    deviceId: options.deviceId,
+    store: options.cryptoStore,
+    existingMachine: options.olmMachine,
+    wasmUrl: options.wasmUrl,
+    logger,
+  });
+  return new Client(options, http, machine, logger);
+}
+
+class Client implements E2eeClient {
+  readonly userId: string;
+  readonly deviceId: string;
+  readonly http: MatrixHttpClient;
+  readonly machine: OlmMachine;
+  readonly events: TypedEmitter<E2eeClientEvents>;
+  readonly accountData: AccountDataAccess;
+  readonly secretStorage: SecretStorage;
+  readonly stateStore: StateStore;
+  readonly outgoingRequests: OutgoingRequestLoop;
+  readonly dehydration: DehydrationManager;
+  readonly #ownsMachine: boolean;
+  readonly #uiaCallback: UiaCallback | undefined;
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(options: CreateE2eeClientOptions, http: MatrixHttpClient, machine: OlmMachine, logger: Logger) {
+    this.userId = options.userId;
+    this.deviceId = options.deviceId;
+    this.http = http;
+    this.machine = machine;
+    this.#ownsMachine = options.olmMachine === undefined;
+    this.#uiaCallback = options.uiaCallback;
+    this.stateStore = options.stateStore ?? new MemoryStateStore();
+    this.events = new TypedEmitter<E2eeClientEvents>(logger);
+    this.accountData = createHttpAccountData(http, options.userId, { signal: this.#closing.signal });
+    this.secretStorage = new SecretStorage(this.accountData);
+    this.outgoingRequests = new OutgoingRequestLoop({
+      machine,
+      http,
+      clock: options.clock ?? systemClock,
+      random: options.random,
+      logger,
+    });
+    this.dehydration = new DehydrationManager({ machine, http, secretStorage: this.secretStorage, logger });
+    for (const name of httpEventNames) forward(http.events, this.events, name);
+    for (const name of cryptoEventNames) forward(this.outgoingRequests.events, this.events, name);
+  }
+
+  processOutgoingRequests(): Promise<void> {
+    return this.outgoingRequests.run();
+  }
+
+  async bootstrapCrossSigning(
+    options: ClientBootstrapCrossSigningOptions = {},
+  ): Promise<ClientBootstrapCrossSigningResult> {
+    this.#assertOpen();
+    if (options.secretStorageKey !== undefined && options.createSecretStorageKey !== undefined) {
+      throw new SdkError(
+        "INVALID_OPTIONS",
+        "pass either secretStorageKey or createSecretStorageKey, not both",
+      );
+    }
+    const signal = this.#signal(options.signal);
+    // The machine's first pass publishes the device keys and fetches the account's own keys, so
+    // an identity already on the server is known before deciding to make one.
+    await this.outgoingRequests.run();
+    if (!options.reset) await this.#refuseSilentReplacement();
+    await bootstrapCrossSigningKeys({
+      machine: this.machine,
+      http: this.http,
+      authCallback: options.authCallback ?? this.#uiaCallback,
+      reset: options.reset ?? false,
+      signal,
+    });
+    await this.outgoingRequests.run();
+
+    const create = options.createSecretStorageKey;
+    if (create === undefined) {
+      const key = options.secretStorageKey;
+      const stored =
+        key === undefined ? [] : await storeCrossSigningKeys(this.machine, this.secretStorage, key);
+      return { recoveryKey: undefined, secretStorageKey: key, storedInSecretStorage: stored };
+    }
+    // The new key becomes the default only once the secrets are stored under it: if storing fails,
+    // the account's default still names a key someone holds, the machine still holds the private
+    // keys, and calling again stores them under a fresh key.
+    const { setAsDefault = true, ...createOptions } = create === true ? {} : create;
+    const created = await this.secretStorage.createKey({ ...createOptions, setAsDefault: false });
+    const key = { keyId: created.keyId, key: created.key };
+    const stored = await storeCrossSigningKeys(this.machine, this.secretStorage, key);
+    if (setAsDefault) await this.secretStorage.setDefaultKeyId(created.keyId);
+    return { recoveryKey: created.recoveryKey, secretStorageKey: key, storedInSecretStorage: stored };
+  }
+
+  async restoreFromRecoveryKey(
+    recoveryKey: string,
+    options: RestoreFromRecoveryKeyOptions = {},
+  ): Promise<RestoreFromRecoveryKeyResult> {
+    this.#assertOpen();
+    const signal = this.#signal(options.signal);
+    const key = await this.secretStorage.unlockWithRecoveryKey(recoveryKey, options.keyId);
+    // crypto-wasm imports a private key only when it matches the public identity it knows, which
+    // it learns from its own keys/query.
+    await this.outgoingRequests.run();
+    if (!(await this.#hasOwnIdentity())) {
+      throw new SdkError(
+        "CROSS_SIGNING_IDENTITY_UNKNOWN",
+        "the account's cross-signing identity is not known: the server has none, or the key query failed",
+      );
+    }
+    const { found } = await restoreCrossSigningKeys(this.machine, this.secretStorage, key);
+    // What the machine holds now, including keys it had before this call.
+    const status = await getCrossSigningStatus(this.machine);
+    const deviceCrossSigned = await this.#signOwnDevice(status.hasSelfSigning, signal);
+    await this.outgoingRequests.run();
+    return { restored: found, status, deviceCrossSigned, secretStorageKey: key };
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort(new SdkError("CLIENT_CLOSED", "the client was closed"));
+      await this.outgoingRequests.stop();
+      if (this.#ownsMachine) this.machine.close();
+    })();
+    return this.#closed;
+  }
+
+  async #refuseSilentReplacement(): Promise<void> {
+    const status = await getCrossSigningStatus(this.machine);
+    if (status.hasMaster || !(await this.#hasOwnIdentity())) return;
+    throw new SdkError(
+      "CROSS_SIGNING_IDENTITY_EXISTS",
+      "the account already has a cross-signing identity this device holds no keys for; restore it from secret storage, or pass reset: true to replace it",
+    );
+  }
+
+  async #hasOwnIdentity(): Promise<boolean> {
+    const userId = toUserId(this.userId);
+    try {
+      const identity = await this.machine.getIdentity(userId);
+      identity?.free();
+      return identity !== undefined;
+    } finally {
+      userId.free();
+    }
+  }
+
+  /**
+   * Signs this device with the self-signing key (Client-Server API, "Cross-signing") unless it is
+   * signed already, so others see it as cross-signed by its owner. Returns whether it is signed.
+   */
+  async #signOwnDevice(canSign: boolean, signal: AbortSignal): Promise<boolean> {
+    const userId = toUserId(this.userId);
+    const deviceId = toDeviceId(this.deviceId);
+    const device = await this.machine.getDevice(userId, deviceId);
+    userId.free();
+    deviceId.free();
+    if (!device) return false;
+    try {
+      if (device.isCrossSignedByOwner()) return true;
+      if (!canSign) return false;
+      const request = await device.verify();
+      const response = await this.http.request({
+        method: "POST",
+        path: "/_matrix/client/v3/keys/signatures/upload",
+        body: JSON.parse(request.body) as unknown,
+        schema: signaturesUploadResponseSchema,
+        // Storing the same signature twice is harmless.
+        retry: "safe",
+        signal,
+      });
+      if (Object.keys(response.failures ?? {}).length > 0) {
+        throw new SdkError(
+          "SIGNATURE_UPLOAD_REJECTED",
+          "the server rejected this device's cross-signing signature",
+          { details: { users: Object.keys(response.failures ?? {}) } },
+        );
+      }
+      if (request.id !== undefined) {
+        await this.machine.markRequestAsSent(request.id, request.type, JSON.stringify(response));
+      }
+      return true;
+    } finally {
+      device.free();
+    }
+  }
+
+  #signal(caller: AbortSignal | undefined): AbortSignal {
+    return caller ? AbortSignal.any([caller, this.#closing.signal]) : this.#closing.signal;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SdkError("CLIENT_CLOSED", "the client was closed");
+  }
+}
+
+function forward<
+  Events extends { [K in keyof Events]: unknown },
+  K extends keyof Events & keyof E2eeClientEvents,
+>(source: TypedEmitter<Events>, target: TypedEmitter<E2eeClientEvents>, name: K): void {
+  source.on(name, (payload) => target.emit(name, payload as E2eeClientEvents[K]));
+}

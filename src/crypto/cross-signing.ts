@@ -1,0 +1,160 @@
+import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { SdkError } from "../errors/sdk-error.js";
+import type { MatrixHttp } from "../http/types.js";
+import { toDeviceId, toUserId } from "./identifiers.js";
+import { deviceSigningUploadResponseSchema, signaturesUploadResponseSchema } from "./response-schemas.js";
+import { sendOutgoingRequest } from "./send-outgoing-request.js";
+import {
+  type AuthDict,
+  type UiaCallback,
+  type UiaOptions,
+  withUserInteractiveAuth,
+} from "./user-interactive-auth.js";
+
+export interface BootstrapCrossSigningOptions {
+  machine: OlmMachine;
+  http: MatrixHttp;
+  /** Answers the server's user-interactive auth challenges for `keys/device_signing/upload`. */
+  authCallback?: UiaCallback;
+  /**
+   * Make new cross-signing keys even if the machine already has them. Replacing the identity drops
+   * every verification others made of this user, so it is opt-in; without it an existing identity is
+   * (re-)published as is.
+   */
+  reset?: boolean;
+  uia?: UiaOptions;
+  signal?: AbortSignal;
+}
+
+/** Which private cross-signing keys the machine holds. */
+export interface CrossSigningStatusSnapshot {
+  hasMaster: boolean;
+  hasSelfSigning: boolean;
+  hasUserSigning: boolean;
+}
+
+/**
+ * Sets up cross-signing (Client-Server API, "Cross-signing"): crypto-wasm makes the keys and the
+ * three requests; they go out in the order it prescribes — the device keys if not yet uploaded,
+ * then the public cross-signing keys (`keys/device_signing/upload`, behind user-interactive auth),
+ * then the signatures over them and this device (`keys/signatures/upload`).
+ *
+ * Servers let the first upload through without UIA when the user has no master key yet (MSC3967);
+ * Synapse also answers 200 at once to a re-upload of identical keys. Replacing keys asks for UIA —
+ * on a server with delegated auth (MAS) as the single stage `m.oauth` whose `params` carry a URL
+ * where the user approves the reset; the callback opens it and resolves once the user is done.
+ */
+export async function bootstrapCrossSigning(options: BootstrapCrossSigningOptions): Promise<void> {
+  const { machine, http, signal } = options;
+  const requests = await machine.bootstrapCrossSigning(options.reset ?? false);
+  try {
+    const uploadKeys = requests.uploadKeysRequest;
+    if (uploadKeys !== undefined && uploadKeys !== null) {
+      await sendOutgoingRequest(machine, http, uploadKeys, signal);
+    }
+
+    const signingKeys = parseJsonObject(requests.uploadSigningKeysRequest.body, "device_signing/upload");
+    await withUserInteractiveAuth(
+      (auth: AuthDict | undefined) =>
+        http.request({
+          method: "POST",
+          path: "/_matrix/client/v3/keys/device_signing/upload",
+          body: auth === undefined ? signingKeys : { ...signingKeys, auth },
+          schema: deviceSigningUploadResponseSchema,
+          // Each attempt may carry a one-shot auth stage; the UIA loop, not the transport, repeats it.
+          retry: "never",
+          signal,
+        }),
+      options.authCallback,
+      options.uia,
+    );
+
+    const signatures = requests.uploadSignaturesRequest;
+    const response = await http.request({
+      method: "POST",
+      path: "/_matrix/client/v3/keys/signatures/upload",
+      body: parseJsonObject(signatures.body, "signatures/upload"),
+      schema: signaturesUploadResponseSchema,
+      retry: "safe",
+      signal,
+    });
+    const failures = response.failures ?? {};
+    if (Object.keys(failures).length > 0) {
+      throw new SdkError("SIGNATURE_UPLOAD_REJECTED", "the server rejected some cross-signing signatures", {
+        details: { failures: summarizeFailures(failures) },
+      });
+    }
+    if (signatures.id !== undefined) {
+      await machine.markRequestAsSent(signatures.id, signatures.type, JSON.stringify(response));
+    }
+  } finally {
+    requests.free();
+  }
+}
+
+/** Which private cross-signing keys this machine holds, as a plain value. */
+export async function getCrossSigningStatus(machine: OlmMachine): Promise<CrossSigningStatusSnapshot> {
+  const status = await machine.crossSigningStatus();
+  try {
+    return {
+      hasMaster: status.hasMaster,
+      hasSelfSigning: status.hasSelfSigning,
+      hasUserSigning: status.hasUserSigning,
+    };
+  } finally {
+    status.free();
+  }
+}
+
+/**
+ * Whether `deviceId` of `userId` carries a valid signature by its owner's self-signing key, as far
+ * as the machine knows from its last key query. `undefined` when the machine does not know the
+ * device (never queried, or not in the owner's list). MSC3814 requires this check before encrypting
+ * to a dehydrated device.
+ */
+export async function isDeviceCrossSignedByOwner(
+  machine: OlmMachine,
+  userId: string,
+  deviceId: string,
+): Promise<boolean | undefined> {
+  const user = toUserId(userId);
+  const device = toDeviceId(deviceId);
+  try {
+    const found = await machine.getDevice(user, device);
+    if (!found) return undefined;
+    try {
+      return found.isCrossSignedByOwner();
+    } finally {
+      found.free();
+    }
+  } finally {
+    user.free();
+    device.free();
+  }
+}
+
+function parseJsonObject(body: string, endpoint: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    // No cause or excerpt: the body holds keys.
+    throw new SdkError(
+      "MALFORMED_OUTGOING_REQUEST",
+      `crypto-wasm produced a ${endpoint} body that is not a JSON object`,
+    );
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** User → key ids that failed, with the server's errcode; the signed objects stay out. */
+function summarizeFailures(failures: Record<string, Record<string, Record<string, unknown>>>) {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [user, byKey] of Object.entries(failures)) {
+    out[user] = Object.fromEntries(Object.entries(byKey).map(([key, err]) => [key, err.errcode]));
+  }
+  return out;
+}

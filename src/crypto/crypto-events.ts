@@ -1,0 +1,20 @@
+import type { OutgoingRequestKind } from "./request-endpoints.js";
+
+/**
+ * Events of the crypto layer. Background failures surface here instead of as rejected promises:
+ * the outgoing-request loop keeps running and retries on its own.
+ */
+export interface CryptoEvents {
+  /** A request from `outgoingRequests()` reached the server and was marked as sent. */
+  requestSent: { requestId: string | undefined; kind: OutgoingRequestKind | "Unknown" };
+  /**
+   * A request failed (transport error, malformed response, or the machine rejecting the response).
+   * The machine keeps the request pending, so the next pass sends it again — except `keys/claim`,
+   * whose retry is a fresh claim the machine decides on itself.
+   */
+  requestFailed: { requestId: string | undefined; kind: OutgoingRequestKind | "Unknown"; error: unknown };
+  /** `outgoingRequests()` itself threw; the loop retries later. */
+  loopFailed: { error: unknown };
+  /** A pass had failures; the loop runs again after `delayMs` on the injected clock. */
+  retryScheduled: { delayMs: number; consecutiveFailures: number };
+}

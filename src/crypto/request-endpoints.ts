@@ -1,0 +1,182 @@
+import {
+  type KeysBackupRequest,
+  type KeysClaimRequest,
+  type KeysQueryRequest,
+  type KeysUploadRequest,
+  type OlmMachine,
+  RequestType,
+  type RoomMessageRequest,
+  type SignatureUploadRequest,
+  type ToDeviceRequest,
+} from "@matrix-org/matrix-sdk-crypto-wasm";
+import type { z } from "zod";
+import { SdkError } from "../errors/sdk-error.js";
+import type { HttpMethod, RetryMode } from "../http/types.js";
+import {
+  keysBackupResponseSchema,
+  keysClaimResponseSchema,
+  keysQueryResponseSchema,
+  keysUploadResponseSchema,
+  roomSendResponseSchema,
+  sendToDeviceResponseSchema,
+  signaturesUploadResponseSchema,
+} from "./response-schemas.js";
+
+/** One element of what `OlmMachine.outgoingRequests()` returns. */
+export type OutgoingRequest = Awaited<ReturnType<OlmMachine["outgoingRequests"]>>[number];
+
+export type OutgoingRequestKind =
+  | "KeysUpload"
+  | "KeysQuery"
+  | "KeysClaim"
+  | "ToDevice"
+  | "SignatureUpload"
+  | "RoomMessage"
+  | "KeysBackup";
+
+/** The HTTP call that carries one outgoing request; a pure description, nothing is sent. */
+export interface OutgoingHttpCall {
+  kind: OutgoingRequestKind;
+  method: HttpMethod;
+  path: string;
+  query?: Record<string, string>;
+  body: unknown;
+  retry: RetryMode;
+  schema: z.ZodType;
+}
+
+const CLIENT_V3 = "/_matrix/client/v3";
+
+const seg = encodeURIComponent;
+
+/**
+ * Maps a crypto-wasm request to its Client-Server API endpoint and decides whether the transport may
+ * repeat it automatically. The retry decisions:
+ *
+ * - `keys/query`: read-only — safe.
+ * - `keys/claim`: NEVER. Each claim removes one-time keys on the server; a replay after a lost
+ *   response burns keys the machine never sees, and the machine decides itself whether to claim anew.
+ * - `keys/upload`: safe. crypto-wasm re-issues the identical body (same unpublished keys, new request
+ *   id) until one is marked as sent, so a retry adds no replay the loop would not make anyway. Synapse
+ *   accepts an identical one-time key again as a no-op and answers 400 only when the same key id comes
+ *   with a different key (`handlers/e2e_keys.py`, `_one_time_keys_match`), which no retry of the same
+ *   body can cause — and a 400 is permanent for the transport anyway.
+ * - `sendToDevice`, `rooms/…/send`: idempotent per access token + txnId (spec: "Transaction
+ *   identifiers") — safe. For to-device the request id *is* the txnId.
+ * - `keys/signatures/upload`: safe. Storing the same signature twice is harmless (Synapse keeps
+ *   duplicate rows and merges them by key id on read).
+ * - `room_keys/keys` PUT: replaces the same sessions with the same data — safe.
+ */
+export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
+  switch (request.type) {
+    case RequestType.KeysUpload:
+      return post(
+        "KeysUpload",
+        "/keys/upload",
+        (request as KeysUploadRequest).body,
+        "safe",
+        keysUploadResponseSchema,
+      );
+    case RequestType.KeysQuery:
+      return post(
+        "KeysQuery",
+        "/keys/query",
+        (request as KeysQueryRequest).body,
+        "safe",
+        keysQueryResponseSchema,
+      );
+    case RequestType.KeysClaim:
+      return post(
+        "KeysClaim",
+        "/keys/claim",
+        (request as KeysClaimRequest).body,
+        "never",
+        keysClaimResponseSchema,
+      );
+    case RequestType.SignatureUpload:
+      return post(
+        "SignatureUpload",
+        "/keys/signatures/upload",
+        (request as SignatureUploadRequest).body,
+        "safe",
+        signaturesUploadResponseSchema,
+      );
+    case RequestType.ToDevice: {
+      const r = request as ToDeviceRequest;
+      return {
+        kind: "ToDevice",
+        method: "PUT",
+        path: `${CLIENT_V3}/sendToDevice/${seg(r.event_type)}/${seg(r.txn_id)}`,
+        body: parseBody(r.body, "ToDevice"),
+        retry: "safe",
+        schema: sendToDeviceResponseSchema,
+      };
+    }
+    case RequestType.RoomMessage: {
+      const r = request as RoomMessageRequest;
+      return {
+        kind: "RoomMessage",
+        method: "PUT",
+        path: `${CLIENT_V3}/rooms/${seg(r.room_id)}/send/${seg(r.event_type)}/${seg(r.txn_id)}`,
+        body: parseBody(r.body, "RoomMessage"),
+        retry: "safe",
+        schema: roomSendResponseSchema,
+      };
+    }
+    case RequestType.KeysBackup: {
+      const r = request as KeysBackupRequest;
+      return {
+        kind: "KeysBackup",
+        method: "PUT",
+        path: `${CLIENT_V3}/room_keys/keys`,
+        query: { version: r.version },
+        body: parseBody(r.body, "KeysBackup"),
+        retry: "safe",
+        schema: keysBackupResponseSchema,
+      };
+    }
+    default:
+      throw new SdkError(
+        "UNKNOWN_OUTGOING_REQUEST",
+        "crypto-wasm produced a request type this SDK does not know",
+        {
+          details: { type: (request as { type: unknown }).type },
+        },
+      );
+  }
+}
+
+/** The request kind's name, for events and logs. */
+export function outgoingRequestKind(request: OutgoingRequest): OutgoingRequestKind | "Unknown" {
+  const name = RequestType[request.type] as string | undefined;
+  return name === undefined ? "Unknown" : (name as OutgoingRequestKind);
+}
+
+function post(
+  kind: OutgoingRequestKind,
+  endpoint: string,
+  body: string,
+  retry: RetryMode,
+  schema: z.ZodType,
+): OutgoingHttpCall {
+  return {
+    kind,
+    method: "POST",
+    path: `${CLIENT_V3}${endpoint}`,
+    body: parseBody(body, kind),
+    retry,
+    schema,
+  };
+}
+
+function parseBody(body: string, kind: OutgoingRequestKind): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    // No `cause`: the parser's message quotes the input, and the body holds keys.
+    throw new SdkError(
+      "MALFORMED_OUTGOING_REQUEST",
+      `crypto-wasm produced a ${kind} request that is not JSON`,
+    );
+  }
+}

@@ -1,0 +1,468 @@
+import { DehydratedDeviceKey, type OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { toDeviceId } from "../crypto/identifiers.js";
+import { TypedEmitter } from "../events/emitter.js";
+import type { MatrixHttp } from "../http/types.js";
+import { type Logger, prefixedLogger, silentLogger } from "../logger.js";
+import { decodeBase64 } from "../secret-storage/base64.js";
+import type { SecretStorage, SecretStorageKey } from "../secret-storage/secret-storage.js";
+import {
+  type DehydratedDeviceLookup,
+  deleteDehydratedDevice,
+  fetchDehydratedDevice,
+  putDehydratedDevice,
+} from "./dehydrated-device-api.js";
+import type { DehydrationEvents } from "./dehydration-events.js";
+import { readDehydrationKeys, sameKey } from "./dehydration-key.js";
+import { collectDeviceFacts, readOwnSelfSigningKey } from "./device-facts.js";
+import {
+  type DehydratedDeviceRejection,
+  deviceRejectedError,
+  validateDehydratedDevice,
+} from "./device-validation.js";
+import { DehydrationError } from "./errors.js";
+import { readDehydrationKeyTexts, writeDehydrationKey } from "./key-secret-storage.js";
+import {
+  DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
+  DEHYDRATION_ALGORITHMS,
+  DEHYDRATION_KEY_LENGTH,
+  DEHYDRATION_KEY_SECRET_NAMES,
+} from "./names.js";
+import { RehydratedDevice } from "./rehydrated-device.js";
+import { assertSelfSigningKey, buildDehydratedDeviceUpload } from "./upload-request.js";
+import type { DehydratedDeviceInfo } from "./wire-schemas.js";
+
+export interface DehydrationManagerOptions {
+  machine: OlmMachine;
+  http: MatrixHttp;
+  /** Where the dehydration key lives (account data of the machine's user). */
+  secretStorage: SecretStorage;
+  /**
+   * Supplies the unlocked secret-storage key when an operation needs it and the call passed none
+   * (e.g. by asking the user for their recovery key). Resolve `undefined` to go without: the key
+   * cached in the crypto store is used then.
+   */
+  getSecretStorageKey?: () => Promise<SecretStorageKey | undefined>;
+  /** `initial_device_display_name` of devices this manager uploads. Default "Dehydrated device". */
+  displayName?: string;
+  logger?: Logger;
+}
+
+export interface DehydrationCallOptions {
+  /** The unlocked secret-storage key; falls back to `getSecretStorageKey`. */
+  secretStorageKey?: SecretStorageKey;
+  signal?: AbortSignal;
+}
+
+/** The server's device as this device judges it. */
+export type DehydratedDeviceStatus =
+  /** No device, or a server without MSC3814. */
+  | { status: "none" }
+  | { status: "valid"; deviceId: string }
+  | {
+      status: "invalid";
+      deviceId: string;
+      reasons: readonly DehydratedDeviceRejection[];
+      /**
+       * This manager uploaded (or accepted) the device under a self-signing key our identity no
+       * longer has: the user reset their identity since. Only knowable for devices seen here.
+       */
+      signedByPreviousIdentity: boolean;
+    };
+
+export type IdentityResetOutcome = "none" | "kept" | "replaced" | "deleted";
+
+/**
+ * A user's dehydrated device (MSC3814), part 1 of its lifecycle: support probe, the key in secret
+ * storage, create and upload, fetch, validate, rehydrate, delete, and the clean-up after an identity
+ * reset. The head of the manager → device (`DehydratedDeviceInfo`) → `RehydratedDevice` chain; the
+ * drain of a device's events (part 2) builds on `rehydrate()`.
+ */
+export class DehydrationManager {
+  readonly events: TypedEmitter<DehydrationEvents>;
+  readonly #machine: OlmMachine;
+  readonly #http: MatrixHttp;
+  readonly #storage: SecretStorage;
+  readonly #getSecretStorageKey: (() => Promise<SecretStorageKey | undefined>) | undefined;
+  readonly #displayName: string;
+  readonly #logger: Logger;
+  #supported: boolean | undefined;
+  /** The device this manager uploaded or accepted, and the self-signing key that vouched for it. */
+  #signedUnder: { deviceId: string; selfSigningKey: string } | undefined;
+
+  constructor(options: DehydrationManagerOptions) {
+    this.#machine = options.machine;
+    this.#http = options.http;
+    this.#storage = options.secretStorage;
+    this.#getSecretStorageKey = options.getSecretStorageKey;
+    this.#displayName = options.displayName ?? DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME;
+    this.#logger = prefixedLogger(options.logger ?? silentLogger, "[dehydration]");
+    this.events = new TypedEmitter<DehydrationEvents>(this.#logger);
+  }
+
+  /**
+   * Whether the server implements MSC3814, probed with `GET /dehydrated_device` (404
+   * `M_UNRECOGNIZED` = no; 200 or 404 `M_NOT_FOUND` = yes). Cached for this client once answered;
+   * a failed probe is not cached.
+   */
+  async isSupported(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    if (this.#supported !== undefined) return this.#supported;
+    return (await this.#lookup(options.signal)).status !== "unsupported";
+  }
+
+  /** The server's current device, unvalidated; `undefined` when there is none. */
+  async fetchDevice(options: { signal?: AbortSignal } = {}): Promise<DehydratedDeviceInfo | undefined> {
+    const lookup = await this.#lookup(options.signal);
+    return lookup.status === "found" ? lookup.device : undefined;
+  }
+
+  /**
+   * Reads the dehydration key from secret storage and caches it in the crypto store. `false` when
+   * neither name holds a key. Throws `invalid_key` for a stored value that is not a 32-byte key.
+   */
+  async loadKey(options: DehydrationCallOptions = {}): Promise<boolean> {
+    const storageKey = await this.#requireSecretStorageKey(options);
+    const key = await this.#resolveKey(storageKey, { create: false, signal: options.signal });
+    key?.fill(0);
+    return key !== undefined;
+  }
+
+  /**
+   * Makes a new random dehydration key, stores it under both secret names and caches it. The
+   * server's current device can no longer be opened with it: call this only before uploading a new
+   * device (and after draining the old one).
+   */
+  async resetKey(options: DehydrationCallOptions = {}): Promise<void> {
+    const storageKey = await this.#requireSecretStorageKey(options);
+    const key = globalThis.crypto.getRandomValues(new Uint8Array(DEHYDRATION_KEY_LENGTH));
+    try {
+      await writeDehydrationKey(this.#storage, key, storageKey);
+      await this.#cache(key, "created");
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  /**
+   * Creates a dehydrated device and uploads it in one PUT, replacing the server's current one.
+   * The key comes from secret storage (created and stored under both names if absent); without a
+   * secret-storage key, the cached key is used. Needs the private self-signing key.
+   */
+  async createAndUpload(
+    options: DehydrationCallOptions & { displayName?: string } = {},
+  ): Promise<{ deviceId: string }> {
+    const { signal } = options;
+    await assertSelfSigningKey(this.#machine);
+    if (!(await this.isSupported({ signal }))) throw unsupported();
+    const storageKey = await this.#secretStorageKey(options);
+    const key =
+      storageKey === undefined
+        ? await this.#cachedKey()
+        : await this.#resolveKey(storageKey, { create: true, signal });
+    if (key === undefined) throw noKey();
+    let deviceId: string;
+    try {
+      const body = await buildDehydratedDeviceUpload(
+        this.#machine,
+        key,
+        options.displayName ?? this.#displayName,
+      );
+      deviceId = await putDehydratedDevice(this.#http, body, signal);
+      if (deviceId !== body.device_id) {
+        throw new DehydrationError(
+          "device_id_mismatch",
+          "The server acknowledged the dehydrated device under another id than the one uploaded",
+          { details: { uploaded: body.device_id, acknowledged: deviceId } },
+        );
+      }
+    } finally {
+      key.fill(0);
+    }
+    this.#supported = true;
+    const selfSigningKey = await readOwnSelfSigningKey(this.#machine);
+    this.#signedUnder = selfSigningKey === undefined ? undefined : { deviceId, selfSigningKey };
+    this.#logger.info(`uploaded dehydrated device ${deviceId}`);
+    this.events.emit("uploaded", { deviceId });
+    return { deviceId };
+  }
+
+  /**
+   * Fetches the server's device and judges it (see `device-validation.ts`) after querying our own
+   * keys through the machine. Emits `validationFailed` for a device it refuses.
+   */
+  async checkDevice(options: { signal?: AbortSignal } = {}): Promise<DehydratedDeviceStatus> {
+    const lookup = await this.#lookup(options.signal);
+    if (lookup.status !== "found") return { status: "none" };
+    return this.#judge(lookup.device, options.signal);
+  }
+
+  /**
+   * Opens the server's device for this login: fetch, validate, find the key, rehydrate.
+   * `undefined` when there is no device. A device that fails validation is refused with
+   * `device_rejected` and left on the server; `wrong_key` when no available key opens it.
+   */
+  async rehydrate(options: DehydrationCallOptions = {}): Promise<RehydratedDevice | undefined> {
+    const { signal } = options;
+    const lookup = await this.#lookup(signal);
+    if (lookup.status !== "found") return undefined;
+    const device = lookup.device;
+    if (!(DEHYDRATION_ALGORITHMS as readonly string[]).includes(device.deviceData.algorithm)) {
+      throw new DehydrationError(
+        "unsupported_device_algorithm",
+        `The dehydrated device uses an algorithm this SDK cannot rehydrate (${device.deviceData.algorithm})`,
+        { details: { deviceId: device.deviceId, algorithm: device.deviceData.algorithm } },
+      );
+    }
+    const status = await this.#judge(device, signal);
+    if (status.status === "invalid") throw deviceRejectedError(device.deviceId, status.reasons);
+
+    const storageKey = await this.#secretStorageKey(options);
+    // Secret storage is the truth; the cached key serves when it is out of reach or empty.
+    const key =
+      (storageKey === undefined
+        ? undefined
+        : await this.#resolveKey(storageKey, { create: false, device, signal })) ?? (await this.#cachedKey());
+    if (key === undefined) throw noKey();
+    try {
+      const opened = await this.#open(key, device);
+      if (opened === undefined) {
+        throw new DehydrationError(
+          "wrong_key",
+          "The dehydration key does not open the server's dehydrated device (it was made with another key)",
+          { details: { deviceId: device.deviceId } },
+        );
+      }
+      this.#logger.info(`rehydrated device ${device.deviceId}`);
+      return opened;
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  /**
+   * Deletes the server's device. Resolves to its id, or `undefined` when there was none. The key
+   * stays (in secret storage and the cache) for the next device.
+   */
+  async delete(options: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+    return this.#delete("requested", options.signal);
+  }
+
+  /**
+   * Call after the user reset their cross-signing identity. The server's device is signed by the
+   * old self-signing key, so every sender withholds room keys from it (MSC3814): it is replaced by
+   * a device signed with the new key (`replace`, default, needs the private self-signing key),
+   * otherwise deleted. A device that already validates under the current identity is kept.
+   */
+  async afterIdentityReset(
+    options: DehydrationCallOptions & { replace?: boolean } = {},
+  ): Promise<IdentityResetOutcome> {
+    const status = await this.checkDevice(options);
+    if (status.status === "none") return "none";
+    if (status.status === "valid") return "kept";
+    if ((options.replace ?? true) && (await this.#hasSelfSigningKey())) {
+      await this.createAndUpload(options);
+      return "replaced";
+    }
+    await this.#delete("identity-reset", options.signal);
+    return "deleted";
+  }
+
+  /**
+   * Whether our identity changed since this manager uploaded or accepted the server's device (its
+   * self-signing key is no longer ours). Cheap: no network. `false` when this manager has seen no
+   * device; then `checkDevice()` tells whether the device validates at all.
+   */
+  async identityChangedSinceUpload(): Promise<boolean> {
+    const seen = this.#signedUnder;
+    if (seen === undefined) return false;
+    const current = await readOwnSelfSigningKey(this.#machine);
+    return current !== seen.selfSigningKey;
+  }
+
+  async #lookup(signal: AbortSignal | undefined): Promise<DehydratedDeviceLookup> {
+    const lookup = await fetchDehydratedDevice(this.#http, signal);
+    this.#supported = lookup.status !== "unsupported";
+    return lookup;
+  }
+
+  async #judge(
+    device: DehydratedDeviceInfo,
+    signal: AbortSignal | undefined,
+  ): Promise<DehydratedDeviceStatus> {
+    const facts = await collectDeviceFacts(this.#machine, this.#http, device.deviceId, signal);
+    const verdict = validateDehydratedDevice(facts);
+    const seen = this.#signedUnder;
+    if (verdict.ok) {
+      if (facts.selfSigningKey !== undefined) {
+        this.#signedUnder = { deviceId: device.deviceId, selfSigningKey: facts.selfSigningKey };
+      }
+      return { status: "valid", deviceId: device.deviceId };
+    }
+    const signedByPreviousIdentity =
+      seen !== undefined && seen.deviceId === device.deviceId && seen.selfSigningKey !== facts.selfSigningKey;
+    this.#logger.warn(
+      `refusing dehydrated device ${device.deviceId}: ${verdict.reasons.join(", ")}` +
+        (signedByPreviousIdentity
+          ? " (signed by our previous identity)"
+          : "; the server may be injecting a device"),
+    );
+    this.events.emit("validationFailed", { deviceId: device.deviceId, reasons: verdict.reasons });
+    return {
+      status: "invalid",
+      deviceId: device.deviceId,
+      reasons: verdict.reasons,
+      signedByPreviousIdentity,
+    };
+  }
+
+  async #delete(reason: "requested" | "identity-reset", signal: AbortSignal | undefined) {
+    const deviceId = await deleteDehydratedDevice(this.#http, signal);
+    if (deviceId === undefined) return undefined;
+    if (this.#signedUnder?.deviceId === deviceId) this.#signedUnder = undefined;
+    this.#logger.info(`deleted dehydrated device ${deviceId}`);
+    this.events.emit("deleted", { deviceId, reason });
+    return deviceId;
+  }
+
+  /**
+   * The key to use, from secret storage, cached in the crypto store. When the two names disagree,
+   * the key that opens the server's current device wins; without a device to decide, the unstable
+   * name's (Element writes only that one). The winner is then written under both names — unless
+   * neither key opens an existing device and nothing is about to be uploaded, when rewriting would
+   * only guess. With `create`, a missing key is made and stored.
+   */
+  async #resolveKey(
+    storageKey: SecretStorageKey,
+    purpose: { create: boolean; device?: DehydratedDeviceInfo; signal?: AbortSignal | undefined },
+  ): Promise<Uint8Array | undefined> {
+    const reading = readDehydrationKeys(await readDehydrationKeyTexts(this.#storage, storageKey));
+    for (const { name, error } of reading.invalid) {
+      this.#logger.warn(`ignoring "${name}": ${error.message}`);
+    }
+    const [first, second] = reading.candidates;
+    if (first === undefined) {
+      if (!purpose.create) return undefined;
+      const key = globalThis.crypto.getRandomValues(new Uint8Array(DEHYDRATION_KEY_LENGTH));
+      await writeDehydrationKey(this.#storage, key, storageKey);
+      await this.#cache(key, "created");
+      return key;
+    }
+
+    let chosen = first;
+    let settled = second === undefined || purpose.create;
+    if (second !== undefined) {
+      const device =
+        purpose.device ??
+        (await this.#lookup(purpose.signal).then((l) => (l.status === "found" ? l.device : undefined)));
+      for (const candidate of reading.candidates) {
+        const opened = device === undefined ? undefined : await this.#open(candidate.key, device);
+        if (opened !== undefined) {
+          opened.free();
+          chosen = candidate;
+          settled = true;
+          break;
+        }
+      }
+      this.#logger.warn(
+        `the dehydration key differs between "${first.names.join(", ")}" and "${second.names.join(", ")}"; ` +
+          `using the one in "${chosen.names.join(", ")}"`,
+      );
+    }
+    for (const other of reading.candidates) if (other !== chosen) other.key.fill(0);
+
+    const stale = Object.values(DEHYDRATION_KEY_SECRET_NAMES).filter((n) => !chosen.names.includes(n));
+    if (settled && stale.length > 0) await writeDehydrationKey(this.#storage, chosen.key, storageKey, stale);
+    await this.#cache(chosen.key, "secret-storage");
+    return chosen.key;
+  }
+
+  /** Stores the key in the crypto store unless it is there already; notices a changed key. */
+  async #cache(key: Uint8Array, source: "secret-storage" | "created"): Promise<void> {
+    const cached = await this.#cachedKey();
+    const same = cached !== undefined && sameKey(cached, key);
+    cached?.fill(0);
+    if (same) return;
+    const devices = this.#machine.dehydratedDevices();
+    const wasmKey = DehydratedDeviceKey.createKeyFromArray(key);
+    try {
+      await devices.saveDehydratedDeviceKey(wasmKey);
+    } finally {
+      wasmKey.free();
+      devices.free();
+    }
+    if (cached !== undefined && source === "secret-storage") {
+      this.#logger.info("the dehydration key in secret storage changed (another client replaced it)");
+      this.events.emit("keyChanged", { source });
+    }
+    this.events.emit("keyCached", { source });
+  }
+
+  async #cachedKey(): Promise<Uint8Array | undefined> {
+    const devices = this.#machine.dehydratedDevices();
+    try {
+      const cached = await devices.getDehydratedDeviceKey();
+      if (cached === undefined) return undefined;
+      const bytes = decodeBase64(cached.toBase64());
+      cached.free();
+      return bytes;
+    } finally {
+      devices.free();
+    }
+  }
+
+  /** The device opened with `key`, or `undefined` when the key does not decrypt it. */
+  async #open(key: Uint8Array, device: DehydratedDeviceInfo): Promise<RehydratedDevice | undefined> {
+    const devices = this.#machine.dehydratedDevices();
+    const wasmKey = DehydratedDeviceKey.createKeyFromArray(key);
+    try {
+      const inner = await devices.rehydrate(
+        wasmKey,
+        toDeviceId(device.deviceId),
+        JSON.stringify(device.deviceData),
+      );
+      return new RehydratedDevice(device.deviceId, inner);
+    } catch (error) {
+      // crypto-wasm says `aead::Error` for a wrong key; the message holds no key material.
+      this.#logger.debug(
+        `key does not open ${device.deviceId}: ${error instanceof Error ? error.message : error}`,
+      );
+      return undefined;
+    } finally {
+      wasmKey.free();
+      devices.free();
+    }
+  }
+
+  async #secretStorageKey(options: DehydrationCallOptions): Promise<SecretStorageKey | undefined> {
+    return options.secretStorageKey ?? (await this.#getSecretStorageKey?.());
+  }
+
+  async #requireSecretStorageKey(options: DehydrationCallOptions): Promise<SecretStorageKey> {
+    const key = await this.#secretStorageKey(options);
+    if (key === undefined) {
+      throw new DehydrationError(
+        "no_secret_storage_key",
+        "This needs the secret-storage key (e.g. from the recovery key), and none was given",
+      );
+    }
+    return key;
+  }
+
+  async #hasSelfSigningKey(): Promise<boolean> {
+    const status = await this.#machine.crossSigningStatus();
+    const has = status.hasSelfSigning;
+    status.free();
+    return has;
+  }
+}
+
+function unsupported(): DehydrationError {
+  return new DehydrationError("unsupported", "The homeserver does not support dehydrated devices (MSC3814)");
+}
+
+function noKey(): DehydrationError {
+  return new DehydrationError(
+    "no_key",
+    "No dehydration key: none is cached here, and none could be read from secret storage " +
+      "(pass the secret-storage key, or store a key first)",
+  );
+}

@@ -1,0 +1,93 @@
+import { type OlmMachine, OwnUserIdentity } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { toDeviceId, toUserId } from "../crypto/identifiers.js";
+import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
+import type { MatrixHttp } from "../http/types.js";
+import type { DehydratedDeviceFacts } from "./device-validation.js";
+
+/** The facts, plus which self-signing key our identity has now (to notice an identity reset). */
+export interface CollectedDeviceFacts extends DehydratedDeviceFacts {
+  /** Public key of our identity's current self-signing key; `undefined` without an identity. */
+  selfSigningKey: string | undefined;
+}
+
+/**
+ * Queries our own keys through the machine — so the device list, our identity and every signature
+ * are the machine's own, checked by crypto-wasm — then reads what it knows about `deviceId`.
+ */
+export async function collectDeviceFacts(
+  machine: OlmMachine,
+  http: MatrixHttp,
+  deviceId: string,
+  signal?: AbortSignal,
+): Promise<CollectedDeviceFacts> {
+  const userId = machine.userId.toString();
+  // A fresh query, not the machine's cache: the device may have been uploaded moments ago.
+  await sendOutgoingRequest(machine, http, machine.queryKeysForUsers([toUserId(userId)]), signal);
+
+  const identity = await machine.getIdentity(toUserId(userId));
+  let ownIdentityTrusted = false;
+  let selfSigningKey: string | undefined;
+  try {
+    if (identity instanceof OwnUserIdentity) {
+      const status = await machine.crossSigningStatus();
+      // crypto-wasm keeps private keys only while they match the public identity, so holding the
+      // master key means the identity the server reports is the one this device set up or restored.
+      const holdsPrivateKeys = status.hasMaster && status.hasSelfSigning;
+      status.free();
+      ownIdentityTrusted = identity.isVerified() || holdsPrivateKeys;
+      selfSigningKey = publicKeyOf(identity.selfSigningKey);
+    }
+  } finally {
+    identity?.free();
+  }
+
+  const device = await machine.getDevice(toUserId(userId), toDeviceId(deviceId), 0);
+  if (device === undefined) {
+    return {
+      deviceId,
+      listed: false,
+      flaggedDehydrated: false,
+      curve25519Key: undefined,
+      crossSignedByOwner: false,
+      ownIdentityTrusted,
+      selfSigningKey,
+    };
+  }
+  try {
+    const curve = device.curve25519Key;
+    const curve25519Key = curve?.toBase64();
+    curve?.free();
+    return {
+      deviceId,
+      listed: true,
+      flaggedDehydrated: device.isDehydrated,
+      curve25519Key,
+      crossSignedByOwner: device.isCrossSignedByOwner(),
+      ownIdentityTrusted,
+      selfSigningKey,
+    };
+  } finally {
+    device.free();
+  }
+}
+
+/** Our identity's current self-signing public key as the machine knows it; no network. */
+export async function readOwnSelfSigningKey(machine: OlmMachine): Promise<string | undefined> {
+  const identity = await machine.getIdentity(toUserId(machine.userId.toString()));
+  try {
+    return identity instanceof OwnUserIdentity ? publicKeyOf(identity.selfSigningKey) : undefined;
+  } finally {
+    identity?.free();
+  }
+}
+
+/** The single key of a cross-signing key object (JSON from crypto-wasm). */
+function publicKeyOf(json: string): string | undefined {
+  try {
+    const parsed = JSON.parse(json) as { keys?: Record<string, unknown> };
+    const value = Object.values(parsed.keys ?? {})[0];
+    return typeof value === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

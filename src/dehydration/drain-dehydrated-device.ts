@@ -1,0 +1,240 @@
+import { TypedEmitter } from "../events/emitter.js";
+import type { MatrixHttp } from "../http/types.js";
+import { type Logger, prefixedLogger, silentLogger } from "../logger.js";
+import type { SecretStorageKey } from "../secret-storage/secret-storage.js";
+import type { StateStore } from "../state/state-store.js";
+import { type Clock, systemClock } from "../time/clock.js";
+import { type DrainCheckpoint, DrainCheckpointStore } from "./checkpoint-store.js";
+import { type DrainPageSource, type DrainRunResult, runDrain } from "./drain.js";
+import { isDrainError } from "./drain-errors.js";
+import type { DrainEvents } from "./drain-events.js";
+import { HttpDrainPageSource } from "./drain-page-source.js";
+import type { PaginationLimits } from "./pagination.js";
+
+/** The rehydrated device as the drain needs it (part 1's `RehydratedDevice` fits). */
+export interface DrainableDevice {
+  readonly deviceId: string;
+  /** Imports one batch of to-device events; resolves with the room keys it stored. */
+  receiveEvents(events: readonly unknown[]): Promise<readonly unknown[]>;
+  free(): void;
+}
+
+/** What the drain needs of the dehydration manager (part 1's `DehydrationManager` fits). */
+export interface DrainRehydrator {
+  fetchDevice(options?: { signal?: AbortSignal }): Promise<{ deviceId: string } | undefined>;
+  /** Fetches, validates and opens the server's device; `undefined` when there is none. */
+  rehydrate(options?: {
+    secretStorageKey?: SecretStorageKey;
+    signal?: AbortSignal;
+  }): Promise<DrainableDevice | undefined>;
+}
+
+export interface DehydratedDeviceDrainerOptions {
+  rehydrator: DrainRehydrator;
+  http: MatrixHttp;
+  /** The logged-in user: checkpoints are kept per user. */
+  userId: string;
+  stateStore: StateStore;
+  /**
+   * How durable the crypto store holding the room keys is: `"durable"` for an IndexedDB store in a
+   * browser or Electron renderer, `"memory"` for an in-memory machine (and `fake-indexeddb`).
+   * Checkpoints are never kept more durably than this (see `checkpoint-store.ts`).
+   */
+  cryptoStoreDurability: "memory" | "durable";
+  clock?: Clock | undefined;
+  logger?: Logger | undefined;
+  limits?: Partial<PaginationLimits> | undefined;
+  /** Events per call into crypto-wasm (default 25). */
+  sliceSize?: number | undefined;
+  /** Page size to aim for with the GET variant, in bytes (default ~1 MB). */
+  targetPageBytes?: number | undefined;
+  /** Default true; false fetches and decrypts strictly in turn (for comparisons only). */
+  pipelined?: boolean | undefined;
+  yieldToEventLoop?: (() => Promise<void>) | undefined;
+  /** Replaces the HTTP page source (benchmarks, tests of the drain alone). */
+  pageSource?: DrainPageSource | undefined;
+}
+
+export interface DrainCallOptions {
+  /** The unlocked secret-storage key, to read the dehydration key (else the manager's fallback). */
+  secretStorageKey?: SecretStorageKey | undefined;
+  /** Ignore any checkpoint and start from the first page (re-importing is harmless). */
+  restart?: boolean | undefined;
+  /** Overrides the drainer's limits for this call. */
+  limits?: Partial<PaginationLimits> | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export type DrainOutcome = { outcome: "no_device" } | DrainRunResult;
+
+/**
+ * Drains the server's dehydrated device into this login's crypto store (MSC3814, "Rehydrating a
+ * device"): fetch, validate and open the device (part 1), then every page of its to-device events
+ * through the pipelined, sliced, checkpointed engine in `drain.ts`.
+ *
+ * A checkpoint for a device that is no longer the server's is dropped; one for the current device
+ * is resumed from. Every failure leaves the device on the server and the checkpoint after the last
+ * stored page, and is reported both as the rejection and as an `error` event.
+ */
+export class DehydratedDeviceDrainer {
+  readonly events: TypedEmitter<DrainEvents>;
+  readonly checkpoints: DrainCheckpointStore;
+  readonly #options: DehydratedDeviceDrainerOptions;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #source: Promise<DrainPageSource> | undefined;
+  #running: Promise<DrainOutcome> | undefined;
+
+  constructor(options: DehydratedDeviceDrainerOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = prefixedLogger(options.logger ?? silentLogger, "[dehydration drain]");
+    this.events = new TypedEmitter<DrainEvents>(this.#logger);
+    this.checkpoints = new DrainCheckpointStore({
+      stateStore: options.stateStore,
+      userId: options.userId,
+      cryptoStoreDurability: options.cryptoStoreDurability,
+    });
+  }
+
+  /**
+   * Drains the server's current device. A call while a drain runs joins it (its options are
+   * ignored). Resolves to `{outcome: "no_device"}`, a completed or a truncated result.
+   */
+  drain(options: DrainCallOptions = {}): Promise<DrainOutcome> {
+    if (this.#running === undefined) {
+      const running = this.#drain(options).finally(() => {
+        if (this.#running === running) this.#running = undefined;
+      });
+      this.#running = running;
+    }
+    return this.#running;
+  }
+
+  async #drain(options: DrainCallOptions): Promise<DrainOutcome> {
+    const { signal } = options;
+    let deviceId: string | undefined;
+    try {
+      const found = await this.#options.rehydrator.fetchDevice({ signal });
+      if (found === undefined) {
+        await this.checkpoints.clear();
+        return { outcome: "no_device" };
+      }
+      deviceId = found.deviceId;
+      const checkpoint = await this.#checkpointFor(deviceId, options.restart ?? false);
+      this.events.emit("found", { deviceId, resumeFrom: checkpoint?.cursor });
+
+      const device = await this.#options.rehydrator.rehydrate({
+        ...(options.secretStorageKey === undefined ? {} : { secretStorageKey: options.secretStorageKey }),
+        ...(signal === undefined ? {} : { signal }),
+      });
+      if (device === undefined) {
+        await this.checkpoints.clear();
+        return { outcome: "no_device" };
+      }
+      try {
+        // The device may have been replaced between the two lookups: the opened one is the truth.
+        const resumeFrom = device.deviceId === deviceId ? checkpoint : undefined;
+        deviceId = device.deviceId;
+        this.events.emit("rehydrated", { deviceId });
+        return await this.#run(device, resumeFrom, options);
+      } finally {
+        device.free();
+      }
+    } catch (error) {
+      if (isDrainError(error) && error.code === "device_gone") await this.checkpoints.clear().catch(() => {});
+      this.#logger.warn(`drain failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.events.emit("error", { deviceId, error });
+      throw error;
+    }
+  }
+
+  async #run(
+    device: DrainableDevice,
+    resumeFrom: DrainCheckpoint | undefined,
+    options: DrainCallOptions,
+  ): Promise<DrainRunResult> {
+    const deviceId = device.deviceId;
+    const result = await runDrain({
+      deviceId,
+      source: await this.#pageSource(),
+      sink: { receive: async (events) => (await device.receiveEvents(events)).length },
+      clock: this.#clock,
+      resumeFrom,
+      onPageStored: async (report) => {
+        await this.checkpoints.save({
+          deviceId,
+          cursor: report.cursor,
+          complete: report.next === "end",
+          ...report.totals,
+          savedAtMs: this.#clock.now(),
+        });
+        this.events.emit("page", report);
+      },
+      limits: { ...this.#options.limits, ...options.limits },
+      sliceSize: this.#options.sliceSize,
+      targetPageBytes: this.#options.targetPageBytes,
+      pipelined: this.#options.pipelined,
+      yieldToEventLoop: this.#options.yieldToEventLoop,
+      signal: options.signal,
+    });
+    if (result.outcome === "completed") {
+      this.#logger.info(
+        `drained ${deviceId}: ${result.run.events} events, ${result.run.roomKeys} room keys in ${result.durationMs} ms`,
+      );
+      this.events.emit("completed", {
+        deviceId,
+        endReason: result.endReason,
+        totals: result.totals,
+        run: result.run,
+        durationMs: result.durationMs,
+        longestSliceMs: result.longestSliceMs,
+        resumedFrom: result.resumedFrom,
+      });
+    } else {
+      this.#logger.warn(`drain of ${deviceId} truncated (${result.reason}); the device is kept`);
+      this.events.emit("truncated", {
+        deviceId,
+        reason: result.reason,
+        totals: result.totals,
+        cursor: result.cursor,
+      });
+    }
+    return result;
+  }
+
+  /** The checkpoint to resume from; one for another device (or when restarting) is dropped. */
+  async #checkpointFor(deviceId: string, restart: boolean): Promise<DrainCheckpoint | undefined> {
+    const checkpoint = await this.checkpoints.load();
+    if (checkpoint === undefined) return undefined;
+    if (!restart && checkpoint.deviceId === deviceId) return checkpoint;
+    if (checkpoint.deviceId !== deviceId) {
+      this.#logger.info(
+        `dropping the checkpoint of ${checkpoint.deviceId}: the server's device is ${deviceId}`,
+      );
+    }
+    await this.checkpoints.clear();
+    return undefined;
+  }
+
+  /** One HTTP source per drainer, so the variant learnt on the first page serves every later one. */
+  #pageSource(): Promise<DrainPageSource> {
+    if (this.#options.pageSource !== undefined) return Promise.resolve(this.#options.pageSource);
+    this.#source ??= this.checkpoints
+      .loadVariant()
+      // Not knowing the variant only costs one negotiation.
+      .catch(() => undefined)
+      .then(
+        (variant) =>
+          new HttpDrainPageSource(this.#options.http, {
+            variant,
+            onVariantLearned: (learned) => {
+              this.checkpoints.saveVariant(learned).catch((error: unknown) => {
+                this.#logger.warn("could not remember the events variant", error);
+              });
+            },
+          }),
+      );
+    return this.#source;
+  }
+}

@@ -1,0 +1,98 @@
+import { z } from "zod";
+import { isMatrixApiError } from "../errors/matrix-api-error.js";
+import { isNetworkError } from "../errors/network-error.js";
+import { isTimeoutError } from "../errors/timeout-error.js";
+import { encodePathSegment } from "../http/path.js";
+import type { MatrixHttp } from "../http/types.js";
+import type { DrainPage, DrainPageRequest, DrainPageSource } from "./drain.js";
+import { DEHYDRATED_DEVICE_PATH } from "./names.js";
+import { type EventsVariant, fallbackVariant, initialEventsVariant, planPageRequest } from "./pagination.js";
+
+/**
+ * A page of `…/dehydrated_device/{device_id}/events`, checked only as deep as needed here: the
+ * events themselves are validated in slices by the drain, so a 1 MB page is never walked in one
+ * task. `next_batch: null` reads as absent (a server serialising an empty option).
+ */
+const eventsPageSchema = z.looseObject({
+  events: z.array(z.unknown()),
+  next_batch: z.string().nullable().optional(),
+});
+
+export interface HttpDrainPageSourceOptions {
+  /** The variant this server is known to speak (remembered from an earlier session). */
+  variant?: EventsVariant | undefined;
+  /** Told when the server turned out to speak another variant than the one remembered. */
+  onVariantLearned?: ((variant: EventsVariant) => void) | undefined;
+}
+
+/**
+ * Fetches pages over the SDK's transport and negotiates the wire variant once per server: the GET
+ * form first (MSC3814 as it stands), the POST form after a 405 or a 404 `M_UNRECOGNIZED`. What
+ * answered is remembered for every later page and drain. Pages are sent with `retry: "safe"`:
+ * fetching never deletes messages, so repeating a request after a lost response is harmless, and
+ * the transport's backoff on the injected clock handles 5xx, 429 and dropped connections.
+ */
+export class HttpDrainPageSource implements DrainPageSource {
+  readonly #http: MatrixHttp;
+  readonly #onVariantLearned: ((variant: EventsVariant) => void) | undefined;
+  #variant: EventsVariant | undefined;
+
+  constructor(http: MatrixHttp, options: HttpDrainPageSourceOptions = {}) {
+    this.#http = http;
+    this.#variant = options.variant;
+    this.#onVariantLearned = options.onVariantLearned;
+  }
+
+  /** The variant that last answered, or `undefined` before the first page. */
+  get variant(): EventsVariant | undefined {
+    return this.#variant;
+  }
+
+  async fetchPage(request: DrainPageRequest): Promise<DrainPage> {
+    // The id is unpadded base64 (contains `/` and `+`): one encoded path segment.
+    const path = `${DEHYDRATED_DEVICE_PATH}/${encodePathSegment(request.deviceId)}/events`;
+    let variant = this.#variant ?? initialEventsVariant;
+    // While the variant is unknown, the first GET is a probe sent once: the transport counts a 405
+    // without a Matrix body (axum, tuwunel) as a proxy's transient error and would repeat it with
+    // backoff before we could fall back. Any other failure of the probe is sent again normally.
+    let probing = this.#variant === undefined;
+    for (;;) {
+      const plan = planPageRequest({ variant, cursor: request.cursor, limit: request.limit });
+      try {
+        const body = await this.#http.request({
+          method: plan.method,
+          path,
+          query: plan.query,
+          body: plan.body,
+          schema: eventsPageSchema,
+          retry: probing ? "never" : "safe",
+          signal: request.signal,
+        });
+        if (this.#variant !== variant) {
+          this.#variant = variant;
+          this.#onVariantLearned?.(variant);
+        }
+        return { events: body.events, nextBatch: body.next_batch ?? undefined, variant };
+      } catch (error) {
+        const next = isMatrixApiError(error) ? fallbackVariant(variant, error) : undefined;
+        if (next !== undefined) {
+          // The last variant left: sent with the transport's retries.
+          variant = next;
+          probing = false;
+          continue;
+        }
+        if (probing && isWorthRepeating(error) && !request.signal.aborted) {
+          probing = false;
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+}
+
+/** What the transport would have repeated had the probe been sent with `retry: "safe"`. */
+function isWorthRepeating(error: unknown): boolean {
+  if (isMatrixApiError(error)) return error.kind !== "permanent";
+  return isNetworkError(error) || isTimeoutError(error);
+}

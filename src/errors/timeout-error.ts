@@ -1,0 +1,22 @@
+import { SdkError } from "./sdk-error.js";
+
+/** One attempt took longer than its per-attempt timeout (measured on the injected Clock). */
+export class TimeoutError extends SdkError {
+  override name = "TimeoutError";
+  readonly method: string;
+  readonly path: string;
+  readonly timeoutMs: number;
+
+  constructor(method: string, path: string, timeoutMs: number) {
+    super("TIMEOUT", `${method} ${path} timed out after ${timeoutMs} ms`, {
+      details: { method, path, timeoutMs },
+    });
+    this.method = method;
+    this.path = path;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export function isTimeoutError(value: unknown): value is TimeoutError {
+  return value instanceof Error && value.name === "TimeoutError";
+}

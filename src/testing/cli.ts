@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+import process from "node:process";
+import { CLI_USAGE, parseCliArgs } from "./cli-args.js";
+import { startMockServer } from "./node-server.js";
+
+/**
+ * `npm run mock-server -- --port 8008 …`: serves the mock homeserver until SIGINT/SIGTERM. The
+ * first stdout line is the base URL, printed once the socket listens, so scripts can wait for it.
+ */
+async function main(): Promise<number> {
+  const parsed = parseCliArgs(process.argv.slice(2));
+  if (parsed.ok === "help") {
+    process.stdout.write(`${CLI_USAGE}\n`);
+    return 0;
+  }
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error}\n${CLI_USAGE}\n`);
+    return 2;
+  }
+  const { port, host, serverName, profile, seed } = parsed.options;
+  const running = await startMockServer({
+    port,
+    host,
+    serverName,
+    profile,
+    ...(seed !== undefined ? { seed } : {}),
+  });
+  process.stdout.write(`${running.url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await running.close();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mock-server: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

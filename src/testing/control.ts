@@ -1,0 +1,166 @@
+import { type InjectDehydratedDeviceOptions, injectDehydratedDevice } from "./dehydration-control.js";
+import type { FaultInjector, FaultSettings, ScriptedFailure, ScriptedFailureSpec } from "./faults.js";
+import type { MockHomeserver } from "./mock-homeserver.js";
+import type { RequestLog, RequestLogEntry } from "./request-log.js";
+import { expireAccessToken as expireToken } from "./session-tokens.js";
+import type {
+  DehydratedDeviceRecord,
+  DehydratedEventsFault,
+  DehydratedEventsFaultSpec,
+} from "./state/dehydrated-device-store.js";
+import { loginNewDevice } from "./state/device-lifecycle.js";
+import type { TokenLifetimes } from "./state/session-token-store.js";
+import type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
+import { type ToDeviceInbox, type ToDeviceInboxOptions, toDeviceInbox } from "./to-device-control.js";
+import { localpartProblem } from "./user-ids.js";
+
+/**
+ * The in-process control API; `routes/control.ts` serves the same calls over HTTP under `/_mock/`.
+ * Later features add their controls as methods here plus a route each.
+ */
+export class MockControl {
+  readonly server: MockHomeserver;
+  readonly #faults: FaultInjector;
+  readonly #log: RequestLog;
+
+  constructor(server: MockHomeserver, faults: FaultInjector, log: RequestLog) {
+    this.server = server;
+    this.#faults = faults;
+    this.#log = log;
+  }
+
+  faults(): FaultSettings {
+    return this.#faults.settings();
+  }
+
+  /** Changes some fault settings; throws `RangeError` for out-of-range values. */
+  setFaults(changes: Partial<FaultSettings>): FaultSettings {
+    return this.#faults.configure(changes);
+  }
+
+  /** The next matching request(s) fail as described. Throws `RangeError` for a bad spec. */
+  scriptFailure(spec: ScriptedFailureSpec): ScriptedFailure {
+    return this.#faults.script(spec);
+  }
+
+  scriptedFailures(): ScriptedFailure[] {
+    return this.#faults.scripted();
+  }
+
+  clearScriptedFailures(): void {
+    this.#faults.clearScripted();
+  }
+
+  requestLog(): RequestLogEntry[] {
+    return this.#log.entries();
+  }
+
+  clearRequestLog(): void {
+    this.#log.clear();
+  }
+
+  /**
+   * MSC3814: makes a device the user's dehydrated device with no checks at all (any id, keys and
+   * `device_data`), replacing the previous one — for hostile-server tests. Throws `RangeError`
+   * for an unknown user.
+   */
+  injectDehydratedDevice(userId: string, options: InjectDehydratedDeviceOptions): DehydratedDeviceRecord {
+    return injectDehydratedDevice(this.server.state, userId, options);
+  }
+
+  /** The user's dehydrated device as the server has it, or `undefined`. */
+  dehydratedDevice(userId: string): DehydratedDeviceRecord | undefined {
+    return this.server.state.dehydratedDevices.get(userId);
+  }
+
+  /**
+   * Makes `…/dehydrated_device/{id}/events` misbehave (repeat its cursor forever, or never end),
+   * replacing any previous such fault. Throws `RangeError` for a bad spec.
+   */
+  setDehydratedEventsFault(spec: DehydratedEventsFaultSpec): DehydratedEventsFault {
+    return this.server.state.dehydratedDevices.setEventsFault(spec);
+  }
+
+  dehydratedEventsFault(): DehydratedEventsFault | undefined {
+    return this.server.state.dehydratedDevices.eventsFault();
+  }
+
+  clearDehydratedEventsFault(): void {
+    this.server.state.dehydratedDevices.clearEventsFault();
+  }
+
+  /**
+   * Expires simplified sliding sync connections (MSC4186) of a user — narrowed to one device and/or
+   * `conn_id` when given — as a server does after 7 idle days: the next request with one of their
+   * `pos` values gets 400 `M_UNKNOWN_POS`. Returns how many connections were expired.
+   */
+  expireSlidingSyncConnections(match: SlidingConnectionMatch): number {
+    return this.server.state.slidingSync.expire(match);
+  }
+
+  /** The live simplified sliding sync connections, of one user when `userId` is given. */
+  slidingSyncConnections(userId?: string): SlidingConnectionInfo[] {
+    return this.server.state.slidingSync.connections(userId);
+  }
+
+  /**
+   * Makes the server refuse `accessToken` with 401 `M_UNKNOWN_TOKEN` and `soft_logout`
+   * (spec "Soft logout"). `softLogout` defaults to true, as Synapse answers every expired token;
+   * `false` plays a revoked token, refused even by `/logout`. The session's refresh token, if
+   * any, keeps working. Throws `RangeError` for an unknown token.
+   */
+  expireAccessToken(accessToken: string, options: { softLogout?: boolean } = {}): void {
+    expireToken(this.server.state, accessToken, options.softLogout ?? true);
+  }
+
+  /** Lifetimes of refreshable sessions (spec "Refreshing access tokens"); both `null` by default. */
+  tokenLifetimes(): TokenLifetimes {
+    return this.server.state.sessionTokens.lifetimes();
+  }
+
+  /**
+   * Sets how long access tokens issued with a refresh token, and refresh tokens, live (on the
+   * server's clock), for tokens issued from now on. Throws `RangeError` for a value that is not a
+   * positive integer or `null`.
+   */
+  setTokenLifetimes(changes: Partial<TokenLifetimes>): TokenLifetimes {
+    return this.server.state.sessionTokens.setLifetimes(changes);
+  }
+
+  /**
+   * What waits in a device's to-device inbox, read without acknowledging anything. `nextBatch`
+   * continues the read and also works as sliding sync's `to_device.since`. Throws `RangeError`
+   * for an unknown device or a bad `since`/`limit`.
+   */
+  toDeviceInbox(userId: string, deviceId: string, options: ToDeviceInboxOptions = {}): ToDeviceInbox {
+    return toDeviceInbox(this.server.state, userId, deviceId, options);
+  }
+
+  /** No latency or faults, seed restarted, nothing scripted, empty log. Accounts and keys stay. */
+  reset(): void {
+    this.#faults.reset();
+    this.#log.clear();
+    this.server.state.dehydratedDevices.clearEventsFault();
+  }
+
+  /**
+   * Creates a user with one logged-in device, skipping registration's UIA — a shortcut for test
+   * setup. Returns undefined when the user id is taken.
+   */
+  createUser(
+    localpart: string,
+    options: { password?: string; deviceId?: string; displayName?: string } = {},
+  ): { userId: string; deviceId: string; accessToken: string } | undefined {
+    const state = this.server.state;
+    const problem = localpartProblem(localpart.toLowerCase(), state.serverName);
+    if (problem) throw new RangeError(problem);
+    const userId = `@${localpart.toLowerCase()}:${state.serverName}`;
+    if (state.accounts.userExists(userId)) return undefined;
+    state.accounts.createAccount(userId, options.password ?? "password");
+    const device = loginNewDevice(state, userId, {
+      ...(options.deviceId !== undefined ? { deviceId: options.deviceId } : {}),
+      displayName: options.displayName ?? null,
+    });
+    return { userId, ...device };
+  }
+}

@@ -1,0 +1,62 @@
+import { defaultProfileName, isProfileName, type Profile, type ProfileName } from "./profiles.js";
+
+/**
+ * Where real servers differ on the key and to-device endpoints (element-hq/synapse v1.157.1,
+ * matrix-construct/tuwunel 1.9; `msc` = the Client-Server spec read literally). These are profile
+ * flags: when `Profile` carries a field of the same name (an override), it wins over the value
+ * listed here for the profile's name.
+ */
+export interface E2eeFlags {
+  /**
+   * `one_time_key_counts` always holds `signed_curve25519` (0 when none are left). Synapse seeds it
+   * (`count_e2e_one_time_keys`), and so does tuwunel since clients that read an omitted count as
+   * "unknown" never replenish; the spec only lists algorithms the server holds keys for.
+   */
+  seedSignedCurve25519Count: boolean;
+  /**
+   * Error code when `device_keys.user_id` / `device_id` are not the caller's: Synapse `M_BAD_JSON`
+   * (`KeyUploadServlet`), tuwunel `M_UNKNOWN` (`upload_keys.rs`).
+   */
+  deviceKeysMismatchErrcode: "M_BAD_JSON" | "M_UNKNOWN";
+  /**
+   * A one-time key id that already holds a different key: Synapse refuses the upload with 400
+   * ("One time key ... already exists"); tuwunel silently keeps the stored key.
+   */
+  oneTimeKeyConflict: "reject" | "keep-existing";
+}
+
+export const e2eeFlagsByProfile: Readonly<Record<ProfileName, Readonly<E2eeFlags>>> = {
+  "synapse-1.157": {
+    seedSignedCurve25519Count: true,
+    deviceKeysMismatchErrcode: "M_BAD_JSON",
+    oneTimeKeyConflict: "reject",
+  },
+  "synapse-1.156": {
+    seedSignedCurve25519Count: true,
+    deviceKeysMismatchErrcode: "M_BAD_JSON",
+    oneTimeKeyConflict: "reject",
+  },
+  tuwunel: {
+    seedSignedCurve25519Count: true,
+    deviceKeysMismatchErrcode: "M_UNKNOWN",
+    oneTimeKeyConflict: "keep-existing",
+  },
+  msc: {
+    seedSignedCurve25519Count: false,
+    deviceKeysMismatchErrcode: "M_BAD_JSON",
+    oneTimeKeyConflict: "reject",
+  },
+};
+
+const FLAG_NAMES = ["seedSignedCurve25519Count", "deviceKeysMismatchErrcode", "oneTimeKeyConflict"] as const;
+
+/** The e2ee flags in force for `profile`: its name's defaults, with any field it carries winning. */
+export function e2eeFlags(profile: Profile): E2eeFlags {
+  const base = e2eeFlagsByProfile[isProfileName(profile.name) ? profile.name : defaultProfileName];
+  const carried = profile as Partial<Record<(typeof FLAG_NAMES)[number], unknown>>;
+  const flags: E2eeFlags = { ...base };
+  for (const name of FLAG_NAMES) {
+    if (carried[name] !== undefined) Object.assign(flags, { [name]: carried[name] });
+  }
+  return flags;
+}

@@ -1,0 +1,256 @@
+import { z } from "zod";
+import { e2eeFlags } from "../e2ee-flags.js";
+import type { Profile } from "../profiles.js";
+import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
+import type { JsonObject } from "../state/key-store.js";
+import type { ServerState } from "../state/server-state.js";
+import { jsonObjectBody, parseBody } from "../validation.js";
+import { crossSigningRoutes } from "./cross-signing.js";
+import { optionalIntegerParam, requireUserId, serverNameOf, unreachableServerFailure } from "./matrix-ids.js";
+
+/**
+ * `keys/upload`, `keys/query`, `keys/claim` and `keys/changes` (Client-Server spec, "End-to-end
+ * encryption" → "Key management API"), with Synapse's validation and answers; the cross-signing
+ * endpoints live in `cross-signing.ts` and are part of `keysRoutes`.
+ */
+
+type Ctx = RouteContext<ServerState, Profile>;
+
+const signaturesSchema = z.record(z.string(), z.record(z.string(), z.string()));
+
+/** Synapse's `KeyUploadRequestBody` (synapse/rest/client/keys.py). Unknown fields are kept. */
+const keyObjectSchema = z.looseObject({
+  key: z.string(),
+  fallback: z.boolean().nullable().optional(),
+  signatures: signaturesSchema,
+});
+const oneTimeKeysSchema = z.record(z.string(), z.union([z.string(), keyObjectSchema]));
+const uploadSchema = z.looseObject({
+  device_keys: z
+    .looseObject({
+      algorithms: z.array(z.string()),
+      device_id: z.string(),
+      keys: z.record(z.string(), z.string()),
+      signatures: signaturesSchema,
+      user_id: z.string(),
+    })
+    .optional(),
+  one_time_keys: oneTimeKeysSchema.nullable().optional(),
+  fallback_keys: oneTimeKeysSchema.nullable().optional(),
+});
+
+const claimSchema = z.looseObject({
+  one_time_keys: z.record(z.string(), z.record(z.string(), z.string())).optional(),
+});
+
+function upload(ctx: Ctx): MockResponse {
+  const caller = ctx.caller();
+  const body = parseBody(ctx, uploadSchema);
+  const flags = e2eeFlags(ctx.profile);
+  // Synapse checks key ids in the model validators, before anything is stored.
+  requireKeyIds(body.one_time_keys, "one_time_keys");
+  requireKeyIds(body.fallback_keys, "fallback_keys");
+  const { keys } = ctx.state;
+
+  if (body.device_keys) {
+    if (body.device_keys.user_id !== caller.userId) {
+      throw new MatrixError(
+        400,
+        flags.deviceKeysMismatchErrcode,
+        "Provided `user_id` in `device_keys` does not match that of the authenticated user",
+      );
+    }
+    if (body.device_keys.device_id !== caller.deviceId) {
+      throw new MatrixError(
+        400,
+        flags.deviceKeysMismatchErrcode,
+        "Provided `device_id` in `device_keys` does not match that of the authenticated user device",
+      );
+    }
+  }
+
+  // One-time keys go first so a refused batch leaves every kind of key untouched.
+  if (body.one_time_keys && Object.keys(body.one_time_keys).length > 0) {
+    const result = keys.addOneTimeKeys(
+      caller.userId,
+      caller.deviceId,
+      body.one_time_keys,
+      flags.oneTimeKeyConflict,
+    );
+    if (!result.ok) {
+      // Synapse's message quotes both keys; the mock names only the id (no key material in errors).
+      throw new MatrixError(400, "M_UNKNOWN", `One time key ${result.conflictingKeyId} already exists.`);
+    }
+  }
+  if (body.device_keys) keys.setDeviceKeys(caller.userId, caller.deviceId, body.device_keys);
+  if (body.fallback_keys && Object.keys(body.fallback_keys).length > 0) {
+    keys.setFallbackKeys(caller.userId, caller.deviceId, body.fallback_keys);
+  }
+  return {
+    status: 200,
+    body: { one_time_key_counts: oneTimeKeyCounts(ctx, caller.userId, caller.deviceId) },
+  };
+}
+
+/** Counts as `keys/upload` (and later `/sync`) report them under the profile. */
+export function oneTimeKeyCounts(
+  ctx: Pick<Ctx, "state" | "profile">,
+  userId: string,
+  deviceId: string,
+): Record<string, number> {
+  const counts = ctx.state.keys.oneTimeKeyCounts(userId, deviceId);
+  return e2eeFlags(ctx.profile).seedSignedCurve25519Count ? { signed_curve25519: 0, ...counts } : counts;
+}
+
+function requireKeyIds(keys: Record<string, unknown> | null | undefined, field: string): void {
+  for (const id of Object.keys(keys ?? {})) {
+    if (id.split(":").length !== 2) {
+      throw new MatrixError(
+        400,
+        "M_BAD_JSON",
+        `Invalid ${field} key ${JSON.stringify(id)}. Expected "<algorithm>:<device_id>".`,
+      );
+    }
+  }
+}
+
+function query(ctx: Ctx): MockResponse {
+  const caller = ctx.caller();
+  optionalIntegerParam(ctx.query, "timeout");
+  const body = jsonObjectBody(ctx);
+  // Synapse's own checks in `KeyQueryServlet`: both are M_BAD_JSON, a missing field included.
+  const wanted = body.device_keys;
+  if (typeof wanted !== "object" || wanted === null || Array.isArray(wanted)) {
+    throw new MatrixError(400, "M_BAD_JSON", "'device_keys' must be a JSON object");
+  }
+  const wantedByUser = wanted as Record<string, unknown>;
+  for (const devices of Object.values(wantedByUser)) {
+    if (!Array.isArray(devices) || devices.some((d) => typeof d !== "string")) {
+      throw new MatrixError(400, "M_BAD_JSON", "'device_keys' values must be a list of strings");
+    }
+  }
+
+  const { state } = ctx;
+  const deviceKeys: Record<string, Record<string, JsonObject>> = {};
+  const failures: Record<string, unknown> = {};
+  const masterKeys: Record<string, JsonObject> = {};
+  const selfSigningKeys: Record<string, JsonObject> = {};
+  const userSigningKeys: Record<string, JsonObject> = {};
+
+  for (const [userId, devices] of Object.entries(wantedByUser) as [string, string[]][]) {
+    const server = serverNameOf(userId);
+    if (server === undefined) continue;
+    if (server !== state.serverName) {
+      failures[server] = { ...unreachableServerFailure };
+      continue;
+    }
+    deviceKeys[userId] = localDeviceKeys(state, userId, devices);
+    const master = state.keys.crossSigningKey(userId, "master", caller.userId);
+    if (master) masterKeys[userId] = master;
+    const selfSigning = state.keys.crossSigningKey(userId, "self_signing", caller.userId);
+    if (selfSigning) selfSigningKeys[userId] = selfSigning;
+    // Users see other users' master and self-signing keys, but only their own user-signing key.
+    if (userId === caller.userId) {
+      const userSigning = state.keys.crossSigningKey(userId, "user_signing", caller.userId);
+      if (userSigning) userSigningKeys[userId] = userSigning;
+    }
+  }
+  return {
+    status: 200,
+    body: {
+      device_keys: deviceKeys,
+      failures,
+      master_keys: masterKeys,
+      self_signing_keys: selfSigningKeys,
+      user_signing_keys: userSigningKeys,
+    },
+  };
+}
+
+/**
+ * A local user's device keys: all devices for `[]`, else those asked for that exist. As Synapse,
+ * `unsigned` is rebuilt by the server (only the device's display name goes there).
+ */
+function localDeviceKeys(state: ServerState, userId: string, wanted: string[]): Record<string, JsonObject> {
+  const ids = wanted.length > 0 ? wanted : state.keys.deviceIdsWithKeys(userId);
+  const result: Record<string, JsonObject> = {};
+  for (const deviceId of ids) {
+    const device = state.accounts.device(userId, deviceId);
+    const keys = device ? state.keys.deviceKeys(userId, deviceId) : undefined;
+    if (!device || !keys) continue;
+    keys.unsigned = device.displayName !== null ? { device_display_name: device.displayName } : {};
+    result[deviceId] = keys;
+  }
+  return result;
+}
+
+function claim(ctx: Ctx): MockResponse {
+  ctx.caller();
+  optionalIntegerParam(ctx.query, "timeout");
+  const body = parseBody(ctx, claimSchema);
+  const { state } = ctx;
+  const oneTimeKeys: Record<string, Record<string, Record<string, unknown>>> = {};
+  const failures: Record<string, unknown> = {};
+  const wanted = Object.entries(body.one_time_keys ?? {});
+  // Synapse parses every user id before claiming anything, so a bad id burns no key.
+  for (const [userId] of wanted) requireUserId(userId);
+  for (const [userId, devices] of wanted) {
+    const server = requireUserId(userId);
+    if (server !== state.serverName) {
+      failures[server] = { ...unreachableServerFailure };
+      continue;
+    }
+    for (const [deviceId, algorithm] of Object.entries(devices)) {
+      const claimed = state.keys.claimKey(userId, deviceId, algorithm);
+      if (!claimed) continue;
+      oneTimeKeys[userId] ??= {};
+      oneTimeKeys[userId][deviceId] = { [claimed.keyId]: claimed.key };
+    }
+  }
+  return { status: 200, body: { one_time_keys: oneTimeKeys, failures } };
+}
+
+/**
+ * `GET keys/changes?from=&to=`: users whose device lists changed after `from`. Like Synapse, `to`
+ * is required by the spec but ignored (changes up to now are returned). A token is the device-list
+ * stream position (`state.keys.position`) as a decimal string; `/sync` tokens (mock part 2) must
+ * carry it. Only users the caller shares a room with are reported — with no rooms yet, that is the
+ * caller alone, which is what Synapse answers a user who shares no room with anyone. `left` needs
+ * rooms too and is empty until then.
+ */
+function changes(ctx: Ctx): MockResponse {
+  const caller = ctx.caller();
+  const from = ctx.query.get("from");
+  if (from === null) throw new MatrixError(400, "M_MISSING_PARAM", "Missing string query parameter 'from'");
+  const position = parseDeviceListToken(from);
+  if (position === undefined) throw new MatrixError(400, "M_UNKNOWN", "Invalid stream token");
+  const changed = ctx.state.keys
+    .changedUsersSince(caller.userId, position)
+    .filter((userId) => userId === caller.userId);
+  return { status: 200, body: { changed, left: [] } };
+}
+
+/** The device-list stream position in a `keys/changes` token, or `undefined` if it is not one. */
+export function parseDeviceListToken(token: string): number | undefined {
+  if (!/^\d{1,15}$/.test(token)) return undefined;
+  return Number(token);
+}
+
+function route(method: Route["method"], path: string, handler: (ctx: Ctx) => MockResponse) {
+  // Synapse serves these under r0 and v3 (`client_patterns` defaults).
+  return (["r0", "v3"] as const).map(
+    (version): Route<ServerState, Profile> => ({
+      method,
+      pattern: `/_matrix/client/${version}/${path}`,
+      handler,
+    }),
+  );
+}
+
+export const keysRoutes: Route<ServerState, Profile>[] = [
+  ...route("POST", "keys/upload", upload),
+  ...route("POST", "keys/query", query),
+  ...route("POST", "keys/claim", claim),
+  ...route("GET", "keys/changes", changes),
+  ...crossSigningRoutes,
+];

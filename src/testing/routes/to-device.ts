@@ -1,0 +1,80 @@
+import { z } from "zod";
+import type { Profile } from "../profiles.js";
+import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
+import { canonicalJson } from "../state/canonical-json.js";
+import type { ServerState } from "../state/server-state.js";
+import { parseBody } from "../validation.js";
+import { serverNameOf } from "./matrix-ids.js";
+
+/**
+ * `PUT /sendToDevice/{eventType}/{txnId}` (Client-Server spec, "Send-to-Device messaging"), as
+ * Synapse's `SendToDeviceRestServlet` and `add_messages_to_device_inbox` behave:
+ * - idempotent per sending device and request path (event type + txnId; MSC3970): a repeat is
+ *   answered 200 and delivers nothing; a send that failed is not remembered;
+ * - `"*"` as the only device id means every device of the user; next to other ids it is just an
+ *   unknown device id;
+ * - messages for devices that do not exist, and for malformed user ids, are dropped silently;
+ * - one message over 64 KiB of canonical JSON fails the whole request with 413 `M_TOO_LARGE`;
+ * - users on other servers are dropped too: the mock has no federation.
+ */
+
+type Ctx = RouteContext<ServerState, Profile>;
+
+/** Synapse `MAX_TO_DEVICE_CONTENT_SIZE` (= `SOFT_MAX_EDU_SIZE`). */
+export const MAX_TO_DEVICE_CONTENT_BYTES = 65_536;
+
+const sendSchema = z.looseObject({
+  messages: z.record(z.string(), z.record(z.string(), z.record(z.string(), z.unknown()))),
+});
+
+const utf8 = new TextEncoder();
+
+function sendToDevice(ctx: Ctx): MockResponse {
+  const caller = ctx.caller();
+  const { state } = ctx;
+  const eventType = ctx.params.eventType ?? "";
+  const transactionKey = `${eventType}\u0000${ctx.params.txnId ?? ""}`;
+  if (state.toDevice.hasTransaction(caller.userId, caller.deviceId, transactionKey)) {
+    return { status: 200, body: {} };
+  }
+  const { messages } = parseBody(ctx, sendSchema);
+
+  const deliveries: [userId: string, deviceId: string, content: Record<string, unknown>][] = [];
+  for (const [userId, byDevice] of Object.entries(messages)) {
+    const server = serverNameOf(userId);
+    if (server === undefined) continue;
+    for (const [deviceId, content] of Object.entries(byDevice)) {
+      const size = utf8.encode(canonicalJson(content)).length;
+      if (size > MAX_TO_DEVICE_CONTENT_BYTES) {
+        throw new MatrixError(
+          413,
+          "M_TOO_LARGE",
+          `To-device message for ${userId}:${deviceId} is too large to send (${size} > ${MAX_TO_DEVICE_CONTENT_BYTES})`,
+        );
+      }
+    }
+    if (server !== state.serverName) continue;
+    const deviceIds = Object.keys(byDevice);
+    if (deviceIds.length === 1 && deviceIds[0] === "*") {
+      for (const deviceId of state.accounts.deviceIds(userId))
+        deliveries.push([userId, deviceId, byDevice["*"]!]);
+      continue;
+    }
+    for (const deviceId of deviceIds) {
+      if (state.accounts.hasDevice(userId, deviceId))
+        deliveries.push([userId, deviceId, byDevice[deviceId]!]);
+    }
+  }
+
+  for (const [userId, deviceId, content] of deliveries) {
+    state.toDevice.enqueue(userId, deviceId, { type: eventType, sender: caller.userId, content });
+  }
+  state.toDevice.recordTransaction(caller.userId, caller.deviceId, transactionKey);
+  return { status: 200, body: {} };
+}
+
+export const toDeviceRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).map((version) => ({
+  method: "PUT",
+  pattern: `/_matrix/client/${version}/sendToDevice/{eventType}/{txnId}`,
+  handler: sendToDevice,
+}));

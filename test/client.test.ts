@@ -1,0 +1,212 @@
+import { DeviceId, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createE2eeClient, type E2eeClient, type E2eeClientEvents } from "../src/client.js";
+import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
+import { createMockHomeserver, ManualClock, type MockHomeserver } from "../src/testing/index.js";
+
+/**
+ * The facade's own wiring, against the mock homeserver in-process (its `fetch`, no socket): option
+ * checks, event forwarding, closing. The flows over a real socket are in test/integration/.
+ */
+
+beforeAll(() => loadCryptoWasm());
+
+function newServer(clock?: ManualClock): MockHomeserver {
+  return createMockHomeserver(clock ? { clock } : {});
+}
+
+async function clientFor(server: MockHomeserver, localpart: string, extra: { olmMachine?: OlmMachine } = {}) {
+  const account = server.control.createUser(localpart, { password: "pw" })!;
+  const client = await createE2eeClient({
+    baseUrl: server.baseUrl,
+    fetch: server.fetch,
+    ...account,
+    ...extra,
+  });
+  return { client, account };
+}
+
+describe("createE2eeClient", () => {
+  it("refuses both an OlmMachine and a crypto store", async () => {
+    const machine = await OlmMachine.initialize(new UserId("@a:localhost"), new DeviceId("A"));
+    await expect(
+      createE2eeClient({
+        baseUrl: "http://localhost",
+        userId: "@a:localhost",
+        deviceId: "A",
+        accessToken: "token",
+        olmMachine: machine,
+        cryptoStore: { name: "store", passphrase: "pass" },
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    machine.close();
+  });
+
+  it("refuses a missing access token without echoing anything", async () => {
+    await expect(
+      createE2eeClient({
+        baseUrl: "http://localhost",
+        userId: "@a:localhost",
+        deviceId: "A",
+        accessToken: "",
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_OPTIONS", message: "an access token is required" });
+  });
+
+  it("refuses an OlmMachine of another device", async () => {
+    const machine = await OlmMachine.initialize(new UserId("@a:localhost"), new DeviceId("OTHER"));
+    await expect(
+      createE2eeClient({
+        baseUrl: "http://localhost",
+        userId: "@a:localhost",
+        deviceId: "A",
+        accessToken: "token",
+        olmMachine: machine,
+      }),
+    ).rejects.toMatchObject({ code: "OLM_MACHINE_MISMATCH" });
+    machine.close();
+  });
+
+  it("wires the machine to the account: processing outgoing requests publishes its keys", async () => {
+    const server = newServer();
+    const { client } = await clientFor(server, "kim");
+    const sent: E2eeClientEvents["requestSent"][] = [];
+    client.events.on("requestSent", (e) => sent.push(e));
+
+    await client.processOutgoingRequests();
+
+    expect(sent.map((e) => e.kind)).toEqual(expect.arrayContaining(["KeysUpload", "KeysQuery"]));
+    expect(server.state.keys.oneTimeKeyCounts(client.userId, client.deviceId)).toEqual({
+      signed_curve25519: 50,
+    });
+    expect(client.stateStore.durability).toBe("memory");
+    await client.close();
+  });
+
+  it("forwards the transport's retries and the loop's failures as its own events", async () => {
+    const server = newServer();
+    const clock = new ManualClock();
+    const account = server.control.createUser("lena", { password: "pw" })!;
+    const client = await createE2eeClient({
+      baseUrl: server.baseUrl,
+      fetch: server.fetch,
+      clock,
+      random: () => 0,
+      retry: { maxAttempts: 2 },
+      ...account,
+    });
+    const seen: string[] = [];
+    for (const name of ["requestRetried", "requestFailed", "retryScheduled"] as const) {
+      client.events.on(name, () => seen.push(name));
+    }
+    server.control.scriptFailure({ path: "/_matrix/client/v3/keys/upload", status: 502, times: 2 });
+
+    const retried = new Promise((resolve) => client.events.once("requestRetried", resolve));
+    const done = client.processOutgoingRequests();
+    await retried;
+    await clock.advance(0);
+    await done;
+
+    expect(seen).toEqual(["requestRetried", "requestFailed", "retryScheduled"]);
+    await client.close();
+  });
+
+  it("reports restoring on an account without a cross-signing identity as a typed error", async () => {
+    const server = newServer();
+    const { client } = await clientFor(server, "mia");
+    const created = await client.secretStorage.createKey();
+
+    await expect(client.restoreFromRecoveryKey(created.recoveryKey)).rejects.toMatchObject({
+      code: "CROSS_SIGNING_IDENTITY_UNKNOWN",
+    });
+    await client.close();
+  });
+
+  it("reports an identity whose keys were never put in secret storage as nothing restored", async () => {
+    const server = newServer();
+    const { client } = await clientFor(server, "nora");
+    await client.bootstrapCrossSigning();
+    const created = await client.secretStorage.createKey();
+
+    const result = await client.restoreFromRecoveryKey(created.recoveryKey);
+    expect(result.restored).toEqual([]);
+    // Bootstrapping signed the device already; nothing needed uploading.
+    expect(result.deviceCrossSigned).toBe(true);
+    await client.close();
+  });
+
+  it("makes a new secret-storage key the default only after the private keys are stored under it", async () => {
+    const server = newServer();
+    const { client } = await clientFor(server, "olga");
+    server.control.scriptFailure({
+      method: "PUT",
+      path: "/_matrix/client/v3/user/{userId}/account_data/m.cross_signing.self_signing",
+      status: 400,
+      errcode: "M_BAD_JSON",
+    });
+
+    await expect(client.bootstrapCrossSigning({ createSecretStorageKey: true })).rejects.toMatchObject({
+      status: 400,
+    });
+    expect(await client.secretStorage.getDefaultKeyId()).toBeUndefined();
+
+    // Calling again re-publishes the same identity and stores its keys under a fresh default key.
+    const again = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    expect(await client.secretStorage.getDefaultKeyId()).toBe(again.secretStorageKey!.keyId);
+    expect(again.storedInSecretStorage.sort()).toEqual(["master", "selfSigning", "userSigning"]);
+    const unlocked = await client.secretStorage.unlockWithRecoveryKey(again.recoveryKey!);
+    expect(await client.secretStorage.get("m.cross_signing.self_signing", unlocked)).toMatch(
+      /^[A-Za-z0-9+/]{43}$/,
+    );
+    await client.close();
+  });
+
+  it("refuses both a secret-storage key and a request to create one", async () => {
+    const server = newServer();
+    const { client } = await clientFor(server, "omar");
+    const created = await client.secretStorage.createKey();
+    await expect(
+      client.bootstrapCrossSigning({
+        secretStorageKey: { keyId: created.keyId, key: created.key },
+        createSecretStorageKey: true,
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    await client.close();
+  });
+});
+
+describe("closing the client", () => {
+  it("cancels account-data requests in flight and refuses new flows", async () => {
+    const clock = new ManualClock();
+    const server = newServer(clock);
+    const { client } = await clientFor(server, "pia");
+    server.control.setFaults({ latencyMs: 10_000 });
+
+    const pending = client.secretStorage.getDefaultKeyId().catch((e: unknown) => e);
+    await client.close();
+
+    expect(await pending).toMatchObject({ name: "AbortError" });
+    await expect(client.bootstrapCrossSigning()).rejects.toMatchObject({ code: "CLIENT_CLOSED" });
+    await expect(client.restoreFromRecoveryKey("x")).rejects.toMatchObject({ code: "CLIENT_CLOSED" });
+    expect(client.outgoingRequests.stopped).toBe(true);
+    // Closing twice is harmless.
+    await client.close();
+  });
+
+  it("leaves an OlmMachine the app passed in open for the app", async () => {
+    const server = newServer();
+    const account = server.control.createUser("quinn", { password: "pw" })!;
+    const machine = await OlmMachine.initialize(new UserId(account.userId), new DeviceId(account.deviceId));
+    const client: E2eeClient = await createE2eeClient({
+      baseUrl: server.baseUrl,
+      fetch: server.fetch,
+      olmMachine: machine,
+      ...account,
+    });
+    expect(client.machine).toBe(machine);
+
+    await client.close();
+    expect((await machine.outgoingRequests()).length).toBeGreaterThan(0);
+    machine.close();
+  });
+});

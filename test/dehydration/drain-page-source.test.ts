@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { HttpDrainPageSource } from "../../src/dehydration/drain-page-source.js";
+import type { EventsVariant } from "../../src/dehydration/pagination.js";
+import { apiError, FakeMatrixHttp } from "../crypto/support/fake-matrix-http.js";
+
+const deviceId = "Ab/c+d=";
+const eventsPath = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device/Ab%2Fc%2Bd%3D/events";
+const anyEvents = /\/dehydrated_device\/[^/]+\/events$/;
+const page = { events: [{ type: "m.room.encrypted", sender: "@a:x", content: {} }], next_batch: "d7" };
+
+function request(cursor: string | undefined, limit = 500) {
+  return { deviceId, cursor, limit, signal: new AbortController().signal };
+}
+
+describe("HttpDrainPageSource", () => {
+  it("probes with GET ?from=&limit= first, on the URL-encoded device id, then repeats pages safely", async () => {
+    const http = new FakeMatrixHttp().on("GET", anyEvents, () => page);
+    const source = new HttpDrainPageSource(http);
+    const result = await source.fetchPage(request("d3", 480));
+    expect(result).toEqual({ events: page.events, nextBatch: "d7", variant: "get" });
+    expect(source.variant).toBe("get");
+    await source.fetchPage(request("d7", 480));
+    expect(http.calls.map((c) => [c.method, c.path, c.query, c.retry])).toEqual([
+      // The probe goes once: a bare 405 must not be retried as a proxy's transient error.
+      ["GET", eventsPath, { from: "d3", limit: "480" }, "never"],
+      ["GET", eventsPath, { from: "d7", limit: "480" }, "safe"],
+    ]);
+  });
+
+  it("sends a probe that failed transiently again, with the transport's retries", async () => {
+    let calls = 0;
+    const http = new FakeMatrixHttp().on("GET", anyEvents, (call) => {
+      if (++calls === 1) throw apiError("GET", call.path, 503, { errcode: "M_UNKNOWN" });
+      return page;
+    });
+    const source = new HttpDrainPageSource(http);
+    expect(await source.fetchPage(request(undefined))).toMatchObject({ variant: "get" });
+    expect(http.calls.map((c) => [c.method, c.retry])).toEqual([
+      ["GET", "never"],
+      ["GET", "safe"],
+    ]);
+  });
+
+  const fallbacks: [string, number, Record<string, unknown>][] = [
+    ["Synapse's 405 M_UNRECOGNIZED", 405, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" }],
+    ["a bare 405", 405, {}],
+    ["404 M_UNRECOGNIZED", 404, { errcode: "M_UNRECOGNIZED" }],
+  ];
+  for (const [what, status, body] of fallbacks) {
+    it(`falls back to POST {next_batch} on ${what} and remembers it for later pages`, async () => {
+      const learned: EventsVariant[] = [];
+      const http = new FakeMatrixHttp()
+        .on("GET", anyEvents, (call) => {
+          throw apiError("GET", call.path, status, body);
+        })
+        .on("POST", anyEvents, () => page);
+      const source = new HttpDrainPageSource(http, { onVariantLearned: (v) => learned.push(v) });
+      expect(await source.fetchPage(request("d3"))).toMatchObject({ nextBatch: "d7", variant: "post" });
+      await source.fetchPage(request("d7"));
+      expect(http.calls.map((c) => [c.method, c.body])).toEqual([
+        ["GET", undefined],
+        ["POST", { next_batch: "d3" }],
+        ["POST", { next_batch: "d7" }],
+      ]);
+      expect(http.calls.map((c) => c.retry)).toEqual(["never", "safe", "safe"]);
+      expect(http.calls[1]!.query).toEqual({});
+      expect(learned).toEqual(["post"]);
+    });
+  }
+
+  it("starts with the variant remembered from an earlier session", async () => {
+    const http = new FakeMatrixHttp().on("POST", anyEvents, () => ({ events: [] }));
+    const source = new HttpDrainPageSource(http, { variant: "post" });
+    expect(await source.fetchPage(request(undefined))).toEqual({
+      events: [],
+      nextBatch: undefined,
+      variant: "post",
+    });
+    expect(http.calls.map((c) => [c.method, c.body, c.retry])).toEqual([["POST", {}, "safe"]]);
+  });
+
+  it("passes on a 403 (not our device) without trying the other variant", async () => {
+    const http = new FakeMatrixHttp().on("GET", anyEvents, (call) => {
+      throw apiError("GET", call.path, 403, { errcode: "M_FORBIDDEN" });
+    });
+    await expect(new HttpDrainPageSource(http).fetchPage(request(undefined))).rejects.toMatchObject({
+      status: 403,
+    });
+    expect(http.calls).toHaveLength(1);
+  });
+
+  it("passes on the POST variant's failure when the feature is off everywhere", async () => {
+    const http = new FakeMatrixHttp();
+    await expect(new HttpDrainPageSource(http).fetchPage(request(undefined))).rejects.toMatchObject({
+      status: 404,
+      errcode: "M_UNRECOGNIZED",
+    });
+    expect(http.calls.map((c) => c.method)).toEqual(["GET", "POST"]);
+  });
+
+  it("reads next_batch: null as the end and refuses a page without an events array", async () => {
+    const http = new FakeMatrixHttp().on("GET", anyEvents, (call) =>
+      call.query?.from === "bad" ? { next_batch: "d1" } : { events: [], next_batch: null },
+    );
+    const source = new HttpDrainPageSource(http);
+    expect(await source.fetchPage(request("d1"))).toMatchObject({ nextBatch: undefined });
+    await expect(source.fetchPage(request("bad"))).rejects.toMatchObject({ name: "MalformedResponseError" });
+  });
+});

@@ -1,0 +1,224 @@
+import {
+  DecryptionSettings,
+  EncryptionSettings,
+  RoomId,
+  TrustRequirement,
+  UserId,
+} from "@matrix-org/matrix-sdk-crypto-wasm";
+import { z } from "zod";
+import { type CreateE2eeClientOptions, createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
+import { sendOutgoingRequest } from "../../../src/crypto/send-outgoing-request.js";
+import {
+  DehydratedDeviceDrainer,
+  type DehydratedDeviceDrainerOptions,
+} from "../../../src/dehydration/drain-dehydrated-device.js";
+import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/names.js";
+import { createMatrixHttp, type FetchLike } from "../../../src/http/matrix-http.js";
+import type { SecretStorageKey } from "../../../src/secret-storage/secret-storage.js";
+import type { RequestLogEntry, RunningMockServer } from "../../../src/testing/index.js";
+
+/**
+ * Shared setup of the drain tests (issue #6): Alice with cross-signing, secret storage and a
+ * dehydrated device; Bob, a real sender, sharing room keys with her while she is offline; new
+ * logins of Alice that restore from the recovery key, drain, and decrypt.
+ */
+
+export const PASSWORD = "correct horse battery staple";
+const dummyAuth = async () => ({ type: "m.login.dummy" });
+const loginResponse = z.looseObject({ user_id: z.string(), device_id: z.string(), access_token: z.string() });
+
+export interface Session {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+}
+
+export interface Alice {
+  userId: string;
+  recoveryKey: string;
+  secretStorageKey: SecretStorageKey;
+  dehydratedDeviceId: string;
+  /** Her first device, closed once the dehydrated device is up: from then on she is offline. */
+  firstDevice: Session;
+}
+
+export interface RoomMessage {
+  roomId: string;
+  body: string;
+  /** The encrypted room event as the room timeline would hold it. */
+  event: Record<string, unknown>;
+}
+
+export async function openClient(
+  server: RunningMockServer,
+  session: Session,
+  options: Partial<CreateE2eeClientOptions> = {},
+): Promise<E2eeClient> {
+  return createE2eeClient({
+    baseUrl: server.url,
+    userId: session.userId,
+    deviceId: session.deviceId,
+    accessToken: session.accessToken,
+    uiaCallback: dummyAuth,
+    ...options,
+  });
+}
+
+/** A fresh login over `POST /login`, as a new browser would make. */
+export async function passwordLogin(server: RunningMockServer, userId: string): Promise<Session> {
+  const http = createMatrixHttp({ baseUrl: server.url });
+  const session = await http.request({
+    method: "POST",
+    path: "/_matrix/client/v3/login",
+    body: { type: "m.login.password", identifier: { type: "m.id.user", user: userId }, password: PASSWORD },
+    schema: loginResponse,
+    unauthenticated: true,
+  });
+  return { userId: session.user_id, deviceId: session.device_id, accessToken: session.access_token };
+}
+
+/** Alice sets up cross-signing and secret storage, uploads a dehydrated device, and goes offline. */
+export async function aliceWithDehydratedDevice(server: RunningMockServer, localpart = "alice"): Promise<Alice> {
+  const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
+  if (!created) throw new Error(`${localpart} exists`);
+  const client = await openClient(server, created);
+  try {
+    const boot = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: boot.secretStorageKey! });
+    return {
+      userId: created.userId,
+      recoveryKey: boot.recoveryKey!,
+      secretStorageKey: boot.secretStorageKey!,
+      dehydratedDeviceId: deviceId,
+      firstDevice: created,
+    };
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Bob, a real sender with his own crypto-wasm machine, shares a Megolm session with Alice in each
+ * of `rooms` rooms and sends one message there. Alice is offline, so the room keys wait in her
+ * dehydrated device's inbox. Returns the encrypted messages.
+ */
+export async function bobSharesRoomKeys(
+  server: RunningMockServer,
+  aliceId: string,
+  rooms: number,
+  localpart = "bob",
+): Promise<RoomMessage[]> {
+  const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
+  if (!created) throw new Error(`${localpart} exists`);
+  const bob = await openClient(server, created);
+  try {
+    await bob.machine.updateTrackedUsers([new UserId(aliceId)]);
+    await bob.processOutgoingRequests();
+    await claimMissingSessions(bob.machine, bob.http, [aliceId]);
+    const messages: RoomMessage[] = [];
+    for (let i = 0; i < rooms; i++) {
+      const roomId = `!room${i}:${server.homeserver.state.serverName}`;
+      const room = new RoomId(roomId);
+      const shares = await bob.machine.shareRoomKey(room, [new UserId(aliceId)], new EncryptionSettings());
+      for (const request of shares) await sendOutgoingRequest(bob.machine, bob.http, request);
+      const body = `message ${i} for Alice's eyes only`;
+      const content = JSON.parse(
+        await bob.machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ msgtype: "m.text", body })),
+      );
+      messages.push({
+        roomId,
+        body,
+        event: {
+          type: "m.room.encrypted",
+          content,
+          sender: created.userId,
+          event_id: `$message${i}`,
+          origin_server_ts: 1_700_000_000_000 + i,
+          room_id: roomId,
+        },
+      });
+    }
+    return messages;
+  } finally {
+    await bob.close();
+  }
+}
+
+/** A new login of Alice that restores her keys from the recovery key. */
+export async function newLogin(
+  server: RunningMockServer,
+  alice: Alice,
+  options: Partial<CreateE2eeClientOptions> = {},
+  session?: Session,
+): Promise<{ client: E2eeClient; session: Session; secretStorageKey: SecretStorageKey }> {
+  const login = session ?? (await passwordLogin(server, alice.userId));
+  const client = await openClient(server, login, options);
+  const restored = await client.restoreFromRecoveryKey(alice.recoveryKey);
+  return { client, session: login, secretStorageKey: restored.secretStorageKey };
+}
+
+export function drainerFor(
+  client: E2eeClient,
+  options: Partial<DehydratedDeviceDrainerOptions> = {},
+): DehydratedDeviceDrainer {
+  return new DehydratedDeviceDrainer({
+    rehydrator: client.dehydration,
+    http: client.http,
+    userId: client.userId,
+    stateStore: client.stateStore,
+    cryptoStoreDurability: "memory",
+    ...options,
+  });
+}
+
+/** How many of `messages` the client decrypts to the body that was sent. */
+export async function decryptable(client: E2eeClient, messages: readonly RoomMessage[]): Promise<number> {
+  let ok = 0;
+  for (const message of messages) {
+    try {
+      const decrypted = await client.machine.decryptRoomEvent(
+        JSON.stringify(message.event),
+        new RoomId(message.roomId),
+        new DecryptionSettings(TrustRequirement.Untrusted),
+      );
+      if (JSON.parse(decrypted.event).content.body === message.body) ok++;
+    } catch {
+      // Missing room key: counted as not decryptable.
+    }
+  }
+  return ok;
+}
+
+/** The events requests in the server's log, oldest first. */
+export function eventsRequests(server: RunningMockServer, deviceId: string): RequestLogEntry[] {
+  const path = `${DEHYDRATED_DEVICE_PATH}/${encodeURIComponent(deviceId)}/events`;
+  return server.homeserver.control.requestLog().filter((e) => e.path === path);
+}
+
+/** One events request as the client sent it: which variant, from which cursor. */
+export interface SentEventsRequest {
+  method: string;
+  /** `from` (GET) or `next_batch` (POST); `undefined` for the first page. */
+  cursor: string | undefined;
+}
+
+/**
+ * A `fetch` that notes the cursor of every events request before passing it to the real one: the
+ * server's log has no bodies, and the POST variant carries its cursor in the body.
+ */
+export function cursorRecordingFetch(sent: SentEventsRequest[]): FetchLike {
+  return async (input, init) => {
+    const url = new URL(input.url);
+    if (url.pathname.endsWith("/events") && url.pathname.includes("/dehydrated_device/")) {
+      let cursor: string | undefined;
+      if (input.method === "GET") cursor = url.searchParams.get("from") ?? undefined;
+      else {
+        const text = await input.clone().text();
+        cursor = text ? (JSON.parse(text) as { next_batch?: string }).next_batch : undefined;
+      }
+      sent.push({ method: input.method, cursor });
+    }
+    return globalThis.fetch(input, init);
+  };
+}

@@ -1,0 +1,216 @@
+import { inspect } from "node:util";
+import { DeviceId, DeviceLists, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { expect } from "vitest";
+import { z } from "zod";
+import {
+  type CreateE2eeClientOptions,
+  createE2eeClient,
+  type E2eeClient,
+  type E2eeClientEvents,
+} from "../../../src/client.js";
+import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
+import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
+import { createMatrixHttp } from "../../../src/http/matrix-http.js";
+import { loginResponseSchema } from "../../../src/http/schemas/auth.js";
+import type { Logger } from "../../../src/logger.js";
+import type { RunningMockServer } from "../../../src/testing/index.js";
+
+export interface Account {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+  password: string;
+}
+
+/**
+ * A logger that keeps every line as the app's sink would render it (nested objects and errors
+ * included), plus every error the test saw, so a test can prove no secret reached either.
+ */
+export class LeakWatch {
+  readonly lines: string[] = [];
+  readonly errors: unknown[] = [];
+  readonly #secrets = new Set<string>();
+
+  readonly logger: Logger = {
+    debug: (...args) => this.#line("debug", args),
+    info: (...args) => this.#line("info", args),
+    warn: (...args) => this.#line("warn", args),
+    error: (...args) => this.#line("error", args),
+  };
+
+  /** Remembers a value that must never show up; short values would match by accident. */
+  secret(value: string | undefined): void {
+    if (value === undefined) return;
+    expect(value.length).toBeGreaterThanOrEqual(8);
+    this.#secrets.add(value);
+    // A recovery key is shown in groups of four; a sink might print it either way.
+    const compact = value.replace(/\s+/g, "");
+    if (compact !== value) this.#secrets.add(compact);
+  }
+
+  /** Records every error a client reports through its events. */
+  watch(client: E2eeClient): void {
+    const keep = (payload: { error: unknown }) => this.errors.push(payload.error);
+    for (const name of ["requestFailed", "loopFailed", "tokenRefreshFailed"] as const) {
+      client.events.on(name, keep);
+    }
+  }
+
+  /** Awaits a promise that must reject and keeps the error for the leak check. */
+  async rejection(promise: Promise<unknown>): Promise<unknown> {
+    try {
+      await promise;
+    } catch (error) {
+      this.errors.push(error);
+      return error;
+    }
+    throw new Error("expected the promise to reject");
+  }
+
+  expectNoLeaks(): void {
+    expect(this.#secrets.size).toBeGreaterThan(0);
+    const rendered = [
+      ...this.lines,
+      ...this.errors.map((e) => `${String(e)}\n${inspect(e, { depth: 10 })}\n${safeJson(e)}`),
+    ];
+    for (const secret of this.#secrets) {
+      const hits = rendered.filter((text) => text.includes(secret));
+      // Report the count only: printing the hit would leak the secret into the test output.
+      expect(hits.length, "a secret appeared in a log line or an error").toBe(0);
+    }
+  }
+
+  #line(level: string, args: unknown[]): void {
+    const text = args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 10 }))).join(" ");
+    this.lines.push(`${level} ${text}`);
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** A user with one device, created through the mock's control API (test setup, not under test). */
+export function createAccount(server: RunningMockServer, localpart: string): Account {
+  const password = `${localpart}-correct-horse`;
+  const created = server.homeserver.control.createUser(localpart, { password });
+  if (!created) throw new Error(`user ${localpart} exists`);
+  return { ...created, password };
+}
+
+/** A new device for an existing user, through `POST /login` over the socket. */
+export async function loginNewDevice(server: RunningMockServer, account: Account): Promise<Account> {
+  const http = createMatrixHttp({ baseUrl: server.url });
+  const response = await http.request({
+    method: "POST",
+    path: "/_matrix/client/v3/login",
+    body: {
+      type: "m.login.password",
+      identifier: { type: "m.id.user", user: account.userId },
+      password: account.password,
+      initial_device_display_name: "new login",
+    },
+    schema: loginResponseSchema,
+    unauthenticated: true,
+  });
+  return {
+    userId: response.user_id,
+    deviceId: response.device_id,
+    accessToken: response.access_token,
+    password: account.password,
+  };
+}
+
+/** Answers the server's user-interactive auth with the account password, as an app's dialog would. */
+export function passwordAuth(account: Account): UiaCallback {
+  return async () => ({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: account.userId },
+    password: account.password,
+  });
+}
+
+/** The facade over the real socket, with the account's password as its UIA answer. */
+export async function openClient(
+  server: RunningMockServer,
+  account: Account,
+  watch: LeakWatch,
+  options: Partial<CreateE2eeClientOptions> = {},
+): Promise<E2eeClient> {
+  watch.secret(account.accessToken);
+  const client = await createE2eeClient({
+    baseUrl: server.url,
+    userId: account.userId,
+    deviceId: account.deviceId,
+    accessToken: account.accessToken,
+    logger: watch.logger,
+    uiaCallback: passwordAuth(account),
+    ...options,
+  });
+  watch.watch(client);
+  return client;
+}
+
+/** The next time `client` emits `name`. */
+export function nextEvent<K extends keyof E2eeClientEvents>(
+  client: E2eeClient,
+  name: K,
+): Promise<E2eeClientEvents[K]> {
+  return new Promise((resolve) => client.events.once(name, resolve));
+}
+
+/** Makes `observer` fetch `users`' device lists again, as a device-list change in /sync would. */
+export async function refreshDeviceLists(observer: E2eeClient, users: readonly string[]): Promise<void> {
+  await observer.machine.updateTrackedUsers(users.map((u) => new UserId(u)));
+  await observer.machine.receiveSyncChanges(
+    "[]",
+    new DeviceLists(users.map((u) => new UserId(u))),
+    new Map([["signed_curve25519", 50]]),
+    new Set(),
+  );
+  await observer.processOutgoingRequests();
+}
+
+const sendToDeviceResponse = z.looseObject({});
+
+/**
+ * Sends `content` Olm-encrypted from `sender` to `recipient`'s device and returns what the
+ * recipient decrypts. The recipient's inbox is read through the mock's control API.
+ */
+export async function exchangeEncryptedToDevice(
+  server: RunningMockServer,
+  sender: E2eeClient,
+  recipient: E2eeClient,
+  type: string,
+  content: Record<string, unknown>,
+): Promise<{ sent: unknown; decrypted: { type: string; sender: string; content: unknown } }> {
+  await claimMissingSessions(sender.machine, sender.http, [recipient.userId]);
+  const device = await sender.machine.getDevice(
+    new UserId(recipient.userId),
+    new DeviceId(recipient.deviceId),
+  );
+  if (!device) throw new Error("the sender does not know the recipient's device");
+  const sent = JSON.parse(await device.encryptToDeviceEvent(type, content));
+  await sender.http.request({
+    method: "PUT",
+    path: `/_matrix/client/v3/sendToDevice/m.room.encrypted/${encodeURIComponent(crypto.randomUUID())}`,
+    body: { messages: { [recipient.userId]: { [recipient.deviceId]: sent } } },
+    schema: sendToDeviceResponse,
+    retry: "safe",
+  });
+  const inbox = server.homeserver.control.toDeviceInbox(recipient.userId, recipient.deviceId).events;
+  expect(inbox.at(-1)).toMatchObject({ type: "m.room.encrypted", sender: sender.userId });
+  const processed = await recipient.machine.receiveSyncChanges(
+    JSON.stringify([inbox.at(-1)]),
+    new DeviceLists(),
+    new Map([["signed_curve25519", 50]]),
+    new Set(),
+  );
+  expect(processed).toHaveLength(1);
+  const decrypted = JSON.parse((processed[0] as { rawEvent: string }).rawEvent);
+  return { sent, decrypted };
+}

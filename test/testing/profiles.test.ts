@@ -1,0 +1,511 @@
+import { describe, expect, it } from "vitest";
+import {
+  createMockHomeserver,
+  type MockHomeserver,
+  type Profile,
+  type ProfileName,
+  type ProfileOverrides,
+  profiles,
+  resolveProfile,
+  startMockServer,
+} from "../../src/testing/index.js";
+
+/**
+ * One test per profile flag, each asserting behaviour that changes when the flag is flipped. The
+ * last test fails when a flag is added to `Profile` without a test here.
+ */
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: Record<string, unknown>;
+}
+
+async function req(
+  hs: MockHomeserver,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  const init: RequestInit = { method, headers };
+  if (opts.body !== undefined)
+    init.body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+  const res = await hs.fetch(path, init);
+  const text = await res.text();
+  return {
+    status: res.status,
+    headers: res.headers,
+    text,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+  };
+}
+
+function server(overrides: ProfileOverrides = {}, profile: ProfileName = "synapse-1.157") {
+  const hs = createMockHomeserver({ profile, overrides });
+  const alice = hs.control.createUser("alice", { password: "pw" })!;
+  return { hs, alice };
+}
+
+const covered = new Set<keyof Profile>(["name"]);
+function flag(name: keyof Profile, fn: () => Promise<void>) {
+  covered.add(name);
+  it(`flag ${name} changes behaviour`, fn);
+}
+
+describe("profiles", () => {
+  it("resolves overrides without changing the stored profile", () => {
+    const p = resolveProfile("tuwunel", { deviceDisplayNameMaxLength: 5 });
+    expect(p.name).toBe("tuwunel");
+    expect(p.deviceDisplayNameMaxLength).toBe(5);
+    expect(profiles.tuwunel.deviceDisplayNameMaxLength).toBeNull();
+    expect(resolveProfile().name).toBe("synapse-1.157");
+  });
+
+  it("serves the chosen profile at /_mock/profile", async () => {
+    const hs = createMockHomeserver({ profile: "msc" });
+    expect((await req(hs, "GET", "/_mock/profile")).body.name).toBe("msc");
+  });
+
+  flag("versions", async () => {
+    const syn = await req(server().hs, "GET", "/_matrix/client/versions");
+    const tuw = await req(server({}, "tuwunel").hs, "GET", "/_matrix/client/versions");
+    expect((syn.body.versions as string[]).at(-1)).toBe("v1.12");
+    expect(tuw.body.versions).toContain("v1.19");
+    const custom = await req(server({ versions: ["v1.99"] }).hs, "GET", "/_matrix/client/versions");
+    expect(custom.body.versions).toEqual(["v1.99"]);
+  });
+
+  flag("unstableFeatures", async () => {
+    const features = async (p: ProfileName) =>
+      (await req(server({}, p).hs, "GET", "/_matrix/client/versions")).body.unstable_features as Record<
+        string,
+        boolean
+      >;
+    expect((await features("synapse-1.157"))["com.beeper.msc4446"]).toBe(false);
+    expect(await features("synapse-1.156")).not.toHaveProperty("com.beeper.msc4446");
+    expect((await features("tuwunel"))["org.matrix.msc3814"]).toBe(true);
+    expect(await features("synapse-1.157")).not.toHaveProperty("org.matrix.msc3814");
+    const off = await req(server({ unstableFeatures: {} }).hs, "GET", "/_matrix/client/versions");
+    expect(off.body.unstable_features).toEqual({});
+  });
+
+  flag("capabilities", async () => {
+    const { hs, alice } = server({ capabilities: { "m.change_password": { enabled: false } } });
+    const res = await req(hs, "GET", "/_matrix/client/v3/capabilities", { token: alice.accessToken });
+    expect(res.body).toEqual({ capabilities: { "m.change_password": { enabled: false } } });
+    const t = server({}, "tuwunel");
+    const tuw = await req(t.hs, "GET", "/_matrix/client/v3/capabilities", { token: t.alice.accessToken });
+    expect(tuw.body.capabilities).toMatchObject({ "m.3pid_changes": { enabled: false } });
+  });
+
+  flag("cors", async () => {
+    const running = await startMockServer({ profile: "tuwunel" });
+    try {
+      const res = await fetch(`${running.url}/_matrix/client/v3/keys/upload`, {
+        method: "OPTIONS",
+        headers: { Origin: "http://app.example", "Access-Control-Request-Method": "POST" },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("access-control-max-age")).toBe("86400");
+      expect(res.headers.get("access-control-expose-headers")).toBe("etag");
+    } finally {
+      await running.close();
+    }
+    const syn = await req(server().hs, "OPTIONS", "/_matrix/client/versions");
+    expect(syn.status).toBe(204);
+    expect(syn.headers.get("access-control-max-age")).toBeNull();
+    expect(syn.headers.get("access-control-expose-headers")).toBe("Synapse-Trace-Id, Server");
+  });
+
+  flag("maxRequestBodyBytes", async () => {
+    const body = { blob: "x".repeat(600) };
+    for (const [limit, status] of [
+      [512, 413],
+      [4096, 200],
+    ] as const) {
+      const { hs, alice } = server({ maxRequestBodyBytes: limit });
+      const res = await req(hs, "PUT", `/_matrix/client/v3/user/${alice.userId}/account_data/x`, {
+        token: alice.accessToken,
+        body,
+      });
+      expect(res.status).toBe(status);
+    }
+  });
+
+  flag("validationErrors", async () => {
+    for (const [mode, errcode] of [
+      ["synapse", "M_MISSING_PARAM"],
+      ["ruma", "M_BAD_JSON"],
+    ] as const) {
+      const { hs, alice } = server({ validationErrors: mode });
+      const res = await req(hs, "POST", "/_matrix/client/v3/delete_devices", {
+        token: alice.accessToken,
+        body: {},
+      });
+      expect(res.body.errcode).toBe(errcode);
+    }
+  });
+
+  flag("emptyBodyIsEmptyObject", async () => {
+    for (const [value, errcode] of [
+      [false, "M_NOT_JSON"],
+      [true, "M_MISSING_PARAM"],
+    ] as const) {
+      const { hs, alice } = server({ emptyBodyIsEmptyObject: value });
+      const res = await req(hs, "POST", "/_matrix/client/v3/delete_devices", { token: alice.accessToken });
+      expect(res.status).toBe(400);
+      expect(res.body.errcode).toBe(errcode);
+    }
+  });
+
+  flag("wrongMethodHasErrorBody", async () => {
+    const withBody = await req(server().hs, "POST", "/_matrix/client/versions");
+    expect(withBody.status).toBe(405);
+    expect(withBody.body.errcode).toBe("M_UNRECOGNIZED");
+    const bare = await req(server({ wrongMethodHasErrorBody: false }).hs, "POST", "/_matrix/client/versions");
+    expect(bare.status).toBe(405);
+    expect(bare.text).toBe("");
+  });
+
+  flag("unknownPathMessage", async () => {
+    const res = await req(server({}, "tuwunel").hs, "GET", "/_matrix/client/v3/nope");
+    expect(res.body).toEqual({ errcode: "M_UNRECOGNIZED", error: "Not Found" });
+    const syn = await req(server().hs, "GET", "/_matrix/client/v3/nope");
+    expect(syn.body.error).toBe("Unrecognized request");
+  });
+
+  flag("dummyAuthForUserVerification", async () => {
+    for (const [value, status, flows] of [
+      [true, 200, [{ stages: ["m.login.password"] }, { stages: ["m.login.dummy"] }]],
+      [false, 400, [{ stages: ["m.login.password"] }]],
+    ] as const) {
+      const { hs, alice } = server({ dummyAuthForUserVerification: value });
+      const path = `/_matrix/client/v3/devices/${alice.deviceId}`;
+      const challenge = await req(hs, "DELETE", path, { token: alice.accessToken });
+      expect(challenge.body.flows).toEqual(flows);
+      const res = await req(hs, "DELETE", path, {
+        token: alice.accessToken,
+        body: { auth: { type: "m.login.dummy", session: challenge.body.session } },
+      });
+      expect(res.status).toBe(status);
+      expect(hs.state.accounts.hasDevice(alice.userId, alice.deviceId)).toBe(!value);
+    }
+  });
+
+  flag("loginReturnsHomeServer", async () => {
+    for (const value of [true, false]) {
+      const { hs } = server({ loginReturnsHomeServer: value });
+      const res = await req(hs, "POST", "/_matrix/client/v3/login", {
+        body: { type: "m.login.password", user: "alice", password: "pw" },
+      });
+      expect("home_server" in res.body).toBe(value);
+    }
+  });
+
+  flag("deviceDisplayNameMaxLength", async () => {
+    for (const [max, status] of [
+      [100, 400],
+      [null, 200],
+    ] as const) {
+      const { hs, alice } = server({ deviceDisplayNameMaxLength: max });
+      const res = await req(hs, "PUT", `/_matrix/client/v3/devices/${alice.deviceId}`, {
+        token: alice.accessToken,
+        body: { display_name: "n".repeat(101) },
+      });
+      expect(res.status).toBe(status);
+      if (status === 400) expect(res.body.errcode).toBe("M_TOO_LARGE");
+    }
+  });
+
+  flag("nullDisplayNameClears", async () => {
+    for (const [value, expected] of [
+      [false, "old"],
+      [true, null],
+    ] as const) {
+      const { hs, alice } = server({ nullDisplayNameClears: value });
+      const path = `/_matrix/client/v3/devices/${alice.deviceId}`;
+      await req(hs, "PUT", path, { token: alice.accessToken, body: { display_name: "old" } });
+      await req(hs, "PUT", path, { token: alice.accessToken, body: { display_name: null } });
+      expect((await req(hs, "GET", path, { token: alice.accessToken })).body.display_name).toBe(expected);
+    }
+  });
+
+  flag("deviceIncludesUserId", async () => {
+    for (const value of [true, false]) {
+      const { hs, alice } = server({ deviceIncludesUserId: value });
+      const res = await req(hs, "GET", "/_matrix/client/v3/devices", { token: alice.accessToken });
+      expect("user_id" in (res.body.devices as object[])[0]!).toBe(value);
+    }
+  });
+
+  flag("unknownDeviceMessage", async () => {
+    const { hs, alice } = server({}, "tuwunel");
+    const res = await req(hs, "GET", "/_matrix/client/v3/devices/NOPE", { token: alice.accessToken });
+    expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error: "Device not found." });
+  });
+
+  flag("emptyAccountDataIsDeleted", async () => {
+    for (const [value, status] of [
+      [false, 200],
+      [true, 404],
+    ] as const) {
+      const { hs, alice } = server({ emptyAccountDataIsDeleted: value });
+      const path = `/_matrix/client/v3/user/${alice.userId}/account_data/m.secret_storage.default_key`;
+      await req(hs, "PUT", path, { token: alice.accessToken, body: { key: "K" } });
+      await req(hs, "PUT", path, { token: alice.accessToken, body: {} });
+      expect((await req(hs, "GET", path, { token: alice.accessToken })).status).toBe(status);
+    }
+  });
+
+  flag("reservedAccountDataStatus", async () => {
+    const { hs, alice } = server({}, "tuwunel");
+    const res = await req(hs, "PUT", `/_matrix/client/v3/user/${alice.userId}/account_data/m.push_rules`, {
+      token: alice.accessToken,
+      body: {},
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errcode).toBe("M_BAD_JSON");
+  });
+
+  flag("noBackupMessage", async () => {
+    const { hs, alice } = server({}, "tuwunel");
+    const res = await req(hs, "GET", "/_matrix/client/v3/room_keys/version", { token: alice.accessToken });
+    expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error: "Key backup does not exist." });
+  });
+
+  flag("seedSignedCurve25519Count", async () => {
+    for (const [value, counts] of [
+      [true, { signed_curve25519: 0 }],
+      [false, {}],
+    ] as const) {
+      const { hs, alice } = server({ seedSignedCurve25519Count: value });
+      const res = await req(hs, "POST", "/_matrix/client/v3/keys/upload", {
+        token: alice.accessToken,
+        body: {},
+      });
+      expect(res.body.one_time_key_counts).toEqual(counts);
+    }
+  });
+
+  flag("deviceKeysMismatchErrcode", async () => {
+    for (const errcode of ["M_BAD_JSON", "M_UNKNOWN"] as const) {
+      const { hs, alice } = server({ deviceKeysMismatchErrcode: errcode });
+      const deviceKeys = {
+        algorithms: [],
+        device_id: alice.deviceId,
+        keys: {},
+        signatures: {},
+        user_id: "@eve:localhost",
+      };
+      const res = await req(hs, "POST", "/_matrix/client/v3/keys/upload", {
+        token: alice.accessToken,
+        body: { device_keys: deviceKeys },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.errcode).toBe(errcode);
+    }
+  });
+
+  flag("oneTimeKeyConflict", async () => {
+    for (const [mode, status] of [
+      ["reject", 400],
+      ["keep-existing", 200],
+    ] as const) {
+      const { hs, alice } = server({ oneTimeKeyConflict: mode });
+      const upload = (key: string) =>
+        req(hs, "POST", "/_matrix/client/v3/keys/upload", {
+          token: alice.accessToken,
+          body: { one_time_keys: { "signed_curve25519:AAAA": { key, signatures: {} } } },
+        });
+      expect((await upload("first")).status).toBe(200);
+      expect((await upload("second")).status).toBe(status);
+    }
+  });
+
+  // Simplified sliding sync e2ee extension (more cases in test/testing/routes/sliding-sync-e2ee.test.ts).
+  const slidingE2ee = async (hs: MockHomeserver, token: string, pos?: string) => {
+    const query = pos === undefined ? "" : `?pos=${pos}`;
+    const res = await req(hs, "POST", `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync${query}`, {
+      token,
+      body: { extensions: { e2ee: { enabled: true } } },
+    });
+    return { e2ee: (res.body.extensions as Record<string, unknown>).e2ee, pos: res.body.pos as string };
+  };
+
+  flag("slidingE2eeKeyFields", async () => {
+    for (const [value, keyFieldsRepeated] of [
+      ["always", true],
+      ["when-changed", false],
+    ] as const) {
+      const { hs, alice } = server({ slidingE2eeKeyFields: value });
+      const first = await slidingE2ee(hs, alice.accessToken);
+      const second = await slidingE2ee(hs, alice.accessToken, first.pos);
+      expect(first.e2ee).toHaveProperty("device_one_time_keys_count");
+      expect(Object.hasOwn(second.e2ee as object, "device_one_time_keys_count")).toBe(keyFieldsRepeated);
+    }
+  });
+
+  flag("slidingE2eeDeviceLists", async () => {
+    for (const [value, sentWhenEmpty] of [
+      ["when-pos", true],
+      ["when-nonempty", false],
+    ] as const) {
+      const { hs, alice } = server({ slidingE2eeDeviceLists: value });
+      const first = await slidingE2ee(hs, alice.accessToken);
+      const second = await slidingE2ee(hs, alice.accessToken, first.pos);
+      expect(first.e2ee).not.toHaveProperty("device_lists");
+      expect(Object.hasOwn(second.e2ee as object, "device_lists")).toBe(sentWhenEmpty);
+    }
+  });
+
+  flag("slidingOmitZeroKeyCounts", async () => {
+    for (const [value, e2ee] of [
+      [false, { device_one_time_keys_count: { signed_curve25519: 0 }, device_unused_fallback_key_types: [] }],
+      [true, { device_unused_fallback_key_types: [] }],
+    ] as const) {
+      const { hs, alice } = server({ slidingOmitZeroKeyCounts: value });
+      expect((await slidingE2ee(hs, alice.accessToken)).e2ee).toEqual(e2ee);
+    }
+  });
+
+  // --- MSC3814 dehydrated devices (flags in src/testing/dehydration-flags.ts) ---
+  const DEHYDRATED = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device";
+  /** Alice with a dehydrated device `DEHY` holding `messages` to-device messages. */
+  const dehydration = (overrides: ProfileOverrides, messages = 0) => {
+    const { hs, alice } = server(overrides);
+    hs.control.injectDehydratedDevice(alice.userId, { deviceId: "DEHY", deviceData: { algorithm: "a" } });
+    for (let n = 1; n <= messages; n++) {
+      hs.state.toDevice.enqueue(alice.userId, "DEHY", {
+        type: "m.room.encrypted",
+        sender: alice.userId,
+        content: { n },
+      });
+    }
+    const events = (method: "GET" | "POST", query = "", body?: unknown) =>
+      req(hs, method, `${DEHYDRATED}/DEHY/events${query}`, {
+        token: alice.accessToken,
+        ...(method === "POST" ? { body: body ?? {} } : {}),
+      });
+    return { hs, alice, events };
+  };
+  const count = (r: Reply) => (r.body.events as unknown[]).length;
+
+  flag("dehydratedDevices", async () => {
+    for (const [value, errcode] of [
+      [true, "M_NOT_FOUND"],
+      [false, "M_UNRECOGNIZED"],
+    ] as const) {
+      const { hs, alice } = server({ dehydratedDevices: value });
+      const res = await req(hs, "GET", DEHYDRATED, { token: alice.accessToken });
+      expect([res.status, res.body.errcode]).toEqual([404, errcode]);
+    }
+  });
+
+  flag("dehydratedEventsGet", async () => {
+    expect((await dehydration({ dehydratedEventsGet: true }).events("GET")).status).toBe(200);
+    expect((await dehydration({ dehydratedEventsGet: false }).events("GET")).status).toBe(405);
+  });
+
+  flag("dehydratedEventsPost", async () => {
+    expect((await dehydration({ dehydratedEventsPost: true }).events("POST")).status).toBe(200);
+    expect((await dehydration({ dehydratedEventsPost: false }).events("POST")).status).toBe(405);
+  });
+
+  flag("dehydratedEventsPageSize", async () => {
+    expect(count(await dehydration({ dehydratedEventsPageSize: 3 }, 10).events("GET"))).toBe(3);
+    expect(count(await dehydration({ dehydratedEventsPageSize: 5 }, 10).events("GET"))).toBe(5);
+  });
+
+  flag("dehydratedEventsLimitParam", async () => {
+    expect(count(await dehydration({ dehydratedEventsLimitParam: true }, 5).events("GET", "?limit=2"))).toBe(
+      2,
+    );
+    expect(count(await dehydration({ dehydratedEventsLimitParam: false }, 5).events("GET", "?limit=2"))).toBe(
+      5,
+    );
+  });
+
+  flag("dehydratedEventsToken", async () => {
+    const d = await dehydration({ dehydratedEventsToken: "d-prefixed" }, 5).events("GET", "?limit=2");
+    const decimal = await dehydration({ dehydratedEventsToken: "decimal" }, 5).events("GET", "?limit=2");
+    expect(d.body.next_batch).toMatch(/^d\d+$/);
+    expect(decimal.body.next_batch).toMatch(/^\d+$/);
+  });
+
+  flag("dehydratedGetNextBatch", async () => {
+    // The second page of two-message pages over 4 messages, alone or followed by another device's.
+    for (const [value, alone, followed] of [
+      ["synapse", false, true],
+      ["if-full", true, true],
+      ["if-more", false, false],
+    ] as const) {
+      for (const [other, expected] of [
+        [false, alone],
+        [true, followed],
+      ] as const) {
+        const { hs, alice, events } = dehydration({ dehydratedGetNextBatch: value }, 4);
+        if (other)
+          hs.state.toDevice.enqueue(alice.userId, alice.deviceId, {
+            type: "x",
+            sender: alice.userId,
+            content: {},
+          });
+        const first = await events("GET", "?limit=2");
+        const second = await events("GET", `?limit=2&from=${first.body.next_batch}`);
+        expect([value, other, count(second), Object.hasOwn(second.body, "next_batch")]).toEqual([
+          value,
+          other,
+          2,
+          expected,
+        ]);
+      }
+    }
+  });
+
+  flag("dehydratedPostNextBatch", async () => {
+    expect((await dehydration({ dehydratedPostNextBatch: "always" }).events("POST")).body).toEqual({
+      events: [],
+      next_batch: expect.stringMatching(/^d\d+$/),
+    });
+    expect((await dehydration({ dehydratedPostNextBatch: "unless-empty" }).events("POST")).body).toEqual({
+      events: [],
+    });
+  });
+
+  flag("dehydratedPutRules", async () => {
+    const put = (hs: MockHomeserver, token: string, body: Record<string, unknown>) =>
+      req(hs, "PUT", DEHYDRATED, { token, body });
+    const valid = {
+      device_id: "NEW",
+      device_data: { algorithm: "a" },
+      initial_device_display_name: null,
+      device_keys: {},
+    };
+    for (const [value, noKeys, noAlgorithm, previousKept] of [
+      ["synapse", "M_UNKNOWN", "M_MISSING_PARAM", false],
+      ["msc", "M_MISSING_PARAM", "M_MISSING_PARAM", true],
+      ["ruma", "M_MISSING_PARAM", undefined, true],
+    ] as const) {
+      const { hs, alice } = dehydration({ dehydratedPutRules: value });
+      const { device_keys: _omitted, ...withoutKeys } = valid;
+      const a = await put(hs, alice.accessToken, withoutKeys);
+      const kept = hs.control.dehydratedDevice(alice.userId) !== undefined;
+      const b = await put(hs, alice.accessToken, { ...valid, device_data: {} });
+      expect([value, a.body.errcode, kept, b.body.errcode]).toEqual([
+        value,
+        noKeys,
+        previousKept,
+        noAlgorithm,
+      ]);
+    }
+  });
+
+  it("has a test above for every flag of every profile", () => {
+    for (const p of Object.values(profiles)) {
+      expect(Object.keys(p).sort()).toEqual([...covered].sort());
+    }
+  });
+});

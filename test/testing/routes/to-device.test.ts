@@ -1,0 +1,135 @@
+import { describe, expect, it } from "vitest";
+import { MockHomeserver } from "../../../src/testing/index.js";
+import { MAX_TO_DEVICE_CONTENT_BYTES } from "../../../src/testing/routes/to-device.js";
+import { loginDevice, registerUser, send } from "./e2ee-test-users.js";
+
+async function setup() {
+  const mock = new MockHomeserver();
+  const alice = await registerUser(mock, "alice");
+  const bob = await registerUser(mock, "bob");
+  const bobPhone = await loginDevice(mock, "bob");
+  const inbox = (d: { userId: string; deviceId: string }) =>
+    mock.state.toDevice.inbox(d.userId, d.deviceId).map((e) => e.event);
+  return { mock, alice, bob, bobPhone, inbox };
+}
+
+describe("PUT sendToDevice/{eventType}/{txnId}", () => {
+  it("delivers {type, sender, content} to the named device only", async () => {
+    const { alice, bob, bobPhone, inbox } = await setup();
+
+    const res = await alice.call("PUT", "sendToDevice/m.test/txn1", {
+      messages: { [bob.userId]: { [bob.deviceId]: { hello: "laptop" } } },
+    });
+
+    expect(res).toEqual({ status: 200, body: {} });
+    expect(inbox(bob)).toEqual([{ type: "m.test", sender: alice.userId, content: { hello: "laptop" } }]);
+    expect(inbox(bobPhone)).toEqual([]);
+  });
+
+  it('expands a lone "*" to every device of the user, the sender\'s own included', async () => {
+    const { mock, alice, bob, bobPhone, inbox } = await setup();
+    const aliceTablet = await loginDevice(mock, "alice");
+
+    await bob.call("PUT", "sendToDevice/m.test/t", {
+      messages: { [alice.userId]: { "*": { n: 1 } }, [bob.userId]: { "*": { n: 2 } } },
+    });
+
+    expect(inbox(alice)).toEqual([{ type: "m.test", sender: bob.userId, content: { n: 1 } }]);
+    expect(inbox(aliceTablet)).toEqual([{ type: "m.test", sender: bob.userId, content: { n: 1 } }]);
+    expect(inbox(bob)).toEqual([{ type: "m.test", sender: bob.userId, content: { n: 2 } }]);
+    expect(inbox(bobPhone)).toEqual([{ type: "m.test", sender: bob.userId, content: { n: 2 } }]);
+  });
+
+  it('treats "*" next to other device ids as an unknown device, as Synapse does', async () => {
+    const { alice, bob, bobPhone, inbox } = await setup();
+
+    await alice.call("PUT", "sendToDevice/m.test/t", {
+      messages: { [bob.userId]: { "*": { n: "all" }, [bob.deviceId]: { n: "one" } } },
+    });
+
+    expect(inbox(bob).map((e) => e.content)).toEqual([{ n: "one" }]);
+    expect(inbox(bobPhone)).toEqual([]);
+  });
+
+  it("drops messages for unknown devices, unknown users, malformed ids and other servers", async () => {
+    const { mock, alice, bob, inbox } = await setup();
+
+    const res = await alice.call("PUT", "sendToDevice/m.test/t", {
+      messages: {
+        [bob.userId]: { NOSUCHDEVICE: { n: 1 }, [bob.deviceId]: { n: 2 } },
+        "@nobody:localhost": { "*": { n: 3 } },
+        "not-a-user": { DEV: { n: 4 } },
+        "@carol:elsewhere.example": { DEV: { n: 5 } },
+      },
+    });
+
+    expect(res.status).toBe(200);
+    expect(inbox(bob).map((e) => e.content)).toEqual([{ n: 2 }]);
+    expect(mock.state.toDevice.pendingCount(bob.userId, "NOSUCHDEVICE")).toBe(0);
+  });
+
+  it("delivers a repeated transaction once, but the same txnId from another device or event type again", async () => {
+    const { mock, alice, bob, inbox } = await setup();
+    const aliceTablet = await loginDevice(mock, "alice");
+    const body = { messages: { [bob.userId]: { [bob.deviceId]: { n: 1 } } } };
+
+    const first = await alice.call("PUT", "sendToDevice/m.test/same", body);
+    const repeat = await alice.call("PUT", "sendToDevice/m.test/same", body);
+    await alice.call("PUT", "sendToDevice/m.other/same", body);
+    await aliceTablet.call("PUT", "sendToDevice/m.test/same", body);
+
+    expect(first).toEqual({ status: 200, body: {} });
+    expect(repeat).toEqual({ status: 200, body: {} });
+    expect(inbox(bob).map((e) => `${e.type} from ${e.sender}`)).toEqual([
+      `m.test from ${alice.userId}`,
+      `m.other from ${alice.userId}`,
+      `m.test from ${alice.userId}`,
+    ]);
+  });
+
+  it("refuses a message over 64 KiB with 413 M_TOO_LARGE, delivers none, and lets the txnId be retried", async () => {
+    const { alice, bob, bobPhone, inbox } = await setup();
+    const big = { blob: "x".repeat(MAX_TO_DEVICE_CONTENT_BYTES) };
+
+    const tooLarge = await alice.call("PUT", "sendToDevice/m.test/retry", {
+      messages: { [bob.userId]: { [bobPhone.deviceId]: { n: "small" }, [bob.deviceId]: big } },
+    });
+    const retried = await alice.call("PUT", "sendToDevice/m.test/retry", {
+      messages: { [bob.userId]: { [bob.deviceId]: { n: "fixed" } } },
+    });
+
+    expect(tooLarge).toMatchObject({ status: 413, body: { errcode: "M_TOO_LARGE" } });
+    expect(inbox(bobPhone)).toEqual([]);
+    expect(retried.status).toBe(200);
+    expect(inbox(bob).map((e) => e.content)).toEqual([{ n: "fixed" }]);
+  });
+
+  it.each([
+    ["a body that is not JSON", "{", "M_NOT_JSON"],
+    ["a body without messages", {}, "M_MISSING_PARAM"],
+    ["messages that is a list", { messages: [] }, "M_BAD_JSON"],
+    ["a message that is a string", { messages: { "@bob:localhost": { DEV: "hello" } } }, "M_BAD_JSON"],
+  ])("answers %s with 400 %s and delivers nothing", async (_name, body, errcode) => {
+    const { mock, alice, bob } = await setup();
+    const res = await alice.call("PUT", "sendToDevice/m.test/bad", body);
+    expect(res).toMatchObject({ status: 400, body: { errcode } });
+    expect(mock.state.toDevice.position).toBe(0);
+    expect(mock.state.toDevice.pendingCount(bob.userId, bob.deviceId)).toBe(0);
+  });
+
+  it("needs an access token", async () => {
+    const { mock } = await setup();
+    const res = await send(mock, "PUT", "sendToDevice/m.test/t", { body: { messages: {} } });
+    expect(res).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
+  });
+
+  it("drops the inbox of a deleted device", async () => {
+    const { alice, bob, bobPhone, mock } = await setup();
+    await alice.call("PUT", "sendToDevice/m.test/t", { messages: { [bob.userId]: { "*": { n: 1 } } } });
+
+    await bob.call("DELETE", `devices/${bobPhone.deviceId}`, { auth: { type: "m.login.dummy" } });
+
+    expect(mock.state.toDevice.pendingCount(bob.userId, bobPhone.deviceId)).toBe(0);
+    expect(mock.state.toDevice.pendingCount(bob.userId, bob.deviceId)).toBe(1);
+  });
+});
