@@ -2,10 +2,9 @@ import { z } from "zod";
 import { isMatrixApiError } from "../errors/matrix-api-error.js";
 import { isNetworkError } from "../errors/network-error.js";
 import { isTimeoutError } from "../errors/timeout-error.js";
-import { encodePathSegment } from "../http/path.js";
 import type { MatrixHttp } from "../http/types.js";
 import type { DrainPage, DrainPageRequest, DrainPageSource } from "./drain.js";
-import { DEHYDRATED_DEVICE_PATH } from "./names.js";
+import { dehydratedDeviceEventsPath } from "./names.js";
 import { type EventsVariant, fallbackVariant, initialEventsVariant, planPageRequest } from "./pagination.js";
 
 /**
@@ -50,12 +49,8 @@ export class HttpDrainPageSource implements DrainPageSource {
 
   async fetchPage(request: DrainPageRequest): Promise<DrainPage> {
     // The id is unpadded base64 (contains `/` and `+`): one encoded path segment.
-    const path = `${DEHYDRATED_DEVICE_PATH}/${encodePathSegment(request.deviceId)}/events`;
+    const path = dehydratedDeviceEventsPath(request.deviceId);
     let variant = this.#variant ?? initialEventsVariant;
-    // While the variant is unknown, the first GET is a probe sent once: the transport counts a 405
-    // without a Matrix body (axum, tuwunel) as a proxy's transient error and would repeat it with
-    // backoff before we could fall back. Any other failure of the probe is sent again normally.
-    let probing = this.#variant === undefined;
     for (;;) {
       const plan = planPageRequest({ variant, cursor: request.cursor, limit: request.limit });
       try {
@@ -65,7 +60,7 @@ export class HttpDrainPageSource implements DrainPageSource {
           query: plan.query,
           body: plan.body,
           schema: eventsPageSchema,
-          retry: probing ? "never" : "safe",
+          retry: "safe",
           signal: request.signal,
         });
         if (this.#variant !== variant) {
@@ -76,23 +71,11 @@ export class HttpDrainPageSource implements DrainPageSource {
       } catch (error) {
         const next = isMatrixApiError(error) ? fallbackVariant(variant, error) : undefined;
         if (next !== undefined) {
-          // The last variant left: sent with the transport's retries.
           variant = next;
-          probing = false;
-          continue;
-        }
-        if (probing && isWorthRepeating(error) && !request.signal.aborted) {
-          probing = false;
           continue;
         }
         throw error;
       }
     }
   }
-}
-
-/** What the transport would have repeated had the probe been sent with `retry: "safe"`. */
-function isWorthRepeating(error: unknown): boolean {
-  if (isMatrixApiError(error)) return error.kind !== "permanent";
-  return isNetworkError(error) || isTimeoutError(error);
 }

@@ -9,9 +9,11 @@ import { matrixErrorBodySchema } from "./schemas/error.js";
  * 2. `M_LIMIT_EXCEEDED` with any status → rate-limited.
  * 3. 401 with a UIA `flows` list → permanent (the caller must complete authentication).
  * 4. 4xx with an errcode → permanent (the server understood and refused).
- * 5. 4xx without an errcode → transient (a proxy or load balancer answered, not the homeserver).
- * 6. 5xx → transient.
- * 7. Anything else (1xx, 3xx left unfollowed) → permanent.
+ * 5. 405 or 501 without an errcode → permanent: the method or endpoint is not served, which no
+ *    retry changes (some frameworks send a bare 405); callers negotiate a fallback instead.
+ * 6. Other 4xx without an errcode → transient (a proxy or load balancer answered, not the homeserver).
+ * 7. Other 5xx → transient.
+ * 8. Anything else (1xx, 3xx left unfollowed) → permanent.
  */
 export interface HttpFailureInput {
   status: number;
@@ -42,6 +44,7 @@ export function classifyHttpFailure(input: HttpFailureInput): ClassifiedFailure 
   const { status } = input;
   if (status === 429 || errcode === "M_LIMIT_EXCEEDED") return { kind: "rate-limited", ...common };
   if (status === 401 && isUiaChallenge(input.body)) return { kind: "permanent", ...common };
+  if (status === 405 || status === 501) return { kind: "permanent", ...common };
   if (status >= 400 && status < 500) return { kind: errcode ? "permanent" : "transient", ...common };
   if (status >= 500 && status < 600) return { kind: "transient", ...common };
   return { kind: "permanent", ...common };

@@ -7,6 +7,7 @@
  */
 
 import { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
+import { type E2eeFlags, e2eeFlagsByProfile } from "./e2ee-flags.js";
 
 export type ProfileName = "synapse-1.157" | "synapse-1.156" | "tuwunel" | "msc";
 
@@ -20,8 +21,11 @@ export interface CorsProfile {
   maxAgeSeconds: number | null;
 }
 
-/** Dehydrated-device (MSC3814) flags are declared, with their sources, in dehydration-flags.ts. */
-export interface Profile extends DehydrationFlags {
+/**
+ * Flags of the key endpoints and of dehydrated devices (MSC3814) are declared, with their sources,
+ * in e2ee-flags.ts and dehydration-flags.ts.
+ */
+export interface Profile extends E2eeFlags, DehydrationFlags {
   name: string;
   /** `versions` in `GET /_matrix/client/versions`. */
   versions: readonly string[];
@@ -73,14 +77,6 @@ export interface Profile extends DehydrationFlags {
   reservedAccountDataStatus: 400 | 405;
   /** `error` text of `GET /room_keys/version` when the user has no backup. */
   noBackupMessage: string;
-
-  // Keys and to-device; sources and reasons are in e2ee-flags.ts.
-  /** `one_time_key_counts` always carries `signed_curve25519`, 0 when none are left. */
-  seedSignedCurve25519Count: boolean;
-  /** Error code when `device_keys.user_id` / `device_id` are not the caller's. */
-  deviceKeysMismatchErrcode: "M_BAD_JSON" | "M_UNKNOWN";
-  /** A one-time key id uploaded again with a different key: refused (Synapse) or ignored (tuwunel). */
-  oneTimeKeyConflict: "reject" | "keep-existing";
 
   // Simplified sliding sync (MSC4186) e2ee extension (MSC3884); see sync/sliding-e2ee.ts.
   /**
@@ -257,6 +253,7 @@ const SYNAPSE_CORS: CorsProfile = {
 
 const synapse157: Profile = {
   name: "synapse-1.157",
+  ...e2eeFlagsByProfile["synapse-1.157"],
   ...dehydrationFlagsByProfile["synapse-1.157"],
   versions: SYNAPSE_VERSIONS,
   unstableFeatures: SYNAPSE_1_157_UNSTABLE,
@@ -276,9 +273,6 @@ const synapse157: Profile = {
   emptyAccountDataIsDeleted: false,
   reservedAccountDataStatus: 405,
   noBackupMessage: "No backup found",
-  seedSignedCurve25519Count: true,
-  deviceKeysMismatchErrcode: "M_BAD_JSON",
-  oneTimeKeyConflict: "reject",
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-pos",
   slidingOmitZeroKeyCounts: false,
@@ -287,12 +281,14 @@ const synapse157: Profile = {
 const synapse156: Profile = {
   ...synapse157,
   name: "synapse-1.156",
+  ...e2eeFlagsByProfile["synapse-1.156"],
   ...dehydrationFlagsByProfile["synapse-1.156"],
   unstableFeatures: SYNAPSE_1_156_UNSTABLE,
 };
 
 const tuwunel: Profile = {
   name: "tuwunel",
+  ...e2eeFlagsByProfile.tuwunel,
   ...dehydrationFlagsByProfile.tuwunel,
   versions: [...SYNAPSE_VERSIONS, "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19"],
   unstableFeatures: TUWUNEL_UNSTABLE,
@@ -333,9 +329,6 @@ const tuwunel: Profile = {
   emptyAccountDataIsDeleted: true,
   reservedAccountDataStatus: 400,
   noBackupMessage: "Key backup does not exist.",
-  seedSignedCurve25519Count: true,
-  deviceKeysMismatchErrcode: "M_UNKNOWN",
-  oneTimeKeyConflict: "keep-existing",
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-nonempty",
   slidingOmitZeroKeyCounts: true,
@@ -345,6 +338,7 @@ const tuwunel: Profile = {
 const msc: Profile = {
   ...synapse157,
   name: "msc",
+  ...e2eeFlagsByProfile.msc,
   ...dehydrationFlagsByProfile.msc,
   versions: [...SYNAPSE_VERSIONS, "v1.13", "v1.14", "v1.15", "v1.16", "v1.17"],
   unstableFeatures: {
@@ -367,7 +361,6 @@ const msc: Profile = {
   unknownDeviceMessage: "Device not found",
   emptyAccountDataIsDeleted: true,
   noBackupMessage: "No current backup version",
-  seedSignedCurve25519Count: false,
   slidingE2eeKeyFields: "when-changed",
   slidingE2eeDeviceLists: "when-nonempty",
 };

@@ -13,7 +13,7 @@ function request(cursor: string | undefined, limit = 500) {
 }
 
 describe("HttpDrainPageSource", () => {
-  it("probes with GET ?from=&limit= first, on the URL-encoded device id, then repeats pages safely", async () => {
+  it("asks with GET ?from=&limit= first, on the URL-encoded device id, every page safe to repeat", async () => {
     const http = new FakeMatrixHttp().on("GET", anyEvents, () => page);
     const source = new HttpDrainPageSource(http);
     const result = await source.fetchPage(request("d3", 480));
@@ -21,24 +21,21 @@ describe("HttpDrainPageSource", () => {
     expect(source.variant).toBe("get");
     await source.fetchPage(request("d7", 480));
     expect(http.calls.map((c) => [c.method, c.path, c.query, c.retry])).toEqual([
-      // The probe goes once: a bare 405 must not be retried as a proxy's transient error.
-      ["GET", eventsPath, { from: "d3", limit: "480" }, "never"],
+      ["GET", eventsPath, { from: "d3", limit: "480" }, "safe"],
       ["GET", eventsPath, { from: "d7", limit: "480" }, "safe"],
     ]);
   });
 
-  it("sends a probe that failed transiently again, with the transport's retries", async () => {
-    let calls = 0;
-    const http = new FakeMatrixHttp().on("GET", anyEvents, (call) => {
-      if (++calls === 1) throw apiError("GET", call.path, 503, { errcode: "M_UNKNOWN" });
-      return page;
-    });
+  it("does not fall back to POST when the first GET fails transiently (the transport retried it)", async () => {
+    const http = new FakeMatrixHttp()
+      .on("GET", anyEvents, (call) => {
+        throw apiError("GET", call.path, 503, { errcode: "M_UNKNOWN" });
+      })
+      .on("POST", anyEvents, () => page);
     const source = new HttpDrainPageSource(http);
-    expect(await source.fetchPage(request(undefined))).toMatchObject({ variant: "get" });
-    expect(http.calls.map((c) => [c.method, c.retry])).toEqual([
-      ["GET", "never"],
-      ["GET", "safe"],
-    ]);
+    await expect(source.fetchPage(request(undefined))).rejects.toMatchObject({ status: 503 });
+    expect(http.calls.map((c) => [c.method, c.retry])).toEqual([["GET", "safe"]]);
+    expect(source.variant).toBeUndefined();
   });
 
   const fallbacks: [string, number, Record<string, unknown>][] = [
@@ -62,7 +59,7 @@ describe("HttpDrainPageSource", () => {
         ["POST", { next_batch: "d3" }],
         ["POST", { next_batch: "d7" }],
       ]);
-      expect(http.calls.map((c) => c.retry)).toEqual(["never", "safe", "safe"]);
+      expect(http.calls.map((c) => c.retry)).toEqual(["safe", "safe", "safe"]);
       expect(http.calls[1]!.query).toEqual({});
       expect(learned).toEqual(["post"]);
     });

@@ -19,8 +19,16 @@ describe("Retry-After parsing", () => {
     expect(parseRetryAfterHeader(header, now)).toBe(expected);
   });
 
-  it("prefers the header over the deprecated body field", () => {
+  it("prefers the header over the deprecated body field when they disagree", () => {
     expect(retryAfterMs("3", 9_000, now)).toBe(3_000);
+  });
+
+  it("uses the body's precise wait when the header is that wait rounded up to seconds", () => {
+    expect(retryAfterMs("1", 5, now)).toBe(5);
+    expect(retryAfterMs("3", 2_500, now)).toBe(2_500);
+    expect(retryAfterMs("2", 2_000, now)).toBe(2_000);
+    // 2,001 ms rounds up to 3 s, so a header of 2 s is a different wait: the header wins.
+    expect(retryAfterMs("2", 2_001, now)).toBe(2_000);
   });
 
   it("falls back to the body field when the header is missing or unreadable", () => {
