@@ -1,10 +1,9 @@
-import { defaultProfileName, isProfileName, type Profile, type ProfileName } from "./profiles.js";
+import type { ProfileName } from "./profiles.js";
 
 /**
  * Where real servers differ on the key and to-device endpoints (element-hq/synapse v1.157.1,
- * matrix-construct/tuwunel 1.9; `msc` = the Client-Server spec read literally). These are profile
- * flags: when `Profile` carries a field of the same name (an override), it wins over the value
- * listed here for the profile's name.
+ * matrix-construct/tuwunel 1.9; `msc` = the Client-Server spec read literally). Every field is a
+ * `Profile` field, so one can be overridden.
  */
 export interface E2eeFlags {
   /**
@@ -47,16 +46,3 @@ export const e2eeFlagsByProfile: Readonly<Record<ProfileName, Readonly<E2eeFlags
     oneTimeKeyConflict: "reject",
   },
 };
-
-const FLAG_NAMES = ["seedSignedCurve25519Count", "deviceKeysMismatchErrcode", "oneTimeKeyConflict"] as const;
-
-/** The e2ee flags in force for `profile`: its name's defaults, with any field it carries winning. */
-export function e2eeFlags(profile: Profile): E2eeFlags {
-  const base = e2eeFlagsByProfile[isProfileName(profile.name) ? profile.name : defaultProfileName];
-  const carried = profile as Partial<Record<(typeof FLAG_NAMES)[number], unknown>>;
-  const flags: E2eeFlags = { ...base };
-  for (const name of FLAG_NAMES) {
-    if (carried[name] !== undefined) Object.assign(flags, { [name]: carried[name] });
-  }
-  return flags;
-}

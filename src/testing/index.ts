@@ -1,6 +1,7 @@
 export type { MockControl } from "./control.js";
 export type { InjectDehydratedDeviceOptions } from "./dehydration-control.js";
 export { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
+export { type E2eeFlags, e2eeFlagsByProfile } from "./e2ee-flags.js";
 export {
   defaultFaultSettings,
   type FaultSettings,
@@ -29,17 +30,29 @@ export {
 } from "./profiles.js";
 export type { RequestLogEntry } from "./request-log.js";
 export { type Caller, MatrixError, type MockResponse, type Route, type RouteContext } from "./route.js";
+export { clientRoute } from "./routes/client-route.js";
+export { DEHYDRATED_DEVICE_PATH } from "./routes/dehydration-gate.js";
 export { SLIDING_SYNC_PATH } from "./routes/sliding-sync.js";
+export { canonicalJson } from "./state/canonical-json.js";
 export type {
   DehydratedDeviceRecord,
   DehydratedEventsFault,
   DehydratedEventsFaultKind,
   DehydratedEventsFaultSpec,
 } from "./state/dehydrated-device-store.js";
+export type { KeyStore } from "./state/key-store.js";
+export type { Membership, RoomStore, StoredEvent } from "./state/room-store.js";
 export type { ServerState } from "./state/server-state.js";
 export type { TokenLifetimes } from "./state/session-token-store.js";
 export type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
-export type { ToDeviceEvent } from "./state/to-device-store.js";
+export type { ToDeviceEvent, ToDeviceStore } from "./state/to-device-store.js";
+export type { UserProfile } from "./state/user-profile-store.js";
+export {
+  currentSyncPosition,
+  formatSyncToken,
+  parseSyncToken,
+  type SyncPosition,
+} from "./sync/sync-token.js";
 export type { ToDeviceInbox, ToDeviceInboxOptions } from "./to-device-control.js";
 export { requireUia, UiaRequiredError, userVerificationFlows } from "./uia.js";
 export { jsonObjectBody, parseBody } from "./validation.js";

@@ -1,16 +1,18 @@
 /**
- * Identifiers the mock hands out. Access tokens and session ids come from the platform CSPRNG
- * (`crypto.getRandomValues`, present in browsers and Node) so they cannot be guessed across users;
- * device ids look like Synapse's: ten upper-case letters.
+ * Identifiers the mock hands out, in the shapes real servers use. Access tokens and session ids
+ * come from the platform CSPRNG (`crypto.getRandomValues`, present in browsers and Node) so they
+ * cannot be guessed across users; the other ids only need to be unique.
  */
-const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const ALPHANUMERIC = `${LETTERS}0123456789`;
+const URL_SAFE = `${ALPHANUMERIC}-_`;
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 function randomString(alphabet: string, length: number): string {
   const bytes = new Uint8Array(length);
   globalThis.crypto.getRandomValues(bytes);
   let out = "";
-  // 256 % 62 bias is irrelevant for a mock's tokens; uniqueness is what matters.
+  // The modulo bias is irrelevant for a mock's ids; uniqueness is what matters.
   for (const b of bytes) out += alphabet[b % alphabet.length];
   return out;
 }
@@ -24,10 +26,29 @@ export function newRefreshToken(): string {
   return `mockr_${randomString(ALPHANUMERIC, 32)}`;
 }
 
+/** Synapse's device ids: ten upper-case letters. */
 export function newDeviceId(): string {
   return randomString(UPPER, 10);
 }
 
 export function newSessionId(): string {
   return randomString(ALPHANUMERIC, 24);
+}
+
+/** Synapse's `RoomID`: `!<18 letters>:<server>`. */
+export function newRoomId(serverName: string): string {
+  return `!${randomString(LETTERS, 18)}:${serverName}`;
+}
+
+/**
+ * `$<43 url-safe base64 characters>`: the reference-hash form of room versions 4 and later. The
+ * mock hashes nothing; the id is random.
+ */
+export function newEventId(): string {
+  return `$${randomString(URL_SAFE, 43)}`;
+}
+
+/** Synapse's media ids: 24 letters. */
+export function newMediaId(): string {
+  return randomString(LETTERS, 24);
 }

@@ -178,6 +178,12 @@ describe("malformed input on every route", () => {
   it.each(routes.filter((r) => !r.unauthenticated))("$method $pattern needs a valid token", async (r) => {
     const missing = await send(r.method, pathFor(r.pattern), r.method === "GET" ? undefined : "{}", "");
     expect(missing).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
+    // The same route under r0, as Synapse's `client_patterns` serve it (the router's rule).
+    const r0 = r.pattern.replace(/^\/_matrix\/client\/v3\//, "/_matrix/client/r0/");
+    if (r0 !== r.pattern) {
+      const underR0 = await send(r.method, pathFor(r0), r.method === "GET" ? undefined : "{}", "");
+      expect(underR0).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
+    }
     const unknown = await send(
       r.method,
       pathFor(r.pattern),

@@ -23,6 +23,41 @@ function optionalString(body: Record<string, unknown>, key: string): string | un
   return value;
 }
 
+/** The device `register` and `login` log in: `device_id` to reuse, and a display name for a new one. */
+interface DeviceRequest {
+  deviceId: string | undefined;
+  displayName: string | undefined;
+}
+
+function deviceRequest(body: Record<string, unknown>): DeviceRequest {
+  return {
+    deviceId: optionalString(body, "device_id"),
+    displayName: optionalString(body, "initial_device_display_name"),
+  };
+}
+
+/**
+ * Logs a device in (a new one, or `device_id`'s again) and answers as Synapse's register and login
+ * do: the deprecated `home_server` under the profile, and a refresh token when asked for.
+ */
+function loggedIn(ctx: Ctx, userId: string, request: DeviceRequest, refreshable: boolean) {
+  const { state, profile } = ctx;
+  const device = loginNewDevice(state, userId, {
+    ...(request.deviceId !== undefined ? { deviceId: request.deviceId } : {}),
+    displayName: request.displayName ?? null,
+  });
+  return {
+    status: 200,
+    body: {
+      user_id: userId,
+      access_token: device.accessToken,
+      device_id: device.deviceId,
+      ...(profile.loginReturnsHomeServer ? { home_server: state.serverName } : {}),
+      ...(refreshable ? startRefreshableSession(state, { userId, ...device }) : {}),
+    },
+  };
+}
+
 function register(ctx: Ctx) {
   const body = jsonObjectBody(ctx);
   const { state, profile } = ctx;
@@ -53,8 +88,7 @@ function register(ctx: Ctx) {
     }
     password = body.password;
   }
-  const deviceId = optionalString(body, "device_id");
-  const displayName = optionalString(body, "initial_device_display_name");
+  const device = deviceRequest(body);
   if (body.inhibit_login !== undefined && typeof body.inhibit_login !== "boolean") {
     throw new MatrixError(400, "M_INVALID_PARAM", "Invalid inhibit_login");
   }
@@ -79,22 +113,11 @@ function register(ctx: Ctx) {
   state.accounts.createAccount(userId, sessionPassword);
   state.uia.delete(uia.session.id);
 
-  const homeServer = profile.loginReturnsHomeServer ? { home_server: state.serverName } : {};
-  if (body.inhibit_login === true) return { status: 200, body: { user_id: userId, ...homeServer } };
-  const device = loginNewDevice(state, userId, {
-    ...(deviceId !== undefined ? { deviceId } : {}),
-    displayName: displayName ?? null,
-  });
-  return {
-    status: 200,
-    body: {
-      user_id: userId,
-      ...homeServer,
-      access_token: device.accessToken,
-      device_id: device.deviceId,
-      ...(refreshable ? startRefreshableSession(state, { userId, ...device }) : {}),
-    },
-  };
+  if (body.inhibit_login === true) {
+    const homeServer = profile.loginReturnsHomeServer ? { home_server: state.serverName } : {};
+    return { status: 200, body: { user_id: userId, ...homeServer } };
+  }
+  return loggedIn(ctx, userId, device, refreshable);
 }
 
 function checkUsername(state: ServerState, localpart: string): void {
@@ -140,27 +163,13 @@ function login(ctx: Ctx) {
   } else if (typeof body.user !== "string") {
     throw new MatrixError(400, "M_UNKNOWN", "User identifier is missing 'user' key");
   }
-  const deviceId = optionalString(body, "device_id");
-  const displayName = optionalString(body, "initial_device_display_name");
+  const device = deviceRequest(body);
 
   const userId = identifiedUser(body, state.serverName);
   if (userId === undefined || !state.accounts.checkPassword(userId, body.password)) {
     throw new MatrixError(403, "M_FORBIDDEN", "Invalid username or password");
   }
-  const device = loginNewDevice(state, userId, {
-    ...(deviceId !== undefined ? { deviceId } : {}),
-    displayName: displayName ?? null,
-  });
-  return {
-    status: 200,
-    body: {
-      user_id: userId,
-      access_token: device.accessToken,
-      device_id: device.deviceId,
-      ...(profile.loginReturnsHomeServer ? { home_server: state.serverName } : {}),
-      ...(refreshable ? startRefreshableSession(state, { userId, ...device }) : {}),
-    },
-  };
+  return loggedIn(ctx, userId, device, refreshable);
 }
 
 export const accountRoutes: Route<ServerState, Profile>[] = [

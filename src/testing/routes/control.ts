@@ -5,14 +5,16 @@ import type { Profile } from "../profiles.js";
 import type { RequestLogEntry } from "../request-log.js";
 import { MatrixError, type Route } from "../route.js";
 import { parseBody } from "../validation.js";
+import { asBadParam, camelCased } from "./control-wire.js";
 import { dehydrationControlRoutes } from "./dehydration-control.js";
 import { sessionControlRoutes } from "./session-control.js";
-import { slidingSyncControlRoutes } from "./sliding-sync.js";
+import { slidingSyncControlRoutes } from "./sliding-sync-control.js";
 import { toDeviceControlRoutes } from "./to-device-control.js";
 
 /**
  * The control API over HTTP, under `/_mock/`: the same calls as `MockControl`, snake_case on the
- * wire. Control calls are never delayed, faulted or logged.
+ * wire (`control-wire.ts`). Control calls are never delayed, faulted or logged. Feature controls
+ * are in `*-control.ts` beside this file.
  */
 
 const faultSettingsBody = z
@@ -96,16 +98,6 @@ function logEntryWire(e: RequestLogEntry) {
   };
 }
 
-/** A `RangeError` from the control object is the caller's mistake: 400 `M_INVALID_PARAM`. */
-function asBadParam<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof RangeError) throw new MatrixError(400, "M_INVALID_PARAM", err.message);
-    throw err;
-  }
-}
-
 export const controlRoutes: Route<MockControl, Profile>[] = [
   {
     method: "GET",
@@ -116,15 +108,7 @@ export const controlRoutes: Route<MockControl, Profile>[] = [
     method: "PUT",
     pattern: "/_mock/faults",
     handler: (ctx) => {
-      const b = parseBody(ctx, faultSettingsBody);
-      const changes: Partial<FaultSettings> = {};
-      if (b.latency_ms !== undefined) changes.latencyMs = b.latency_ms;
-      if (b.server_error_rate !== undefined) changes.serverErrorRate = b.server_error_rate;
-      if (b.rate_limit_rate !== undefined) changes.rateLimitRate = b.rate_limit_rate;
-      if (b.drop_rate !== undefined) changes.dropRate = b.drop_rate;
-      if (b.server_error_status !== undefined) changes.serverErrorStatus = b.server_error_status;
-      if (b.retry_after_ms !== undefined) changes.retryAfterMs = b.retry_after_ms;
-      if (b.seed !== undefined) changes.seed = b.seed;
+      const changes = camelCased(parseBody(ctx, faultSettingsBody));
       return { status: 200, body: faultsWire(asBadParam(() => ctx.state.setFaults(changes))) };
     },
   },
@@ -137,20 +121,8 @@ export const controlRoutes: Route<MockControl, Profile>[] = [
     method: "POST",
     pattern: "/_mock/failures",
     handler: (ctx) => {
-      const b = parseBody(ctx, failureBody);
-      const failure = asBadParam(() =>
-        ctx.state.scriptFailure({
-          path: b.path,
-          ...(b.method !== undefined ? { method: b.method } : {}),
-          ...(b.times !== undefined ? { times: b.times } : {}),
-          ...(b.when !== undefined ? { when: b.when } : {}),
-          ...(b.drop !== undefined ? { drop: b.drop } : {}),
-          ...(b.status !== undefined ? { status: b.status } : {}),
-          ...(b.errcode !== undefined ? { errcode: b.errcode } : {}),
-          ...(b.error !== undefined ? { error: b.error } : {}),
-          ...(b.retry_after_ms !== undefined ? { retryAfterMs: b.retry_after_ms } : {}),
-        }),
-      );
+      const spec = camelCased(parseBody(ctx, failureBody));
+      const failure = asBadParam(() => ctx.state.scriptFailure(spec));
       return { status: 200, body: failureWire(failure) };
     },
   },
@@ -192,14 +164,8 @@ export const controlRoutes: Route<MockControl, Profile>[] = [
     method: "POST",
     pattern: "/_mock/users",
     handler: (ctx) => {
-      const b = parseBody(ctx, createUserBody);
-      const created = asBadParam(() =>
-        ctx.state.createUser(b.localpart, {
-          ...(b.password !== undefined ? { password: b.password } : {}),
-          ...(b.device_id !== undefined ? { deviceId: b.device_id } : {}),
-          ...(b.display_name !== undefined ? { displayName: b.display_name } : {}),
-        }),
-      );
+      const { localpart, ...options } = parseBody(ctx, createUserBody);
+      const created = asBadParam(() => ctx.state.createUser(localpart, camelCased(options)));
       if (!created) throw new MatrixError(400, "M_USER_IN_USE", "User ID already taken.");
       return {
         status: 200,

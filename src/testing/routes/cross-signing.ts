@@ -6,6 +6,7 @@ import type { CrossSigningUsage, JsonObject } from "../state/key-store.js";
 import type { ServerState } from "../state/server-state.js";
 import { requireUia, userVerificationFlows } from "../uia.js";
 import { jsonObjectBody, parseBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { requireUserId } from "./matrix-ids.js";
 
 /**
@@ -297,8 +298,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 export const crossSigningRoutes: Route<ServerState, Profile>[] = [
-  // Synapse serves device_signing/upload under v3 only, signatures/upload under r0 and v3.
-  { method: "POST", pattern: "/_matrix/client/v3/keys/device_signing/upload", handler: uploadSigningKeys },
-  { method: "POST", pattern: "/_matrix/client/r0/keys/signatures/upload", handler: uploadSignatures },
-  { method: "POST", pattern: "/_matrix/client/v3/keys/signatures/upload", handler: uploadSignatures },
+  // Synapse serves device_signing/upload under v3 only; the mock, like for every route, under r0 too.
+  clientRoute("POST", "keys/device_signing/upload", uploadSigningKeys),
+  clientRoute("POST", "keys/signatures/upload", uploadSignatures),
 ];

@@ -4,6 +4,7 @@ import type { Profile } from "../profiles.js";
 import { MatrixError, type Route } from "../route.js";
 import type { DehydratedEventsFault } from "../state/dehydrated-device-store.js";
 import { parseBody } from "../validation.js";
+import { asBadParam, camelCased } from "./control-wire.js";
 
 /**
  * The MSC3814 control calls over HTTP (see `MockControl.injectDehydratedDevice` and
@@ -52,31 +53,13 @@ function faultWire(f: DehydratedEventsFault | undefined) {
   };
 }
 
-function asBadParam<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof RangeError) throw new MatrixError(400, "M_INVALID_PARAM", err.message);
-    throw err;
-  }
-}
-
 export const dehydrationControlRoutes: Route<MockControl, Profile>[] = [
   {
     method: "POST",
     pattern: "/_mock/dehydrated_device",
     handler: (ctx) => {
-      const b = parseBody(ctx, injectBody);
-      const record = asBadParam(() =>
-        ctx.state.injectDehydratedDevice(b.user_id, {
-          deviceId: b.device_id,
-          deviceData: b.device_data,
-          ...(b.device_keys !== undefined ? { deviceKeys: b.device_keys } : {}),
-          ...(b.one_time_keys !== undefined ? { oneTimeKeys: b.one_time_keys } : {}),
-          ...(b.fallback_keys !== undefined ? { fallbackKeys: b.fallback_keys } : {}),
-          ...(b.display_name !== undefined ? { displayName: b.display_name } : {}),
-        }),
-      );
+      const { user_id, ...options } = parseBody(ctx, injectBody);
+      const record = asBadParam(() => ctx.state.injectDehydratedDevice(user_id, camelCased(options)));
       return { status: 200, body: { device_id: record.deviceId, device_data: record.deviceData } };
     },
   },
@@ -100,16 +83,8 @@ export const dehydrationControlRoutes: Route<MockControl, Profile>[] = [
     method: "PUT",
     pattern: "/_mock/dehydrated_events_fault",
     handler: (ctx) => {
-      const b = parseBody(ctx, faultBody);
-      const fault = asBadParam(() =>
-        ctx.state.setDehydratedEventsFault({
-          kind: b.kind,
-          ...(b.user_id !== undefined ? { userId: b.user_id } : {}),
-          ...(b.after_pages !== undefined ? { afterPages: b.after_pages } : {}),
-          ...(b.pages !== undefined ? { pages: b.pages } : {}),
-          ...(b.events_per_page !== undefined ? { eventsPerPage: b.events_per_page } : {}),
-        }),
-      );
+      const spec = camelCased(parseBody(ctx, faultBody));
+      const fault = asBadParam(() => ctx.state.setDehydratedEventsFault(spec));
       return { status: 200, body: faultWire(fault) };
     },
   },

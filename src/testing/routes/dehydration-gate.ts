@@ -15,10 +15,11 @@ export function requireDehydration(ctx: Pick<RouteContext<unknown, Profile>, "pr
 }
 
 /**
- * A method the profile does not serve on a known path, answered as the router answers one:
- * Synapse 405 `M_UNRECOGNIZED`; axum (tuwunel) a 405 whose body the mock can only make `{}`.
+ * A method the profile does not serve on a known path, answered as the router answers one: 405
+ * `M_UNRECOGNIZED` (Synapse; tuwunel's router rewrites axum's bare 405 so), or an empty 405 under
+ * `wrongMethodHasErrorBody: false`.
  */
 export function wrongMethod(ctx: Pick<RouteContext<unknown, Profile>, "profile">): MockResponse {
-  if (!ctx.profile.wrongMethodHasErrorBody) return { status: 405, body: {} };
+  if (!ctx.profile.wrongMethodHasErrorBody) return { status: 405, body: null, bytes: new Uint8Array() };
   throw new MatrixError(405, "M_UNRECOGNIZED", "Unrecognized request");
 }

@@ -2,6 +2,7 @@ import type { Profile } from "../profiles.js";
 import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import type { ServerState } from "../state/server-state.js";
 import { jsonObjectBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 
 /**
  * `POST /user/{userId}/filter` and `GET /user/{userId}/filter/{filterId}` (Client-Server spec,
@@ -32,11 +33,7 @@ function getFilter(ctx: Ctx): MockResponse {
   return { status: 200, body: filter };
 }
 
-export const filterRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).flatMap((v) => [
-  { method: "POST" as const, pattern: `/_matrix/client/${v}/user/{userId}/filter`, handler: createFilter },
-  {
-    method: "GET" as const,
-    pattern: `/_matrix/client/${v}/user/{userId}/filter/{filterId}`,
-    handler: getFilter,
-  },
-]);
+export const filterRoutes: Route<ServerState, Profile>[] = [
+  clientRoute("POST", "user/{userId}/filter", createFilter),
+  clientRoute("GET", "user/{userId}/filter/{filterId}", getFilter),
+];

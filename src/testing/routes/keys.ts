@@ -1,10 +1,12 @@
 import { z } from "zod";
-import { e2eeFlags } from "../e2ee-flags.js";
 import type { Profile } from "../profiles.js";
 import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import type { JsonObject } from "../state/key-store.js";
 import type { ServerState } from "../state/server-state.js";
+import { deviceListDelta } from "../sync/device-list-delta.js";
+import { currentSyncPosition, isReachable, parseSyncToken } from "../sync/sync-token.js";
 import { jsonObjectBody, parseBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { crossSigningRoutes } from "./cross-signing.js";
 import { optionalIntegerParam, requireUserId, serverNameOf, unreachableServerFailure } from "./matrix-ids.js";
 
@@ -46,7 +48,6 @@ const claimSchema = z.looseObject({
 function upload(ctx: Ctx): MockResponse {
   const caller = ctx.caller();
   const body = parseBody(ctx, uploadSchema);
-  const flags = e2eeFlags(ctx.profile);
   // Synapse checks key ids in the model validators, before anything is stored.
   requireKeyIds(body.one_time_keys, "one_time_keys");
   requireKeyIds(body.fallback_keys, "fallback_keys");
@@ -56,14 +57,14 @@ function upload(ctx: Ctx): MockResponse {
     if (body.device_keys.user_id !== caller.userId) {
       throw new MatrixError(
         400,
-        flags.deviceKeysMismatchErrcode,
+        ctx.profile.deviceKeysMismatchErrcode,
         "Provided `user_id` in `device_keys` does not match that of the authenticated user",
       );
     }
     if (body.device_keys.device_id !== caller.deviceId) {
       throw new MatrixError(
         400,
-        flags.deviceKeysMismatchErrcode,
+        ctx.profile.deviceKeysMismatchErrcode,
         "Provided `device_id` in `device_keys` does not match that of the authenticated user device",
       );
     }
@@ -75,7 +76,7 @@ function upload(ctx: Ctx): MockResponse {
       caller.userId,
       caller.deviceId,
       body.one_time_keys,
-      flags.oneTimeKeyConflict,
+      ctx.profile.oneTimeKeyConflict,
     );
     if (!result.ok) {
       // Synapse's message quotes both keys; the mock names only the id (no key material in errors).
@@ -99,7 +100,7 @@ export function oneTimeKeyCounts(
   deviceId: string,
 ): Record<string, number> {
   const counts = ctx.state.keys.oneTimeKeyCounts(userId, deviceId);
-  return e2eeFlags(ctx.profile).seedSignedCurve25519Count ? { signed_curve25519: 0, ...counts } : counts;
+  return ctx.profile.seedSignedCurve25519Count ? { signed_curve25519: 0, ...counts } : counts;
 }
 
 function requireKeyIds(keys: Record<string, unknown> | null | undefined, field: string): void {
@@ -211,46 +212,29 @@ function claim(ctx: Ctx): MockResponse {
 }
 
 /**
- * `GET keys/changes?from=&to=`: users whose device lists changed after `from`. Like Synapse, `to`
- * is required by the spec but ignored (changes up to now are returned). A token is the device-list
- * stream position (`state.keys.position`) as a decimal string; `/sync` tokens (mock part 2) must
- * carry it. Only users the caller shares a room with are reported — with no rooms yet, that is the
- * caller alone, which is what Synapse answers a user who shares no room with anyone. `left` needs
- * rooms too and is empty until then.
+ * `GET keys/changes?from=&to=` (spec, "Tracking the device list for a user"): who the caller must
+ * re-query, and who they may stop tracking, since `from` — the same `changed`/`left` a `/sync`
+ * from that token reports (`sync/device-list-delta.ts`). `from` is a `/sync` `next_batch`; like
+ * Synapse (`KeyChangesServlet`), `to` is read but ignored, so changes after it are reported too. A
+ * `from` that is not a sync token (the bare device-list position of older mock versions included)
+ * is 400 `M_UNKNOWN` "Invalid stream token", as Synapse's `StreamToken.from_string` answers; one
+ * ahead of the server — a token of another mock instance — gets the same answer, as `/sync` does.
  */
 function changes(ctx: Ctx): MockResponse {
   const caller = ctx.caller();
   const from = ctx.query.get("from");
   if (from === null) throw new MatrixError(400, "M_MISSING_PARAM", "Missing string query parameter 'from'");
-  const position = parseDeviceListToken(from);
-  if (position === undefined) throw new MatrixError(400, "M_UNKNOWN", "Invalid stream token");
-  const changed = ctx.state.keys
-    .changedUsersSince(caller.userId, position)
-    .filter((userId) => userId === caller.userId);
-  return { status: 200, body: { changed, left: [] } };
-}
-
-/** The device-list stream position in a `keys/changes` token, or `undefined` if it is not one. */
-export function parseDeviceListToken(token: string): number | undefined {
-  if (!/^\d{1,15}$/.test(token)) return undefined;
-  return Number(token);
-}
-
-function route(method: Route["method"], path: string, handler: (ctx: Ctx) => MockResponse) {
-  // Synapse serves these under r0 and v3 (`client_patterns` defaults).
-  return (["r0", "v3"] as const).map(
-    (version): Route<ServerState, Profile> => ({
-      method,
-      pattern: `/_matrix/client/${version}/${path}`,
-      handler,
-    }),
-  );
+  const position = parseSyncToken(from);
+  if (!position || !isReachable(position, currentSyncPosition(ctx.state))) {
+    throw new MatrixError(400, "M_UNKNOWN", "Invalid stream token");
+  }
+  return { status: 200, body: deviceListDelta(ctx.state, caller.userId, position) };
 }
 
 export const keysRoutes: Route<ServerState, Profile>[] = [
-  ...route("POST", "keys/upload", upload),
-  ...route("POST", "keys/query", query),
-  ...route("POST", "keys/claim", claim),
-  ...route("GET", "keys/changes", changes),
+  clientRoute("POST", "keys/upload", upload),
+  clientRoute("POST", "keys/query", query),
+  clientRoute("POST", "keys/claim", claim),
+  clientRoute("GET", "keys/changes", changes),
   ...crossSigningRoutes,
 ];

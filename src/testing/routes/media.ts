@@ -1,7 +1,7 @@
 import type { Profile } from "../profiles.js";
+import { newMediaId } from "../random-ids.js";
 import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import type { ServerState } from "../state/server-state.js";
-import { newMediaId } from "./room-ids.js";
 
 /**
  * A minimal content repository (Client-Server spec, "Content repository"): upload, and download

@@ -3,6 +3,7 @@ import { MatrixError, type MockResponse, type Route, type RouteContext } from ".
 import type { ServerState } from "../state/server-state.js";
 import type { ProfileField } from "../state/user-profile-store.js";
 import { jsonObjectBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { changeMembership } from "./room-actions.js";
 
 /**
@@ -67,13 +68,10 @@ function setField(field: ProfileField) {
   };
 }
 
-export const profileRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).flatMap((v) => {
-  const base = `/_matrix/client/${v}/profile/{userId}`;
-  return [
-    { method: "GET" as const, pattern: base, handler: getProfile },
-    { method: "GET" as const, pattern: `${base}/displayname`, handler: getField("displayname") },
-    { method: "PUT" as const, pattern: `${base}/displayname`, handler: setField("displayname") },
-    { method: "GET" as const, pattern: `${base}/avatar_url`, handler: getField("avatar_url") },
-    { method: "PUT" as const, pattern: `${base}/avatar_url`, handler: setField("avatar_url") },
-  ];
-});
+export const profileRoutes: Route<ServerState, Profile>[] = [
+  clientRoute("GET", "profile/{userId}", getProfile),
+  clientRoute("GET", "profile/{userId}/displayname", getField("displayname")),
+  clientRoute("PUT", "profile/{userId}/displayname", setField("displayname")),
+  clientRoute("GET", "profile/{userId}/avatar_url", getField("avatar_url")),
+  clientRoute("PUT", "profile/{userId}/avatar_url", setField("avatar_url")),
+];

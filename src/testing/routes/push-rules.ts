@@ -1,6 +1,7 @@
 import type { Profile } from "../profiles.js";
 import type { MockResponse, Route, RouteContext } from "../route.js";
 import type { ServerState } from "../state/server-state.js";
+import { clientRoute } from "./client-route.js";
 
 /**
  * `GET /pushrules/` with the spec's predefined rules ("Push Notifications" → "Predefined Rules"),
@@ -105,8 +106,8 @@ function getGlobalPushRules(ctx: Ctx): MockResponse {
   return { status: 200, body: defaultPushRules(ctx.caller().userId).global };
 }
 
-export const pushRuleRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).flatMap((v) => [
-  { method: "GET" as const, pattern: `/_matrix/client/${v}/pushrules/`, handler: getPushRules },
-  { method: "GET" as const, pattern: `/_matrix/client/${v}/pushrules`, handler: getPushRules },
-  { method: "GET" as const, pattern: `/_matrix/client/${v}/pushrules/global/`, handler: getGlobalPushRules },
-]);
+export const pushRuleRoutes: Route<ServerState, Profile>[] = [
+  clientRoute("GET", "pushrules/", getPushRules),
+  clientRoute("GET", "pushrules", getPushRules),
+  clientRoute("GET", "pushrules/global/", getGlobalPushRules),
+];

@@ -1,9 +1,9 @@
+import { newEventId } from "../random-ids.js";
 import { MatrixError } from "../route.js";
 import { canonicalJson } from "../state/canonical-json.js";
 import type { Membership, StoredEvent } from "../state/room-store.js";
 import type { ServerState } from "../state/server-state.js";
 import { namedPowerLevel, sendPowerLevel, userPowerLevel } from "./power-levels.js";
-import { newEventId } from "./room-ids.js";
 
 /**
  * Writing to rooms with the auth rules of room versions 1–11 (Client-Server spec, "Room
@@ -19,6 +19,13 @@ export interface Transaction {
   txnId: string;
 }
 
+/** An event a user writes: a state event when `stateKey` is set (`""` included). */
+export interface RoomEventInput {
+  type: string;
+  content: Record<string, unknown>;
+  stateKey?: string;
+}
+
 const utf8 = new TextEncoder();
 
 function forbidden(message: string): MatrixError {
@@ -29,6 +36,21 @@ function checkSize(content: Record<string, unknown>): void {
   if (utf8.encode(canonicalJson(content)).length > MAX_EVENT_CONTENT_BYTES) {
     throw new MatrixError(413, "M_TOO_LARGE", "event too large");
   }
+}
+
+/**
+ * The current state event when `sender` sent it with this very content: Synapse does not send such
+ * an event again but answers with the existing one (`EventCreationHandler.deduplicate_state_event`).
+ */
+function unchangedState(
+  state: ServerState,
+  roomId: string,
+  sender: string,
+  event: Required<RoomEventInput>,
+): StoredEvent | undefined {
+  const current = state.rooms.stateEvent(roomId, event.type, event.stateKey);
+  if (!current || current.sender !== sender) return undefined;
+  return canonicalJson(current.content) === canonicalJson(event.content) ? current : undefined;
 }
 
 function requireJoined(state: ServerState, roomId: string, userId: string): void {
@@ -42,7 +64,7 @@ export function appendEvent(
   state: ServerState,
   roomId: string,
   sender: string,
-  event: { type: string; content: Record<string, unknown>; stateKey?: string },
+  event: RoomEventInput,
   transaction?: Transaction,
 ): StoredEvent {
   return state.rooms.append(
@@ -68,7 +90,7 @@ export function sendRoomEvent(
   state: ServerState,
   roomId: string,
   sender: string,
-  event: { type: string; content: Record<string, unknown>; stateKey?: string },
+  event: RoomEventInput,
   transaction?: Transaction,
 ): StoredEvent {
   checkSize(event.content);
@@ -81,19 +103,13 @@ export function sendRoomEvent(
       `You don't have permission to post that to the room. user_level (${level}) < send_level (${needed})`,
     );
   }
-  if (isState) {
+  if (event.stateKey !== undefined) {
     // A state key starting with `@` belongs to that user only (room versions 1–11).
-    if (event.stateKey!.startsWith("@") && event.stateKey !== sender) {
+    if (event.stateKey.startsWith("@") && event.stateKey !== sender) {
       throw forbidden("You are not allowed to set others state");
     }
-    const current = state.rooms.stateEvent(roomId, event.type, event.stateKey!);
-    if (
-      current &&
-      current.sender === sender &&
-      canonicalJson(current.content) === canonicalJson(event.content)
-    ) {
-      return current;
-    }
+    const existing = unchangedState(state, roomId, sender, { ...event, stateKey: event.stateKey });
+    if (existing) return existing;
   }
   return appendEvent(state, roomId, sender, event, transaction);
 }
@@ -172,11 +188,8 @@ export function changeMembership(state: ServerState, change: MembershipChange): 
     if (profile.avatar_url !== undefined) content.avatar_url = profile.avatar_url;
   }
   checkSize(content);
-  const existing = rooms.stateEvent(roomId, "m.room.member", target);
-  if (existing && existing.sender === sender && canonicalJson(existing.content) === canonicalJson(content)) {
-    return existing;
-  }
-  return appendEvent(state, roomId, sender, { type: "m.room.member", stateKey: target, content });
+  const event = { type: "m.room.member", stateKey: target, content };
+  return unchangedState(state, roomId, sender, event) ?? appendEvent(state, roomId, sender, event);
 }
 
 /** The `m.room.create` and creator's join, written without auth checks (they found the room). */

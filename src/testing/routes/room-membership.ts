@@ -3,6 +3,7 @@ import { MatrixError, type MockResponse, type Route, type RouteContext } from ".
 import type { Membership } from "../state/room-store.js";
 import type { ServerState } from "../state/server-state.js";
 import { jsonObjectBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { serverNameOf } from "./matrix-ids.js";
 import { changeMembership } from "./room-actions.js";
 
@@ -113,21 +114,12 @@ function leave(ctx: Ctx): MockResponse {
   return { status: 200, body: {} };
 }
 
-const route = (method: Route["method"], path: string, handler: (ctx: Ctx) => MockResponse) =>
-  (["r0", "v3"] as const).map(
-    (version): Route<ServerState, Profile> => ({
-      method,
-      pattern: `/_matrix/client/${version}/${path}`,
-      handler,
-    }),
-  );
-
 export const roomMembershipRoutes: Route<ServerState, Profile>[] = [
-  ...route("POST", "rooms/{roomId}/invite", onOther("invite")),
-  ...route("POST", "rooms/{roomId}/kick", onOther("leave")),
-  ...route("POST", "rooms/{roomId}/ban", onOther("ban")),
-  ...route("POST", "rooms/{roomId}/unban", onOther("leave")),
-  ...route("POST", "rooms/{roomId}/join", (ctx) => join(ctx, ctx.params.roomId!)),
-  ...route("POST", "join/{roomIdOrAlias}", (ctx) => join(ctx, ctx.params.roomIdOrAlias!)),
-  ...route("POST", "rooms/{roomId}/leave", leave),
+  clientRoute("POST", "rooms/{roomId}/invite", onOther("invite")),
+  clientRoute("POST", "rooms/{roomId}/kick", onOther("leave")),
+  clientRoute("POST", "rooms/{roomId}/ban", onOther("ban")),
+  clientRoute("POST", "rooms/{roomId}/unban", onOther("leave")),
+  clientRoute("POST", "rooms/{roomId}/join", (ctx) => join(ctx, ctx.params.roomId!)),
+  clientRoute("POST", "join/{roomIdOrAlias}", (ctx) => join(ctx, ctx.params.roomIdOrAlias!)),
+  clientRoute("POST", "rooms/{roomId}/leave", leave),
 ];

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Profile } from "../profiles.js";
+import { newRoomId } from "../random-ids.js";
 import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import type { Membership, StoredEvent } from "../state/room-store.js";
 import type { ServerState } from "../state/server-state.js";
@@ -7,10 +8,10 @@ import { toClientEvent } from "../sync/client-event.js";
 import { canSeeEvent } from "../sync/history-visibility.js";
 import { formatPaginationToken, parsePaginationToken } from "../sync/sync-token.js";
 import { jsonObjectBody, parseBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { optionalIntegerParam, serverNameOf } from "./matrix-ids.js";
 import { initialPowerLevels, type Preset } from "./power-levels.js";
 import { appendEvent, changeMembership, foundRoom, sendRoomEvent } from "./room-actions.js";
-import { newRoomId } from "./room-ids.js";
 
 /**
  * Room creation, sending, state, member lists and `/messages` (Client-Server spec, "Rooms" and
@@ -349,26 +350,17 @@ function getMessages(ctx: Ctx): MockResponse {
   return { status: 200, body };
 }
 
-const room = (method: Route["method"], path: string, handler: (ctx: Ctx) => MockResponse) =>
-  (["r0", "v3"] as const).map(
-    (version): Route<ServerState, Profile> => ({
-      method,
-      pattern: `/_matrix/client/${version}/${path}`,
-      handler,
-    }),
-  );
-
 export const roomRoutes: Route<ServerState, Profile>[] = [
-  ...room("POST", "createRoom", createRoom),
-  ...room("PUT", "rooms/{roomId}/send/{eventType}/{txnId}", sendMessage),
-  ...room("GET", "rooms/{roomId}/state", getState),
-  ...room("GET", "rooms/{roomId}/state/{eventType}", getStateEvent),
-  ...room("GET", "rooms/{roomId}/state/{eventType}/", getStateEvent),
-  ...room("GET", "rooms/{roomId}/state/{eventType}/{stateKey}", getStateEvent),
-  ...room("PUT", "rooms/{roomId}/state/{eventType}", putState),
-  ...room("PUT", "rooms/{roomId}/state/{eventType}/", putState),
-  ...room("PUT", "rooms/{roomId}/state/{eventType}/{stateKey}", putState),
-  ...room("GET", "rooms/{roomId}/members", getMembers),
-  ...room("GET", "rooms/{roomId}/joined_members", getJoinedMembers),
-  ...room("GET", "rooms/{roomId}/messages", getMessages),
+  clientRoute("POST", "createRoom", createRoom),
+  clientRoute("PUT", "rooms/{roomId}/send/{eventType}/{txnId}", sendMessage),
+  clientRoute("GET", "rooms/{roomId}/state", getState),
+  clientRoute("GET", "rooms/{roomId}/state/{eventType}", getStateEvent),
+  clientRoute("GET", "rooms/{roomId}/state/{eventType}/", getStateEvent),
+  clientRoute("GET", "rooms/{roomId}/state/{eventType}/{stateKey}", getStateEvent),
+  clientRoute("PUT", "rooms/{roomId}/state/{eventType}", putState),
+  clientRoute("PUT", "rooms/{roomId}/state/{eventType}/", putState),
+  clientRoute("PUT", "rooms/{roomId}/state/{eventType}/{stateKey}", putState),
+  clientRoute("GET", "rooms/{roomId}/members", getMembers),
+  clientRoute("GET", "rooms/{roomId}/joined_members", getJoinedMembers),
+  clientRoute("GET", "rooms/{roomId}/messages", getMessages),
 ];

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import type { MockControl } from "../control.js";
 import type { Profile } from "../profiles.js";
-import { MatrixError, type Route } from "../route.js";
+import type { Route } from "../route.js";
 import type { TokenLifetimes } from "../state/session-token-store.js";
 import { parseBody } from "../validation.js";
+import { asBadParam, camelCased } from "./control-wire.js";
 
 /**
  * Token controls over HTTP (see `MockControl.expireAccessToken` and `setTokenLifetimes`):
@@ -22,26 +23,13 @@ function lifetimesWire(l: TokenLifetimes) {
   return { access_token_ms: l.accessTokenMs, refresh_token_ms: l.refreshTokenMs };
 }
 
-function asBadParam<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof RangeError) throw new MatrixError(400, "M_INVALID_PARAM", err.message);
-    throw err;
-  }
-}
-
 export const sessionControlRoutes: Route<MockControl, Profile>[] = [
   {
     method: "POST",
     pattern: "/_mock/expire_access_token",
     handler: (ctx) => {
-      const b = parseBody(ctx, expireBody);
-      asBadParam(() =>
-        ctx.state.expireAccessToken(b.access_token, {
-          ...(b.soft_logout !== undefined ? { softLogout: b.soft_logout } : {}),
-        }),
-      );
+      const { access_token, ...options } = parseBody(ctx, expireBody);
+      asBadParam(() => ctx.state.expireAccessToken(access_token, camelCased(options)));
       return { status: 200, body: {} };
     },
   },
@@ -54,10 +42,7 @@ export const sessionControlRoutes: Route<MockControl, Profile>[] = [
     method: "PUT",
     pattern: "/_mock/token_lifetimes",
     handler: (ctx) => {
-      const b = parseBody(ctx, lifetimesBody);
-      const changes: Partial<TokenLifetimes> = {};
-      if (b.access_token_ms !== undefined) changes.accessTokenMs = b.access_token_ms;
-      if (b.refresh_token_ms !== undefined) changes.refreshTokenMs = b.refresh_token_ms;
+      const changes = camelCased(parseBody(ctx, lifetimesBody));
       return { status: 200, body: lifetimesWire(asBadParam(() => ctx.state.setTokenLifetimes(changes))) };
     },
   },

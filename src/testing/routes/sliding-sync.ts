@@ -1,5 +1,3 @@
-import { z } from "zod";
-import type { MockControl } from "../control.js";
 import type { Profile } from "../profiles.js";
 import { type Caller, MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import type { ServerState } from "../state/server-state.js";
@@ -11,7 +9,6 @@ import { slidingRooms } from "../sync/sliding-rooms.js";
 import { toDeviceExtension } from "../sync/sliding-to-device.js";
 import { formatPaginationToken } from "../sync/sync-token.js";
 import { waitForChange } from "../sync/wait-for-change.js";
-import { parseBody } from "../validation.js";
 import { oneTimeKeyCounts } from "./keys.js";
 
 /**
@@ -144,48 +141,4 @@ function unknownPosition(): MatrixError {
 
 export const slidingSyncRoutes: Route<ServerState, Profile>[] = [
   { method: "POST", pattern: SLIDING_SYNC_PATH, handler: slidingSync },
-];
-
-const expireBody = z
-  .object({
-    user_id: z.string().min(1),
-    device_id: z.string().min(1).optional(),
-    conn_id: z.string().optional(),
-  })
-  .strict();
-
-/**
- * Control calls under `/_mock/` (see `MockControl.expireSlidingSyncConnections`):
- * `POST /_mock/sliding_sync/expire` `{user_id, device_id?, conn_id?}` → `{expired}`, and
- * `GET /_mock/sliding_sync/connections[?user_id=]` → `{connections: [...]}`.
- */
-export const slidingSyncControlRoutes: Route<MockControl, Profile>[] = [
-  {
-    method: "POST",
-    pattern: "/_mock/sliding_sync/expire",
-    handler: (ctx) => {
-      const b = parseBody(ctx, expireBody);
-      const expired = ctx.state.expireSlidingSyncConnections({
-        userId: b.user_id,
-        ...(b.device_id !== undefined ? { deviceId: b.device_id } : {}),
-        ...(b.conn_id !== undefined ? { connId: b.conn_id } : {}),
-      });
-      return { status: 200, body: { expired } };
-    },
-  },
-  {
-    method: "GET",
-    pattern: "/_mock/sliding_sync/connections",
-    handler: (ctx) => {
-      const userId = ctx.query.get("user_id") ?? undefined;
-      const connections = ctx.state.slidingSyncConnections(userId).map((c) => ({
-        user_id: c.userId,
-        device_id: c.deviceId,
-        conn_id: c.connId,
-        positions: c.positions.map(formatPos),
-        last_used_at: c.lastUsedAt,
-      }));
-      return { status: 200, body: { connections } };
-    },
-  },
 ];

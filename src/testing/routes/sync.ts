@@ -3,9 +3,16 @@ import { MatrixError, type MockResponse, type Route, type RouteContext } from ".
 import type { ServerState } from "../state/server-state.js";
 import { buildClassicSync } from "../sync/classic-sync.js";
 import { defaultSyncFilter, filterSchema, type SyncFilter, toSyncFilter } from "../sync/sync-filter.js";
-import { formatSyncToken, isReachable, parseSyncToken, type SyncPosition } from "../sync/sync-token.js";
+import {
+  currentSyncPosition,
+  formatSyncToken,
+  isReachable,
+  parseSyncToken,
+  type SyncPosition,
+} from "../sync/sync-token.js";
 import { waitForChange } from "../sync/wait-for-change.js";
 import { validateValue } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { optionalIntegerParam } from "./matrix-ids.js";
 
 /**
@@ -54,15 +61,6 @@ export function resolveFilter(ctx: Ctx, userId: string): SyncFilter {
   return toSyncFilter(validateValue({ ...ctx.profile, validationErrors: "ruma" }, json, filterSchema));
 }
 
-function currentPosition(state: ServerState): SyncPosition {
-  return {
-    rooms: state.rooms.position,
-    toDevice: state.toDevice.position,
-    keys: state.keys.position,
-    accountData: state.accountData.position,
-  };
-}
-
 async function sync(ctx: Ctx): Promise<MockResponse> {
   const caller = ctx.caller();
   const { state } = ctx;
@@ -84,7 +82,7 @@ async function sync(ctx: Ctx): Promise<MockResponse> {
   let since: SyncPosition | undefined;
   if (sinceRaw !== null) {
     since = parseSyncToken(sinceRaw);
-    if (!since || !isReachable(since, currentPosition(state))) {
+    if (!since || !isReachable(since, currentSyncPosition(state))) {
       throw new MatrixError(400, "M_UNKNOWN", "Invalid stream token");
     }
     state.toDevice.acknowledge(caller.userId, caller.deviceId, since.toDevice);
@@ -111,8 +109,4 @@ async function sync(ctx: Ctx): Promise<MockResponse> {
   }
 }
 
-export const syncRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).map((v) => ({
-  method: "GET",
-  pattern: `/_matrix/client/${v}/sync`,
-  handler: sync,
-}));
+export const syncRoutes: Route<ServerState, Profile>[] = [clientRoute("GET", "sync", sync)];

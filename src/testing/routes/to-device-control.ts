@@ -1,7 +1,7 @@
 import type { MockControl } from "../control.js";
 import type { Profile } from "../profiles.js";
 import { MatrixError, type Route } from "../route.js";
-import type { ToDeviceInbox } from "../to-device-control.js";
+import { asBadParam } from "./control-wire.js";
 
 /**
  * `GET /_mock/to_device/{userId}/{deviceId}?since=&limit=` → `{events, next_batch}`: a device's
@@ -23,23 +23,16 @@ export const toDeviceControlRoutes: Route<MockControl, Profile>[] = [
       }
       const since = ctx.query.get("since");
       const limit = ctx.query.get("limit");
-      if (since !== null && !DIGITS.test(since)) {
-        throw new MatrixError(400, "M_INVALID_PARAM", "since must be a next_batch value");
-      }
+      // `Number` would read "" as 0 and " 5" as 5; `toDeviceInbox` checks `since` and the range.
       if (limit !== null && !DIGITS.test(limit)) {
         throw new MatrixError(400, "M_INVALID_PARAM", "limit must be a non-negative integer");
       }
-      let inbox: ToDeviceInbox;
-      try {
-        inbox = ctx.state.toDeviceInbox(userId, deviceId, {
+      const inbox = asBadParam(() =>
+        ctx.state.toDeviceInbox(userId, deviceId, {
           ...(since !== null ? { since } : {}),
           ...(limit !== null ? { limit: Number(limit) } : {}),
-        });
-      } catch (err) {
-        // Digits beyond the safe integer range.
-        if (err instanceof RangeError) throw new MatrixError(400, "M_INVALID_PARAM", err.message);
-        throw err;
-      }
+        }),
+      );
       return { status: 200, body: { events: inbox.events, next_batch: inbox.nextBatch } };
     },
   },

@@ -4,6 +4,7 @@ import { MatrixError, type MockResponse, type Route, type RouteContext } from ".
 import { canonicalJson } from "../state/canonical-json.js";
 import type { ServerState } from "../state/server-state.js";
 import { parseBody } from "../validation.js";
+import { clientRoute } from "./client-route.js";
 import { serverNameOf } from "./matrix-ids.js";
 
 /**
@@ -73,8 +74,6 @@ function sendToDevice(ctx: Ctx): MockResponse {
   return { status: 200, body: {} };
 }
 
-export const toDeviceRoutes: Route<ServerState, Profile>[] = (["r0", "v3"] as const).map((version) => ({
-  method: "PUT",
-  pattern: `/_matrix/client/${version}/sendToDevice/{eventType}/{txnId}`,
-  handler: sendToDevice,
-}));
+export const toDeviceRoutes: Route<ServerState, Profile>[] = [
+  clientRoute("PUT", "sendToDevice/{eventType}/{txnId}", sendToDevice),
+];

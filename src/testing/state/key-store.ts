@@ -93,7 +93,7 @@ export class KeyStore {
   #latest = new Map<string, number>();
   #workDone = 0;
 
-  /** The current device-list stream position; a `keys/changes` or sync token carries it. */
+  /** The current device-list stream position; a sync token (`/sync`, `keys/changes`) carries it. */
   get position(): number {
     return this.#position;
   }
@@ -347,7 +347,7 @@ export class KeyStore {
   /**
    * Users whose device list or cross-signing keys changed after stream position `from`, as `viewer`
    * may learn of them (changes marked for another user are left out). Visits only log entries
-   * after `from`. The route still narrows the result to users `viewer` shares a room with.
+   * after `from`. `deviceListDelta` narrows the result to users `viewer` shares a room with.
    */
   changedUsersSince(viewer: string, from: number): string[] {
     const changed = new Set<string>();

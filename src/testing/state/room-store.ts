@@ -287,14 +287,20 @@ export class RoomStore {
    * Unread counts for `userId` in the spirit of Synapse's default push rules with no read
    * receipts: messages (`m.room.message` except notices, and `m.room.encrypted`) from others after
    * the user's own latest event, which Synapse also treats as read. A highlight is a message whose
-   * intentional mentions (`m.mentions`, MSC3952) name the user or the room. Walks only the unread tail.
+   * intentional mentions (`m.mentions`, MSC3952) name the user or the room. Counts events up to
+   * position `upTo` (a left room: up to the leave) and walks only the unread tail. Classic and
+   * sliding sync both report these.
    */
-  unreadCounts(roomId: string, userId: string): { notification_count: number; highlight_count: number } {
-    const room = this.#rooms.get(roomId);
+  unreadCounts(
+    roomId: string,
+    userId: string,
+    upTo = Number.POSITIVE_INFINITY,
+  ): { notification_count: number; highlight_count: number } {
+    const timeline = this.#rooms.get(roomId)?.timeline ?? [];
     let notifications = 0;
     let highlights = 0;
-    for (let i = (room?.timeline.length ?? 0) - 1; i >= 0; i--) {
-      const event = room!.timeline[i]!;
+    for (let i = firstAfter(timeline, upTo) - 1; i >= 0; i--) {
+      const event = timeline[i]!;
       if (event.sender === userId) break;
       const notice = event.type === "m.room.message" && event.content.msgtype === "m.notice";
       if ((event.type !== "m.room.message" && event.type !== "m.room.encrypted") || notice) continue;

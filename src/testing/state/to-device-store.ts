@@ -140,8 +140,8 @@ export class ToDeviceStore {
   }
 
   /**
-   * Every event waiting for a device, oldest first, without acknowledging any. Test tooling reads
-   * inboxes through this until `/sync` exists (mock part 2); prefer `page` for anything large.
+   * Every event waiting for a device, oldest first, without acknowledging any: a shortcut for
+   * tests (`MockControl.toDeviceInbox` pages with a cursor); prefer `page` for anything large.
    */
   inbox(userId: string, deviceId: string): QueuedToDeviceEvent[] {
     return this.page(userId, deviceId, 0, Number.MAX_SAFE_INTEGER).events;

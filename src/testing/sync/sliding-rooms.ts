@@ -20,8 +20,8 @@ import type { RequiredState, RoomParameters, SlidingListRequest } from "./slidin
  *   `required_state` and the last `timeline_limit` events) and afterwards only when something
  *   happened in it since the `pos`: the new events (`num_live`), changed state, name and counts.
  *   Invites carry `invite_state` (stripped state) instead of a timeline.
- * - `notification_count` counts messages from others after the user's own latest event (the mock
- *   has no read receipts); `highlight_count` those of them that mention the user (`m.mentions`).
+ * - `notification_count` and `highlight_count` are classic sync's (`RoomStore.unreadCounts`): the
+ *   mock has no read receipts, so messages from others after the user's own latest event count.
  */
 
 /** Synapse `SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES`. */
@@ -47,7 +47,6 @@ const PREJOIN_STATE_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** Events that count toward `notification_count` under the default push rules. */
-const NOTIFYING_TYPES: ReadonlySet<string> = new Set(["m.room.message", "m.room.encrypted", "m.sticker"]);
 
 export interface SlidingRoomsInput {
   rooms: RoomStore;
@@ -275,10 +274,8 @@ function roomEntry(
     return undefined;
   }
 
-  const counts = unreadCounts(rooms, c.roomId, viewer.userId, upTo);
   const wire: Record<string, unknown> = {
-    notification_count: counts.notifications,
-    highlight_count: counts.highlights,
+    ...rooms.unreadCounts(c.roomId, viewer.userId, upTo),
     bump_stamp: c.bumpStamp,
   };
   if (membersChanged) {
@@ -306,34 +303,4 @@ function roomName(rooms: RoomStore, roomId: string, upTo: number): string | unde
   const event = rooms.stateAt(roomId, upTo).find((e) => e.type === "m.room.name" && e.stateKey === "");
   const name = event?.content.name;
   return typeof name === "string" && name !== "" ? name : undefined;
-}
-
-/**
- * Messages from others after the user's own latest event, under the default push rules; a
- * highlight is one that mentions the user (MSC3952 `m.mentions`). Walks back only as far as that.
- */
-function unreadCounts(
-  rooms: RoomStore,
-  roomId: string,
-  userId: string,
-  upTo: number,
-): { notifications: number; highlights: number } {
-  let notifications = 0;
-  let highlights = 0;
-  walkBack(rooms, roomId, upTo, (event) => {
-    if (event.sender === userId) return false;
-    if (NOTIFYING_TYPES.has(event.type)) {
-      notifications++;
-      if (mentions(event, userId)) highlights++;
-    }
-    return true;
-  });
-  return { notifications, highlights };
-}
-
-function mentions(event: StoredEvent, userId: string): boolean {
-  const m = event.content["m.mentions"];
-  if (typeof m !== "object" || m === null) return false;
-  const ids = (m as Record<string, unknown>).user_ids;
-  return Array.isArray(ids) && ids.includes(userId);
 }

@@ -43,6 +43,24 @@ export function parsePaginationToken(token: string): number | undefined {
   return parseSyncToken(token)?.rooms;
 }
 
+/** The streams a sync token covers, each with its current position (the `ServerState` stores). */
+export interface SyncStreams {
+  rooms: { readonly position: number };
+  toDevice: { readonly position: number };
+  keys: { readonly position: number };
+  accountData: { readonly position: number };
+}
+
+/** Where every stream stands now: the newest position a token may carry. */
+export function currentSyncPosition(streams: SyncStreams): SyncPosition {
+  return {
+    rooms: streams.rooms.position,
+    toDevice: streams.toDevice.position,
+    keys: streams.keys.position,
+    accountData: streams.accountData.position,
+  };
+}
+
 /** Whether every position in `p` is one the server has handed out (a token from the future is not). */
 export function isReachable(p: SyncPosition, now: SyncPosition): boolean {
   return (

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { e2eeFlags } from "../../../src/testing/e2ee-flags.js";
-import { MockHomeserver, type ProfileName, resolveProfile } from "../../../src/testing/index.js";
-import { deviceKeysFor, loginDevice, registerUser, send, signedCurveKey } from "./e2ee-test-users.js";
+import { MockHomeserver, type ProfileName } from "../../../src/testing/index.js";
+import {
+  deviceKeysFor,
+  loginDevice,
+  registerUser,
+  send,
+  signedCurveKey,
+  type TestDevice,
+} from "./e2ee-test-users.js";
+import { invite, leave, sharedRoom, since, sync } from "./room-support.js";
 
 async function twoUsers(profile?: ProfileName) {
   const mock = new MockHomeserver(profile ? { profile } : {});
@@ -33,9 +40,12 @@ describe("POST keys/upload", () => {
 
   it("omits a zero signed_curve25519 count under the msc profile, as the spec lists only held keys", async () => {
     const { alice } = await twoUsers("msc");
+    const overridden = new MockHomeserver({ profile: "msc", overrides: { seedSignedCurve25519Count: true } });
+    const carol = await registerUser(overridden, "carol");
+
     expect((await alice.call("POST", "keys/upload", {})).body).toEqual({ one_time_key_counts: {} });
-    expect(e2eeFlags({ ...resolveProfile("msc"), seedSignedCurve25519Count: true } as never)).toMatchObject({
-      seedSignedCurve25519Count: true,
+    expect((await carol.call("POST", "keys/upload", {})).body).toEqual({
+      one_time_key_counts: { signed_curve25519: 0 },
     });
   });
 
@@ -315,37 +325,125 @@ describe("POST keys/claim", () => {
   });
 });
 
+/** A `/sync` `next_batch`: what a client passes to `keys/changes` as `from`. */
+async function syncToken(device: TestDevice): Promise<string> {
+  return (await sync(device)).next_batch;
+}
+
+function changesSince(device: TestDevice, from: string, to?: string) {
+  const query = `from=${encodeURIComponent(from)}${to === undefined ? "" : `&to=${encodeURIComponent(to)}`}`;
+  return device.call("GET", `keys/changes?${query}`);
+}
+
 describe("GET keys/changes", () => {
   it("lists the caller after their device keys change, and nothing from an up-to-date token", async () => {
-    const { mock, alice } = await twoUsers();
-    const from = String(mock.state.keys.position);
+    const { alice } = await twoUsers();
+    const from = await syncToken(alice);
 
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
-    const changed = await alice.call("GET", `keys/changes?from=${from}&to=${mock.state.keys.position}`);
-    const none = await alice.call("GET", `keys/changes?from=${mock.state.keys.position}`);
+    const to = await syncToken(alice);
+    const changed = await changesSince(alice, from, to);
+    const none = await changesSince(alice, to);
 
     expect(changed).toEqual({ status: 200, body: { changed: [alice.userId], left: [] } });
-    expect(none.body).toEqual({ changed: [], left: [] });
+    expect(none).toEqual({ status: 200, body: { changed: [], left: [] } });
   });
 
   it("does not tell a user about another user they share no room with", async () => {
-    const { mock, alice, bob } = await twoUsers();
-    const from = String(mock.state.keys.position);
+    const { alice, bob } = await twoUsers();
+    const from = await syncToken(bob);
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
 
-    expect((await bob.call("GET", `keys/changes?from=${from}`)).body).toEqual({ changed: [], left: [] });
+    expect((await changesSince(bob, from)).body).toEqual({ changed: [], left: [] });
   });
 
-  it("answers a missing from with M_MISSING_PARAM and a malformed one with M_UNKNOWN", async () => {
+  it("reports room members whose keys changed and newcomers as changed, and users sharing no room any more as left", async () => {
+    const { mock, alice, bob } = await twoUsers();
+    const carol = await registerUser(mock, "carol");
+    const dave = await registerUser(mock, "dave");
+    const roomId = await sharedRoom(alice, bob, dave);
+    const from = await syncToken(alice);
+
+    await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
+    await invite(alice, roomId, carol);
+    await leave(dave, roomId);
+    const stranger = await registerUser(mock, "erin");
+    await stranger.call("POST", "keys/upload", { device_keys: deviceKeysFor(stranger) });
+
+    expect(await changesSince(alice, from)).toEqual({
+      status: 200,
+      body: { changed: [bob.userId, carol.userId], left: [dave.userId] },
+    });
+  });
+
+  it("answers what a /sync from the same token reports in device_lists", async () => {
+    const { mock, alice, bob } = await twoUsers();
+    const carol = await registerUser(mock, "carol");
+    const roomId = await sharedRoom(alice, bob, carol);
+    const from = await syncToken(alice);
+
+    await loginDevice(mock, "bob");
+    await leave(carol, roomId);
+    const changes = await changesSince(alice, from);
+    const synced = await sync(alice, since(from));
+
+    expect(changes.body).toEqual({ changed: [bob.userId], left: [carol.userId] });
+    expect(synced.device_lists).toEqual(changes.body);
+  });
+
+  it("ignores to, as Synapse does, and reports changes after it too", async () => {
+    const { alice, bob } = await twoUsers();
+    await sharedRoom(alice, bob);
+    const from = await syncToken(alice);
+
+    await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
+
+    expect((await changesSince(alice, from, from)).body).toEqual({ changed: [bob.userId], left: [] });
+  });
+
+  it("does not acknowledge to-device messages, unlike a /sync from the same token", async () => {
+    const { mock, alice } = await twoUsers();
+    mock.state.toDevice.enqueue(alice.userId, alice.deviceId, {
+      type: "m.test",
+      sender: alice.userId,
+      content: {},
+    });
+    const delivered = await syncToken(alice);
+
+    await changesSince(alice, delivered);
+
+    expect(mock.state.toDevice.pendingCount(alice.userId, alice.deviceId)).toBe(1);
+  });
+
+  it("answers a missing from with M_MISSING_PARAM", async () => {
     const { alice } = await twoUsers();
     expect(await alice.call("GET", "keys/changes")).toMatchObject({
       status: 400,
       body: { errcode: "M_MISSING_PARAM" },
     });
-    expect(await alice.call("GET", "keys/changes?from=s72594_4483_1934")).toMatchObject({
+  });
+
+  it.each([
+    ["a token of another server's shape", "s72594_4483_1934"],
+    ["a bare device-list position", "0"],
+    ["a /messages token", "t1"],
+    ["an empty token", ""],
+    ["a sync token with a non-numeric part", "s0_0_x_0"],
+  ])("answers %s with 400 M_UNKNOWN Invalid stream token, as Synapse does", async (_name, from) => {
+    const { alice } = await twoUsers();
+    expect(await changesSince(alice, from)).toEqual({
       status: 400,
-      body: { errcode: "M_UNKNOWN" },
+      body: { errcode: "M_UNKNOWN", error: "Invalid stream token" },
     });
+  });
+
+  it("refuses a token ahead of the server, as from an earlier mock instance, like /sync does", async () => {
+    const { alice } = await twoUsers();
+    const now = await syncToken(alice);
+    const ahead = now.replace(/^s(\d+)_/, (_m, rooms: string) => `s${Number(rooms) + 1}_`);
+
+    expect(ahead).not.toBe(now);
+    expect(await changesSince(alice, ahead)).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN" } });
   });
 });
 
@@ -358,7 +456,7 @@ describe("device deletion", () => {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(second, "otk") },
       fallback_keys: { "signed_curve25519:F": signedCurveKey(second, "fb", true) },
     });
-    const from = String(mock.state.keys.position);
+    const from = await syncToken(alice);
 
     const deleted = await alice.call("DELETE", `devices/${second.deviceId}`, {
       auth: { type: "m.login.dummy" },
@@ -371,7 +469,7 @@ describe("device deletion", () => {
     expect(deleted.status).toBe(200);
     expect(query.body.device_keys).toEqual({ [alice.userId]: {} });
     expect(claim.body.one_time_keys).toEqual({});
-    expect((await alice.call("GET", `keys/changes?from=${from}`)).body).toEqual({
+    expect((await changesSince(alice, from)).body).toEqual({
       changed: [alice.userId],
       left: [],
     });

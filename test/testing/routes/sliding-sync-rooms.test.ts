@@ -250,6 +250,24 @@ describe("sliding sync room lists", () => {
     expect(rooms(res)["!r:localhost"]).toMatchObject({ notification_count: 2, highlight_count: 1 });
   });
 
+  it("counts unread messages as classic /sync does: a notice does not notify, an @room mention highlights", async () => {
+    const { mock, alice, bob } = await setup();
+    createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId] });
+    appendEvent(mock, "!r:localhost", bob.userId, "m.room.message", { msgtype: "m.notice", body: "bot" });
+    appendEvent(mock, "!r:localhost", bob.userId, "m.room.message", {
+      body: "everyone",
+      "m.mentions": { room: true },
+    });
+
+    const res = await slide(mock, alice, { lists: { all: list([[0, 0]]) } });
+
+    expect(rooms(res)["!r:localhost"]).toMatchObject({ notification_count: 1, highlight_count: 1 });
+    expect(mock.state.rooms.unreadCounts("!r:localhost", alice.userId)).toEqual({
+      notification_count: 1,
+      highlight_count: 1,
+    });
+  });
+
   it("lazy-loads the members who sent the timeline events with $LAZY", async () => {
     const { mock, alice, bob } = await setup();
     const carol = await registerUser(mock, "carol");

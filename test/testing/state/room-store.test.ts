@@ -180,4 +180,43 @@ describe("RoomStore", () => {
 
     expect(seen).toEqual([1]);
   });
+
+  it("counts unread messages from others after the user's own, up to a position, as the default push rules would", () => {
+    const store = new RoomStore();
+    roomWith(store, "!a", ALICE, BOB);
+    message(store, "!a", BOB, "read: before alice spoke");
+    message(store, "!a", ALICE, "mine");
+    message(store, "!a", BOB, "one");
+    store.append(
+      "!a",
+      {
+        type: "m.room.message",
+        sender: BOB,
+        content: { msgtype: "m.notice", body: "bot" },
+        originServerTs: 1,
+      },
+      `$e${nextId++}`,
+    );
+    const everyone = store.append(
+      "!a",
+      {
+        type: "m.room.message",
+        sender: BOB,
+        content: { body: "@room", "m.mentions": { room: true } },
+        originServerTs: 1,
+      },
+      `$e${nextId++}`,
+    );
+    message(store, "!a", BOB, "after the bound");
+
+    expect(store.unreadCounts("!a", ALICE)).toEqual({ notification_count: 3, highlight_count: 1 });
+    expect(store.unreadCounts("!a", ALICE, everyone.position)).toEqual({
+      notification_count: 2,
+      highlight_count: 1,
+    });
+    expect(store.unreadCounts("!a", ALICE, everyone.position - 1)).toEqual({
+      notification_count: 1,
+      highlight_count: 0,
+    });
+  });
 });
