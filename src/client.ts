@@ -1,15 +1,18 @@
 import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import {
   bootstrapCrossSigning as bootstrapCrossSigningKeys,
+  type CrossSigningKeyStatus,
   getCrossSigningStatus,
+  uploadSignatures,
 } from "./crypto/cross-signing.js";
 import type { CryptoEvents } from "./crypto/crypto-events.js";
 import { toDeviceId, toUserId } from "./crypto/identifiers.js";
 import { type CryptoStoreOptions, createOlmMachine } from "./crypto/olm-machine.js";
 import { OutgoingRequestLoop } from "./crypto/outgoing-requests.js";
-import { signaturesUploadResponseSchema } from "./crypto/response-schemas.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
 import { DehydrationManager } from "./dehydration/dehydration-manager.js";
+import { DehydratedDeviceDrainer } from "./dehydration/drain-dehydrated-device.js";
+import { DehydratedDeviceRotation } from "./dehydration/rotation.js";
 import { SdkError } from "./errors/sdk-error.js";
 import { TypedEmitter } from "./events/emitter.js";
 import {
@@ -24,7 +27,6 @@ import { type Logger, silentLogger } from "./logger.js";
 import { createHttpAccountData } from "./secret-storage/account-data-http.js";
 import {
   type CrossSigningKeyRole,
-  type CrossSigningKeyStatus,
   restoreCrossSigningKeys,
   storeCrossSigningKeys,
 } from "./secret-storage/cross-signing-secrets.js";
@@ -38,6 +40,7 @@ import { MemoryStateStore } from "./state/memory-state-store.js";
 import type { StateStore } from "./state/state-store.js";
 import { type Clock, systemClock } from "./time/clock.js";
 
+/** What `createE2eeClient` needs: the session, and the seams (fetch, clock, stores) an app may inject. */
 export interface CreateE2eeClientOptions {
   /** Homeserver base URL, e.g. `https://matrix.example.org`. */
   baseUrl: string;
@@ -56,6 +59,11 @@ export interface CreateE2eeClientOptions {
   cryptoStore?: CryptoStoreOptions;
   /** For feature modules' own state (checkpoints, positions). Default: in memory. */
   stateStore?: StateStore;
+  /**
+   * How durable the crypto store is; drain checkpoints are never kept more durably than the room
+   * keys they count. Default: `"durable"` with `cryptoStore` (IndexedDB), `"memory"` otherwise.
+   */
+  cryptoStoreDurability?: "memory" | "durable";
   /** Called on a soft logout to get a new access token (spec "Soft logout"). */
   refreshToken?: RefreshTokenCallback;
   /** Answers user-interactive auth, e.g. for uploading cross-signing keys. */
@@ -68,6 +76,7 @@ export interface CreateE2eeClientOptions {
 /** Everything the client reports: the transport's events and the crypto layer's. */
 export interface E2eeClientEvents extends MatrixHttpEvents, CryptoEvents {}
 
+/** Options of `E2eeClient.bootstrapCrossSigning`. */
 export interface ClientBootstrapCrossSigningOptions {
   /** Replace an existing identity (drops every verification others made of this user). */
   reset?: boolean;
@@ -80,6 +89,7 @@ export interface ClientBootstrapCrossSigningOptions {
   signal?: AbortSignal;
 }
 
+/** What `E2eeClient.bootstrapCrossSigning` did with secret storage. */
 export interface ClientBootstrapCrossSigningResult {
   /**
    * The new key in recovery-key form, only when one was created. It is returned once and kept
@@ -92,12 +102,14 @@ export interface ClientBootstrapCrossSigningResult {
   storedInSecretStorage: CrossSigningKeyRole[];
 }
 
+/** Options of `E2eeClient.restoreFromRecoveryKey`. */
 export interface RestoreFromRecoveryKeyOptions {
   /** The secret-storage key the recovery key is for; default: the account's default key. */
   keyId?: string;
   signal?: AbortSignal;
 }
 
+/** What `E2eeClient.restoreFromRecoveryKey` restored. */
 export interface RestoreFromRecoveryKeyResult {
   /** Private keys found in secret storage and imported. Empty when none were stored. */
   restored: CrossSigningKeyRole[];
@@ -126,6 +138,10 @@ export interface E2eeClient {
   readonly outgoingRequests: OutgoingRequestLoop;
   /** The user's dehydrated device (MSC3814): support probe, key, upload, validation, rehydration. */
   readonly dehydration: DehydrationManager;
+  /** Drains the dehydrated device's events into this login: pipelined, sliced, resumable. */
+  readonly dehydrationDrainer: DehydratedDeviceDrainer;
+  /** Replaces the dehydrated device only after draining it, at most once per interval. */
+  readonly dehydrationRotation: DehydratedDeviceRotation;
   /** Sends what the machine wants sent; never rejects (failures are `requestFailed` events). */
   processOutgoingRequests(): Promise<void>;
   /**
@@ -173,6 +189,12 @@ const everyCryptoEventForwarded: Unlisted<keyof CryptoEvents, (typeof cryptoEven
 void everyHttpEventForwarded;
 void everyCryptoEventForwarded;
 
+/**
+ * Creates the client for one logged-in device: the transport, the `OlmMachine` (created here, or
+ * the app's own checked against `userId`/`deviceId`), and the feature modules wired to both. No
+ * request is sent until the app asks (`processOutgoingRequests`, a flow, or a module). Fails with
+ * `INVALID_OPTIONS` on contradictory options, or the machine's typed error.
+ */
 export async function createE2eeClient(options: CreateE2eeClientOptions): Promise<E2eeClient> {
   if (options.olmMachine !== undefined && options.cryptoStore !== undefined) {
     throw new SdkError("INVALID_OPTIONS", "pass either olmMachine or cryptoStore, not both");
@@ -213,6 +235,8 @@ class Client implements E2eeClient {
   readonly stateStore: StateStore;
   readonly outgoingRequests: OutgoingRequestLoop;
   readonly dehydration: DehydrationManager;
+  readonly dehydrationDrainer: DehydratedDeviceDrainer;
+  readonly dehydrationRotation: DehydratedDeviceRotation;
   readonly #ownsMachine: boolean;
   readonly #uiaCallback: UiaCallback | undefined;
   readonly #closing = new AbortController();
@@ -237,6 +261,23 @@ class Client implements E2eeClient {
       logger,
     });
     this.dehydration = new DehydrationManager({ machine, http, secretStorage: this.secretStorage, logger });
+    this.dehydrationDrainer = new DehydratedDeviceDrainer({
+      rehydrator: this.dehydration,
+      http,
+      userId: options.userId,
+      stateStore: this.stateStore,
+      cryptoStoreDurability: options.cryptoStoreDurability ?? (options.cryptoStore ? "durable" : "memory"),
+      clock: options.clock,
+      logger,
+    });
+    this.dehydrationRotation = new DehydratedDeviceRotation({
+      manager: this.dehydration,
+      drainer: this.dehydrationDrainer,
+      stateStore: this.stateStore,
+      userId: options.userId,
+      clock: options.clock,
+      logger,
+    });
     for (const name of httpEventNames) forward(http.events, this.events, name);
     for (const name of cryptoEventNames) forward(this.outgoingRequests.events, this.events, name);
   }
@@ -314,6 +355,7 @@ class Client implements E2eeClient {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort(new SdkError("CLIENT_CLOSED", "the client was closed"));
+      await this.dehydrationRotation.stop();
       await this.outgoingRequests.stop();
       if (this.#ownsMachine) this.machine.close();
     })();
@@ -355,24 +397,10 @@ class Client implements E2eeClient {
       if (device.isCrossSignedByOwner()) return true;
       if (!canSign) return false;
       const request = await device.verify();
-      const response = await this.http.request({
-        method: "POST",
-        path: "/_matrix/client/v3/keys/signatures/upload",
-        body: JSON.parse(request.body) as unknown,
-        schema: signaturesUploadResponseSchema,
-        // Storing the same signature twice is harmless.
-        retry: "safe",
-        signal,
-      });
-      if (Object.keys(response.failures ?? {}).length > 0) {
-        throw new SdkError(
-          "SIGNATURE_UPLOAD_REJECTED",
-          "the server rejected this device's cross-signing signature",
-          { details: { users: Object.keys(response.failures ?? {}) } },
-        );
-      }
-      if (request.id !== undefined) {
-        await this.machine.markRequestAsSent(request.id, request.type, JSON.stringify(response));
+      try {
+        await uploadSignatures(this.machine, this.http, request, signal);
+      } finally {
+        request.free();
       }
       return true;
     } finally {

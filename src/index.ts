@@ -1,3 +1,10 @@
+/**
+ * The public API of `matrix-e2ee-devices`: named exports only, chosen on purpose. Pure cores
+ * (pagination planner, rotation plan, device validation, retry policy), wire schemas and
+ * single-endpoint helpers stay internal; apps use the facade (`createE2eeClient`) or the classes
+ * it wires, and the types their options, results and events name. The mock homeserver is the
+ * separate `matrix-e2ee-devices/testing` entry point.
+ */
 export {
   type ClientBootstrapCrossSigningOptions,
   type ClientBootstrapCrossSigningResult,
@@ -12,7 +19,7 @@ export { claimMissingSessions } from "./crypto/claim-sessions.js";
 export {
   type BootstrapCrossSigningOptions,
   bootstrapCrossSigning,
-  type CrossSigningStatusSnapshot,
+  type CrossSigningKeyStatus,
   getCrossSigningStatus,
   isDeviceCrossSignedByOwner,
 } from "./crypto/cross-signing.js";
@@ -33,19 +40,8 @@ export {
   type UiaOptions,
   withUserInteractiveAuth,
 } from "./crypto/user-interactive-auth.js";
-export {
-  type DehydratedDeviceLookup,
-  deleteDehydratedDevice,
-  fetchDehydratedDevice,
-  putDehydratedDevice,
-} from "./dehydration/dehydrated-device-api.js";
+export type { DrainCheckpoint, DrainCheckpointStore } from "./dehydration/checkpoint-store.js";
 export type { DehydrationEvents } from "./dehydration/dehydration-events.js";
-export {
-  type DehydrationKeyCandidate,
-  type DehydrationKeyReading,
-  parseDehydrationKey,
-  readDehydrationKeys,
-} from "./dehydration/dehydration-key.js";
 export {
   type DehydratedDeviceStatus,
   type DehydrationCallOptions,
@@ -53,20 +49,51 @@ export {
   type DehydrationManagerOptions,
   type IdentityResetOutcome,
 } from "./dehydration/dehydration-manager.js";
+export type { DehydratedDeviceRejection } from "./dehydration/device-validation.js";
+export type {
+  DrainCounts,
+  DrainPage,
+  DrainPageReport,
+  DrainPageRequest,
+  DrainPageSource,
+  DrainRunResult,
+  DrainTuning,
+} from "./dehydration/drain.js";
 export {
-  type DehydratedDeviceFacts,
-  type DehydratedDeviceRejection,
-  type DehydratedDeviceVerdict,
-  validateDehydratedDevice,
-} from "./dehydration/device-validation.js";
+  DehydratedDeviceDrainer,
+  type DehydratedDeviceDrainerOptions,
+  type DrainableDevice,
+  type DrainCallOptions,
+  type DrainOutcome,
+  type DrainRehydrator,
+} from "./dehydration/drain-dehydrated-device.js";
+export { DrainError, type DrainErrorCode, isDrainError } from "./dehydration/drain-errors.js";
+export type { DrainEvents } from "./dehydration/drain-events.js";
 export { DehydrationError, type DehydrationErrorCode, isDehydrationError } from "./dehydration/errors.js";
 export {
   DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
   DEHYDRATED_DEVICE_PATH,
   DEHYDRATION_KEY_SECRET_NAMES,
-  dehydratedDeviceEventsPath,
 } from "./dehydration/names.js";
-export { type ReceivedRoomKey, RehydratedDevice } from "./dehydration/rehydrated-device.js";
+export {
+  defaultPaginationLimits,
+  type EventsVariant,
+  type PaginationEndReason,
+  type PaginationLimits,
+  type PaginationTruncationReason,
+} from "./dehydration/pagination.js";
+export type { ReceivedRoomKey, RehydratedDevice } from "./dehydration/rehydrated-device.js";
+export {
+  DehydratedDeviceRotation,
+  type DehydratedDeviceRotationOptions,
+  type ReplaceReason,
+  type RotationDrainer,
+  type RotationEvents,
+  type RotationManager,
+  type RotationPassResult,
+  type RotationStartOptions,
+} from "./dehydration/rotation.js";
+export { defaultRotateEveryMs, type RotationRecord } from "./dehydration/rotation-plan.js";
 export type { DehydratedDeviceInfo } from "./dehydration/wire-schemas.js";
 export { AbortError, isAbortError } from "./errors/abort-error.js";
 export {
@@ -81,7 +108,7 @@ export {
   type MatrixApiErrorKind,
 } from "./errors/matrix-api-error.js";
 export { isNetworkError, NetworkError } from "./errors/network-error.js";
-export { isSdkError, SdkError } from "./errors/sdk-error.js";
+export { isSdkError, SdkError, type SdkErrorOptions } from "./errors/sdk-error.js";
 export { isTimeoutError, TimeoutError } from "./errors/timeout-error.js";
 export {
   isUserInteractiveAuthError,
@@ -98,39 +125,21 @@ export {
   type MatrixHttpOptions,
   type RefreshTokenCallback,
 } from "./http/matrix-http.js";
-export { encodePathSegment, matrixPath } from "./http/path.js";
+export { matrixPath } from "./http/path.js";
 export {
-  decideRetry,
   defaultRetryConfig,
   type JitterStrategy,
   type OutcomeClass,
   type RetryConfig,
-  type RetryDecision,
-  type RetryInput,
 } from "./http/retry-policy.js";
-export { accountDataResponseSchema } from "./http/schemas/account-data.js";
-export { loginResponseSchema, refreshResponseSchema, registerResponseSchema } from "./http/schemas/auth.js";
-export { emptyResponseSchema } from "./http/schemas/empty.js";
-export { matrixErrorBodySchema, uiaResponseSchema } from "./http/schemas/error.js";
-export {
-  crossSigningKeySchema,
-  deviceKeysSchema,
-  keysClaimResponseSchema,
-  keysQueryResponseSchema,
-  keysUploadResponseSchema,
-  signaturesUploadResponseSchema,
-} from "./http/schemas/keys.js";
-export { type ServerVersions, versionsResponseSchema } from "./http/schemas/versions.js";
-export { whoamiResponseSchema } from "./http/schemas/whoami.js";
+export type { ServerVersions } from "./http/schemas/versions.js";
 export type { HttpMethod, MatrixHttp, MatrixRequest, RetryMode } from "./http/types.js";
-export { type Logger, prefixedLogger, silentLogger } from "./logger.js";
+export { type Logger, silentLogger } from "./logger.js";
 export { createHttpAccountData, type HttpAccountDataOptions } from "./secret-storage/account-data-http.js";
 export type { SecretStorageKeyDescription } from "./secret-storage/account-data-schemas.js";
-export { AES_HMAC_SHA2_ALGORITHM } from "./secret-storage/aes-hmac-sha2.js";
 export {
   CROSS_SIGNING_SECRET_NAMES,
   type CrossSigningKeyRole,
-  type CrossSigningKeyStatus,
   type CrossSigningRestoreResult,
   restoreCrossSigningKeys,
   storeCrossSigningKeys,
@@ -140,7 +149,7 @@ export {
   SecretStorageError,
   type SecretStorageErrorCode,
 } from "./secret-storage/errors.js";
-export { deriveKeyFromPassphrase, type PassphraseInfo } from "./secret-storage/passphrase.js";
+export type { PassphraseInfo } from "./secret-storage/passphrase.js";
 export { decodeRecoveryKey, encodeRecoveryKey } from "./secret-storage/recovery-key.js";
 export {
   type AccountDataAccess,

@@ -9,6 +9,7 @@ export interface Logger {
   error(...args: unknown[]): void;
 }
 
+/** The default: logs nothing. */
 export const silentLogger: Logger = {
   debug() {},
   info() {},

@@ -1,8 +1,14 @@
-import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import type {
+  CrossSigningStatus,
+  OlmMachine,
+  SignatureUploadRequest,
+} from "@matrix-org/matrix-sdk-crypto-wasm";
 import { SdkError } from "../errors/sdk-error.js";
+import { emptyResponseSchema } from "../http/schemas/empty.js";
+import { signaturesUploadResponseSchema } from "../http/schemas/keys.js";
 import type { MatrixHttp } from "../http/types.js";
 import { toDeviceId, toUserId } from "./identifiers.js";
-import { deviceSigningUploadResponseSchema, signaturesUploadResponseSchema } from "./response-schemas.js";
+import { parseOutgoingBody } from "./request-endpoints.js";
 import { sendOutgoingRequest } from "./send-outgoing-request.js";
 import {
   type AuthDict,
@@ -11,6 +17,7 @@ import {
   withUserInteractiveAuth,
 } from "./user-interactive-auth.js";
 
+/** Options of `bootstrapCrossSigning`. */
 export interface BootstrapCrossSigningOptions {
   machine: OlmMachine;
   http: MatrixHttp;
@@ -26,8 +33,8 @@ export interface BootstrapCrossSigningOptions {
   signal?: AbortSignal;
 }
 
-/** Which private cross-signing keys the machine holds. */
-export interface CrossSigningStatusSnapshot {
+/** Which private cross-signing keys a machine holds, as a plain value. */
+export interface CrossSigningKeyStatus {
   hasMaster: boolean;
   hasSelfSigning: boolean;
   hasUserSigning: boolean;
@@ -53,14 +60,14 @@ export async function bootstrapCrossSigning(options: BootstrapCrossSigningOption
       await sendOutgoingRequest(machine, http, uploadKeys, signal);
     }
 
-    const signingKeys = parseJsonObject(requests.uploadSigningKeysRequest.body, "device_signing/upload");
+    const signingKeys = parseOutgoingBody(requests.uploadSigningKeysRequest.body, "device_signing/upload");
     await withUserInteractiveAuth(
       (auth: AuthDict | undefined) =>
         http.request({
           method: "POST",
           path: "/_matrix/client/v3/keys/device_signing/upload",
           body: auth === undefined ? signingKeys : { ...signingKeys, auth },
-          schema: deviceSigningUploadResponseSchema,
+          schema: emptyResponseSchema,
           // Each attempt may carry a one-shot auth stage; the UIA loop, not the transport, repeats it.
           retry: "never",
           signal,
@@ -69,32 +76,53 @@ export async function bootstrapCrossSigning(options: BootstrapCrossSigningOption
       options.uia,
     );
 
-    const signatures = requests.uploadSignaturesRequest;
-    const response = await http.request({
-      method: "POST",
-      path: "/_matrix/client/v3/keys/signatures/upload",
-      body: parseJsonObject(signatures.body, "signatures/upload"),
-      schema: signaturesUploadResponseSchema,
-      retry: "safe",
-      signal,
-    });
-    const failures = response.failures ?? {};
-    if (Object.keys(failures).length > 0) {
-      throw new SdkError("SIGNATURE_UPLOAD_REJECTED", "the server rejected some cross-signing signatures", {
-        details: { failures: summarizeFailures(failures) },
-      });
-    }
-    if (signatures.id !== undefined) {
-      await machine.markRequestAsSent(signatures.id, signatures.type, JSON.stringify(response));
-    }
+    await uploadSignatures(machine, http, requests.uploadSignaturesRequest, signal);
   } finally {
     requests.free();
   }
 }
 
-/** Which private cross-signing keys this machine holds, as a plain value. */
-export async function getCrossSigningStatus(machine: OlmMachine): Promise<CrossSigningStatusSnapshot> {
-  const status = await machine.crossSigningStatus();
+/**
+ * `POST /keys/signatures/upload` for a request crypto-wasm made (bootstrapping, or signing a
+ * device), then the response back to the machine. A `failures` entry is a typed error
+ * (`SIGNATURE_UPLOAD_REJECTED`, naming users, key ids and errcodes): a signature the server
+ * refused is one nobody will see. The transport may repeat it: a signature stored twice is harmless.
+ */
+export async function uploadSignatures(
+  machine: Pick<OlmMachine, "markRequestAsSent">,
+  http: MatrixHttp,
+  request: SignatureUploadRequest,
+  signal?: AbortSignal,
+): Promise<void> {
+  const response = await http.request({
+    method: "POST",
+    path: "/_matrix/client/v3/keys/signatures/upload",
+    body: parseOutgoingBody(request.body, "signatures/upload"),
+    schema: signaturesUploadResponseSchema,
+    retry: "safe",
+    signal,
+  });
+  const failures = response.failures ?? {};
+  if (Object.keys(failures).length > 0) {
+    throw new SdkError("SIGNATURE_UPLOAD_REJECTED", "the server rejected some cross-signing signatures", {
+      details: { failures: summarizeFailures(failures) },
+    });
+  }
+  // Signatures made outside a verification flow carry no id: the machine tracks nothing to mark.
+  if (request.id !== undefined) {
+    await machine.markRequestAsSent(request.id, request.type, JSON.stringify(response));
+  }
+}
+
+/** Which private cross-signing keys this machine holds. */
+export async function getCrossSigningStatus(
+  machine: Pick<OlmMachine, "crossSigningStatus">,
+): Promise<CrossSigningKeyStatus> {
+  return readCrossSigningStatus(await machine.crossSigningStatus());
+}
+
+/** Copies crypto-wasm's status object into a plain value and frees it. */
+export function readCrossSigningStatus(status: CrossSigningStatus): CrossSigningKeyStatus {
   try {
     return {
       hasMaster: status.hasMaster,
@@ -131,23 +159,6 @@ export async function isDeviceCrossSignedByOwner(
     user.free();
     device.free();
   }
-}
-
-function parseJsonObject(body: string, endpoint: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    parsed = undefined;
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    // No cause or excerpt: the body holds keys.
-    throw new SdkError(
-      "MALFORMED_OUTGOING_REQUEST",
-      `crypto-wasm produced a ${endpoint} body that is not a JSON object`,
-    );
-  }
-  return parsed as Record<string, unknown>;
 }
 
 /** User → key ids that failed, with the server's errcode; the signed objects stay out. */

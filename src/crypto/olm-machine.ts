@@ -14,6 +14,7 @@ export type CryptoStoreOptions =
   /** Store encrypted with a raw 32-byte key the app manages itself. */
   | { name: string; key: Uint8Array };
 
+/** Options of `createOlmMachine`. */
 export interface CreateOlmMachineOptions {
   userId: string;
   deviceId: string;

@@ -1,11 +1,15 @@
+import { errorSummary } from "../errors/error-summary.js";
 import { TypedEmitter } from "../events/emitter.js";
+import { exponentialDelayMs } from "../http/retry-policy.js";
 import type { MatrixHttp } from "../http/types.js";
 import { type Logger, silentLogger } from "../logger.js";
 import type { Clock } from "../time/clock.js";
+import { systemRandom } from "../time/random.js";
 import type { CryptoEvents } from "./crypto-events.js";
 import { type OutgoingRequest, outgoingRequestKind } from "./request-endpoints.js";
 import { type RequestMachine, sendOutgoingRequest } from "./send-outgoing-request.js";
 
+/** What the outgoing-request loop drives, and how it backs off. */
 export interface OutgoingRequestLoopOptions {
   machine: RequestMachine;
   http: MatrixHttp;
@@ -62,7 +66,7 @@ export class OutgoingRequestLoop {
     this.#clock = options.clock;
     this.#logger = options.logger ?? silentLogger;
     this.events = options.events ?? new TypedEmitter<CryptoEvents>(this.#logger);
-    this.#random = options.random ?? Math.random;
+    this.#random = options.random ?? systemRandom;
     this.#baseMs = options.retryBaseMs ?? 1_000;
     this.#capMs = options.retryCapMs ?? 60_000;
     this.#maxPasses = options.maxPassesPerRun ?? 10;
@@ -136,7 +140,7 @@ export class OutgoingRequestLoop {
     try {
       requests = await this.#machine.outgoingRequests();
     } catch (error) {
-      this.#logger.warn("outgoingRequests() failed", error);
+      this.#logger.warn("outgoingRequests() failed", errorSummary(error));
       this.events.emit("loopFailed", { error });
       return { kind: "failed", retryAfterMs: undefined };
     }
@@ -193,7 +197,7 @@ export class OutgoingRequestLoop {
  * spread out but never fire almost immediately.
  */
 export function backoffDelay(failures: number, baseMs: number, capMs: number, random: () => number): number {
-  const step = Math.min(capMs, baseMs * 2 ** Math.max(0, failures - 1));
+  const step = exponentialDelayMs(failures, baseMs, capMs);
   return Math.round(step / 2 + (step / 2) * random());
 }
 
@@ -201,17 +205,4 @@ function serverRetryAfterMs(error: unknown): number | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const value = (error as { retryAfterMs?: unknown }).retryAfterMs;
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : undefined;
-}
-
-/** What goes into a log line: the error's name, code and status, never a body that could hold keys. */
-function errorSummary(error: unknown): Record<string, unknown> {
-  if (typeof error !== "object" || error === null) return { error: String(error) };
-  const e = error as {
-    name?: unknown;
-    code?: unknown;
-    status?: unknown;
-    errcode?: unknown;
-    message?: unknown;
-  };
-  return { name: e.name, code: e.code, status: e.status, errcode: e.errcode, message: e.message };
 }

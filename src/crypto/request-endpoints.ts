@@ -11,20 +11,22 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import type { z } from "zod";
 import { SdkError } from "../errors/sdk-error.js";
-import type { HttpMethod, RetryMode } from "../http/types.js";
+import { matrixPath } from "../http/path.js";
+import { emptyResponseSchema } from "../http/schemas/empty.js";
 import {
   keysBackupResponseSchema,
   keysClaimResponseSchema,
   keysQueryResponseSchema,
   keysUploadResponseSchema,
-  roomSendResponseSchema,
-  sendToDeviceResponseSchema,
   signaturesUploadResponseSchema,
-} from "./response-schemas.js";
+} from "../http/schemas/keys.js";
+import { roomSendResponseSchema } from "../http/schemas/rooms.js";
+import type { HttpMethod, RetryMode } from "../http/types.js";
 
 /** One element of what `OlmMachine.outgoingRequests()` returns. */
 export type OutgoingRequest = Awaited<ReturnType<OlmMachine["outgoingRequests"]>>[number];
 
+/** crypto-wasm's `RequestType` names, as events and logs report them. */
 export type OutgoingRequestKind =
   | "KeysUpload"
   | "KeysQuery"
@@ -46,8 +48,6 @@ export interface OutgoingHttpCall {
 }
 
 const CLIENT_V3 = "/_matrix/client/v3";
-
-const seg = encodeURIComponent;
 
 /**
  * Maps a crypto-wasm request to its Client-Server API endpoint and decides whether the transport may
@@ -106,10 +106,10 @@ export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
       return {
         kind: "ToDevice",
         method: "PUT",
-        path: `${CLIENT_V3}/sendToDevice/${seg(r.event_type)}/${seg(r.txn_id)}`,
-        body: parseBody(r.body, "ToDevice"),
+        path: matrixPath`/_matrix/client/v3/sendToDevice/${r.event_type}/${r.txn_id}`,
+        body: parseOutgoingBody(r.body, "ToDevice"),
         retry: "safe",
-        schema: sendToDeviceResponseSchema,
+        schema: emptyResponseSchema,
       };
     }
     case RequestType.RoomMessage: {
@@ -117,8 +117,8 @@ export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
       return {
         kind: "RoomMessage",
         method: "PUT",
-        path: `${CLIENT_V3}/rooms/${seg(r.room_id)}/send/${seg(r.event_type)}/${seg(r.txn_id)}`,
-        body: parseBody(r.body, "RoomMessage"),
+        path: matrixPath`/_matrix/client/v3/rooms/${r.room_id}/send/${r.event_type}/${r.txn_id}`,
+        body: parseOutgoingBody(r.body, "RoomMessage"),
         retry: "safe",
         schema: roomSendResponseSchema,
       };
@@ -130,7 +130,7 @@ export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
         method: "PUT",
         path: `${CLIENT_V3}/room_keys/keys`,
         query: { version: r.version },
-        body: parseBody(r.body, "KeysBackup"),
+        body: parseOutgoingBody(r.body, "KeysBackup"),
         retry: "safe",
         schema: keysBackupResponseSchema,
       };
@@ -163,20 +163,29 @@ function post(
     kind,
     method: "POST",
     path: `${CLIENT_V3}${endpoint}`,
-    body: parseBody(body, kind),
+    body: parseOutgoingBody(body, kind),
     retry,
     schema,
   };
 }
 
-function parseBody(body: string, kind: OutgoingRequestKind): unknown {
+/**
+ * The JSON object body of a request crypto-wasm made. Every Client-Server request body is an
+ * object, so anything else is `MALFORMED_OUTGOING_REQUEST` — with no `cause` and no excerpt: the
+ * parser's message quotes its input, and the body holds keys.
+ */
+export function parseOutgoingBody(body: string, what: string): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    return JSON.parse(body);
+    parsed = JSON.parse(body);
   } catch {
-    // No `cause`: the parser's message quotes the input, and the body holds keys.
+    parsed = undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new SdkError(
       "MALFORMED_OUTGOING_REQUEST",
-      `crypto-wasm produced a ${kind} request that is not JSON`,
+      `crypto-wasm produced a ${what} body that is not a JSON object`,
     );
   }
+  return parsed as Record<string, unknown>;
 }

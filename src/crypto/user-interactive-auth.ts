@@ -1,6 +1,6 @@
-import { z } from "zod";
 import { isMatrixApiError } from "../errors/matrix-api-error.js";
 import { UserInteractiveAuthError } from "../errors/user-interactive-auth-error.js";
+import { uiaResponseSchema } from "../http/schemas/error.js";
 
 /**
  * What a server sends with 401 when an endpoint needs user-interactive auth (Client-Server API,
@@ -25,22 +25,13 @@ export type AuthDict = { type?: string; session?: string } & Record<string, unkn
  */
 export type UiaCallback = (challenge: UiaChallenge) => Promise<AuthDict | undefined>;
 
-const challengeSchema = z.looseObject({
-  flows: z.array(z.looseObject({ stages: z.array(z.string()) })),
-  params: z.record(z.string(), z.unknown()).optional(),
-  session: z.string().optional(),
-  completed: z.array(z.string()).optional(),
-  errcode: z.string().optional(),
-  error: z.string().optional(),
-});
-
 /**
  * Reads a UIA challenge from a transport error: a `MatrixApiError` with status 401 whose JSON body
  * (`data`) has `flows`. Anything else — including a 401 `M_UNKNOWN_TOKEN` — is not a challenge.
  */
 export function uiaChallengeFrom(error: unknown): UiaChallenge | undefined {
   if (!isMatrixApiError(error) || error.status !== 401) return undefined;
-  const parsed = challengeSchema.safeParse(error.data);
+  const parsed = uiaResponseSchema.safeParse(error.data);
   if (!parsed.success) return undefined;
   const c = parsed.data;
   return {
@@ -53,6 +44,7 @@ export function uiaChallengeFrom(error: unknown): UiaChallenge | undefined {
   };
 }
 
+/** Limits of `withUserInteractiveAuth`. */
 export interface UiaOptions {
   /** Rounds (server challenges answered) before giving up. Default 10. */
   maxRounds?: number;

@@ -50,6 +50,10 @@ export interface DrainCheckpointStoreOptions {
   cryptoStoreDurability: "memory" | "durable";
 }
 
+/**
+ * The drain checkpoint and the remembered events variant of one user, in the state store (the
+ * checkpoint in memory instead when the crypto store is in memory: see above).
+ */
 export class DrainCheckpointStore {
   /** What this store actually gives: never more than the crypto store. */
   readonly durability: "memory" | "durable";

@@ -1,4 +1,5 @@
 import { DehydratedDeviceKey, type OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { getCrossSigningStatus } from "../crypto/cross-signing.js";
 import { toDeviceId } from "../crypto/identifiers.js";
 import { TypedEmitter } from "../events/emitter.js";
 import type { MatrixHttp } from "../http/types.js";
@@ -31,6 +32,7 @@ import { RehydratedDevice } from "./rehydrated-device.js";
 import { assertSelfSigningKey, buildDehydratedDeviceUpload } from "./upload-request.js";
 import type { DehydratedDeviceInfo } from "./wire-schemas.js";
 
+/** What the dehydrated-device manager works with. */
 export interface DehydrationManagerOptions {
   machine: OlmMachine;
   http: MatrixHttp;
@@ -47,6 +49,7 @@ export interface DehydrationManagerOptions {
   logger?: Logger;
 }
 
+/** Per-call options of the manager's operations. */
 export interface DehydrationCallOptions {
   /** The unlocked secret-storage key; falls back to `getSecretStorageKey`. */
   secretStorageKey?: SecretStorageKey;
@@ -69,6 +72,7 @@ export type DehydratedDeviceStatus =
       signedByPreviousIdentity: boolean;
     };
 
+/** What `afterIdentityReset` did with the server's device. */
 export type IdentityResetOutcome = "none" | "kept" | "replaced" | "deleted";
 
 /**
@@ -258,7 +262,7 @@ export class DehydrationManager {
     const status = await this.checkDevice(options);
     if (status.status === "none") return "none";
     if (status.status === "valid") return "kept";
-    if ((options.replace ?? true) && (await this.#hasSelfSigningKey())) {
+    if ((options.replace ?? true) && (await getCrossSigningStatus(this.#machine)).hasSelfSigning) {
       await this.createAndUpload(options);
       return "replaced";
     }
@@ -445,13 +449,6 @@ export class DehydrationManager {
       );
     }
     return key;
-  }
-
-  async #hasSelfSigningKey(): Promise<boolean> {
-    const status = await this.#machine.crossSigningStatus();
-    const has = status.hasSelfSigning;
-    status.free();
-    return has;
   }
 }
 

@@ -1,4 +1,5 @@
 import { type OlmMachine, OwnUserIdentity } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { getCrossSigningStatus } from "../crypto/cross-signing.js";
 import { toDeviceId, toUserId } from "../crypto/identifiers.js";
 import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
 import type { MatrixHttp } from "../http/types.js";
@@ -29,11 +30,10 @@ export async function collectDeviceFacts(
   let selfSigningKey: string | undefined;
   try {
     if (identity instanceof OwnUserIdentity) {
-      const status = await machine.crossSigningStatus();
+      const status = await getCrossSigningStatus(machine);
       // crypto-wasm keeps private keys only while they match the public identity, so holding the
       // master key means the identity the server reports is the one this device set up or restored.
       const holdsPrivateKeys = status.hasMaster && status.hasSelfSigning;
-      status.free();
       ownIdentityTrusted = identity.isVerified() || holdsPrivateKeys;
       selfSigningKey = publicKeyOf(identity.selfSigningKey);
     }

@@ -1,3 +1,4 @@
+import { errorSummary } from "../errors/error-summary.js";
 import { TypedEmitter } from "../events/emitter.js";
 import type { MatrixHttp } from "../http/types.js";
 import { type Logger, prefixedLogger, silentLogger } from "../logger.js";
@@ -5,7 +6,7 @@ import type { SecretStorageKey } from "../secret-storage/secret-storage.js";
 import type { StateStore } from "../state/state-store.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import { type DrainCheckpoint, DrainCheckpointStore } from "./checkpoint-store.js";
-import { type DrainPageSource, type DrainRunResult, runDrain } from "./drain.js";
+import { type DrainPageSource, type DrainRunResult, type DrainTuning, runDrain } from "./drain.js";
 import { isDrainError } from "./drain-errors.js";
 import type { DrainEvents } from "./drain-events.js";
 import { HttpDrainPageSource } from "./drain-page-source.js";
@@ -29,7 +30,8 @@ export interface DrainRehydrator {
   }): Promise<DrainableDevice | undefined>;
 }
 
-export interface DehydratedDeviceDrainerOptions {
+/** What the drainer works with; the tuning fields apply to every drain it runs. */
+export interface DehydratedDeviceDrainerOptions extends DrainTuning {
   rehydrator: DrainRehydrator;
   http: MatrixHttp;
   /** The logged-in user: checkpoints are kept per user. */
@@ -43,18 +45,11 @@ export interface DehydratedDeviceDrainerOptions {
   cryptoStoreDurability: "memory" | "durable";
   clock?: Clock | undefined;
   logger?: Logger | undefined;
-  limits?: Partial<PaginationLimits> | undefined;
-  /** Events per call into crypto-wasm (default 25). */
-  sliceSize?: number | undefined;
-  /** Page size to aim for with the GET variant, in bytes (default ~1 MB). */
-  targetPageBytes?: number | undefined;
-  /** Default true; false fetches and decrypts strictly in turn (for comparisons only). */
-  pipelined?: boolean | undefined;
-  yieldToEventLoop?: (() => Promise<void>) | undefined;
   /** Replaces the HTTP page source (benchmarks, tests of the drain alone). */
   pageSource?: DrainPageSource | undefined;
 }
 
+/** Per-call options of `drain()`. */
 export interface DrainCallOptions {
   /** The unlocked secret-storage key, to read the dehydration key (else the manager's fallback). */
   secretStorageKey?: SecretStorageKey | undefined;
@@ -65,6 +60,7 @@ export interface DrainCallOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What `drain()` resolves to: there was no device, or the run's result. */
 export type DrainOutcome = { outcome: "no_device" } | DrainRunResult;
 
 /**
@@ -143,7 +139,7 @@ export class DehydratedDeviceDrainer {
       }
     } catch (error) {
       if (isDrainError(error) && error.code === "device_gone") await this.checkpoints.clear().catch(() => {});
-      this.#logger.warn(`drain failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.#logger.warn("drain failed", errorSummary(error));
       this.events.emit("error", { deviceId, error });
       throw error;
     }
@@ -230,7 +226,7 @@ export class DehydratedDeviceDrainer {
             variant,
             onVariantLearned: (learned) => {
               this.checkpoints.saveVariant(learned).catch((error: unknown) => {
-                this.#logger.warn("could not remember the events variant", error);
+                this.#logger.warn("could not remember the events variant", errorSummary(error));
               });
             },
           }),

@@ -1,4 +1,4 @@
-import { SdkError } from "../errors/sdk-error.js";
+import { errorGuard, SdkError } from "../errors/sdk-error.js";
 
 /**
  * Why a drain of a dehydrated device stopped early. In every case the device stays on the server
@@ -26,9 +26,9 @@ export interface DrainErrorDetails {
   roomKeys: number;
 }
 
-export class DrainError extends SdkError {
+/** A drain that stopped early; `code` says why, `details.cursor` where the next drain resumes. */
+export class DrainError extends SdkError<DrainErrorCode> {
   override name = "DrainError";
-  declare readonly code: DrainErrorCode;
   declare readonly details: Readonly<DrainErrorDetails & Record<string, unknown>>;
 
   constructor(
@@ -40,7 +40,5 @@ export class DrainError extends SdkError {
   }
 }
 
-/** Checks `name`, not `instanceof`, so it works across realms and duplicate package copies. */
-export function isDrainError(value: unknown): value is DrainError {
-  return value instanceof Error && value.name === "DrainError";
-}
+/** Recognises a `DrainError`, also one from another copy of this package. */
+export const isDrainError = errorGuard<DrainError>("DrainError");

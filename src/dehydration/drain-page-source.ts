@@ -1,21 +1,9 @@
-import { z } from "zod";
 import { isMatrixApiError } from "../errors/matrix-api-error.js";
-import { isNetworkError } from "../errors/network-error.js";
-import { isTimeoutError } from "../errors/timeout-error.js";
 import type { MatrixHttp } from "../http/types.js";
 import type { DrainPage, DrainPageRequest, DrainPageSource } from "./drain.js";
 import { dehydratedDeviceEventsPath } from "./names.js";
 import { type EventsVariant, fallbackVariant, initialEventsVariant, planPageRequest } from "./pagination.js";
-
-/**
- * A page of `…/dehydrated_device/{device_id}/events`, checked only as deep as needed here: the
- * events themselves are validated in slices by the drain, so a 1 MB page is never walked in one
- * task. `next_batch: null` reads as absent (a server serialising an empty option).
- */
-const eventsPageSchema = z.looseObject({
-  events: z.array(z.unknown()),
-  next_batch: z.string().nullable().optional(),
-});
+import { dehydratedDeviceEventsResponseSchema } from "./wire-schemas.js";
 
 export interface HttpDrainPageSourceOptions {
   /** The variant this server is known to speak (remembered from an earlier session). */
@@ -59,7 +47,7 @@ export class HttpDrainPageSource implements DrainPageSource {
           path,
           query: plan.query,
           body: plan.body,
-          schema: eventsPageSchema,
+          schema: dehydratedDeviceEventsResponseSchema,
           retry: "safe",
           signal: request.signal,
         });

@@ -38,6 +38,7 @@ export interface DrainPage {
   variant: EventsVariant;
 }
 
+/** What a page source is asked for. */
 export interface DrainPageRequest {
   deviceId: string;
   /** `undefined` for the first page. */
@@ -47,6 +48,7 @@ export interface DrainPageRequest {
   signal: AbortSignal;
 }
 
+/** Where pages come from: `HttpDrainPageSource` in production, a fake in tests and benchmarks. */
 export interface DrainPageSource {
   fetchPage(request: DrainPageRequest): Promise<DrainPage>;
 }
@@ -57,6 +59,7 @@ export interface DrainEventSink {
   receive(events: readonly unknown[]): Promise<number>;
 }
 
+/** Pages, events and room keys a drain has handled. */
 export interface DrainCounts {
   pages: number;
   events: number;
@@ -106,13 +109,14 @@ interface DrainRunSummary {
   longestSliceMs: number;
 }
 
+/** How a drain run ended: completed (an end rule matched) or truncated (a loop guard fired). */
 export type DrainRunResult = DrainRunSummary &
   (
     | { outcome: "completed"; endReason: PaginationEndReason }
     | { outcome: "truncated"; reason: PaginationTruncationReason }
   );
 
-export interface RunDrainOptions {
+export interface RunDrainOptions extends DrainTuning {
   deviceId: string;
   source: DrainPageSource;
   sink: DrainEventSink;
@@ -121,16 +125,21 @@ export interface RunDrainOptions {
   resumeFrom?: DrainPosition | undefined;
   /** Awaited after each page's room keys are stored (write the checkpoint here). */
   onPageStored?: ((report: DrainPageReport) => Promise<void> | void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** How a drain paces itself; every field has a default tuned for crypto-wasm in a UI thread. */
+export interface DrainTuning {
+  /** Loop guards (defaults in `defaultPaginationLimits`). */
   limits?: Partial<PaginationLimits> | undefined;
   /** Events per call into the crypto layer (default 25: ~25 ms of work per task). */
   sliceSize?: number | undefined;
-  /** Page size to aim for, in bytes of JSON (default ~1 MB). */
+  /** Page size to aim for with the GET variant, in bytes of JSON (default ~1 MB). */
   targetPageBytes?: number | undefined;
   /** Request the next page before importing this one (default true; false for comparisons). */
   pipelined?: boolean | undefined;
   /** How to let the event loop run between slices (default `yieldToEventLoop`). */
   yieldToEventLoop?: (() => Promise<void>) | undefined;
-  signal?: AbortSignal | undefined;
 }
 
 export const defaultSliceSize = 25;
@@ -146,6 +155,7 @@ const toDeviceEventSchema = z.looseObject({
   content: z.record(z.string(), z.unknown()),
 });
 
+/** Runs one drain from `resumeFrom` (or the first page) to an end rule or a loop guard. */
 export async function runDrain(options: RunDrainOptions): Promise<DrainRunResult> {
   const { deviceId, source, sink, clock } = options;
   const limits: PaginationLimits = { ...defaultPaginationLimits, ...options.limits };

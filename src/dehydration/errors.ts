@@ -1,4 +1,4 @@
-import { SdkError } from "../errors/sdk-error.js";
+import { errorGuard, SdkError } from "../errors/sdk-error.js";
 
 /**
  * Why a dehydrated-device operation failed. Messages and details name secrets, device ids and
@@ -31,20 +31,10 @@ export type DehydrationErrorCode =
   /** The server acknowledged the upload with another device id than the one sent. */
   | "device_id_mismatch";
 
-export class DehydrationError extends SdkError {
+/** A dehydrated-device operation failed; `code` says why. */
+export class DehydrationError extends SdkError<DehydrationErrorCode> {
   override name = "DehydrationError";
-  declare readonly code: DehydrationErrorCode;
-
-  constructor(
-    code: DehydrationErrorCode,
-    message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
-/** Checks `name`, not `instanceof`, so it works across realms and duplicate package copies. */
-export function isDehydrationError(value: unknown): value is DehydrationError {
-  return value instanceof Error && value.name === "DehydrationError";
-}
+/** Recognises a `DehydrationError`, also one from another copy of this package. */
+export const isDehydrationError = errorGuard<DehydrationError>("DehydrationError");

@@ -88,6 +88,7 @@ export type PaginationTruncationReason =
   /** The drain ran longer than `timeBudgetMs` on the injected clock. */
   | "time_budget";
 
+/** Loop guards of a drain: whichever fires first truncates it (and keeps the device). */
 export interface PaginationLimits {
   /** Stop after this many events in one drain (default 100,000). */
   maxEvents: number;
@@ -97,6 +98,7 @@ export interface PaginationLimits {
   timeBudgetMs: number;
 }
 
+/** 100,000 events, 10 empty pages in a row, 15 minutes. */
 export const defaultPaginationLimits: Readonly<PaginationLimits> = Object.freeze({
   maxEvents: 100_000,
   maxEmptyPages: 10,

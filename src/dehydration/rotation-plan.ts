@@ -1,3 +1,5 @@
+import { exponentialDelayMs } from "../http/retry-policy.js";
+
 /**
  * When to drain and replace the dehydrated device, as a pure decision: data in, step out.
  *
@@ -20,6 +22,7 @@ export interface RotationRecord {
   uploadedHere: boolean;
 }
 
+/** One week, the interval matrix-js-sdk (Element) rotates at. */
 export const defaultRotateEveryMs = 7 * 24 * 60 * 60 * 1000;
 
 export type RotationStep =
@@ -65,7 +68,5 @@ export function planRotationStep(input: RotationInput): RotationStep {
  * an upload that failed): doubling from 1 minute, never beyond 6 hours nor the rotation interval.
  */
 export function rotationRetryDelayMs(failures: number, rotateEveryMs: number): number {
-  const base = 60_000;
-  const delay = base * 2 ** Math.min(Math.max(failures, 1) - 1, 20);
-  return Math.min(delay, 6 * 60 * 60 * 1000, rotateEveryMs);
+  return Math.min(exponentialDelayMs(failures, 60_000, 6 * 60 * 60 * 1000), rotateEveryMs);
 }

@@ -1,3 +1,4 @@
+import { errorSummary } from "../errors/error-summary.js";
 import { SdkError } from "../errors/sdk-error.js";
 import { TypedEmitter } from "../events/emitter.js";
 import { type Logger, prefixedLogger, silentLogger } from "../logger.js";
@@ -32,6 +33,7 @@ export interface RotationDrainer {
   drain(options?: DrainCallOptions): Promise<DrainOutcome>;
 }
 
+/** What the rotation works with. */
 export interface DehydratedDeviceRotationOptions {
   manager: RotationManager;
   drainer: RotationDrainer;
@@ -44,6 +46,7 @@ export interface DehydratedDeviceRotationOptions {
   getSecretStorageKey?: (() => Promise<SecretStorageKey | undefined>) | undefined;
 }
 
+/** Options of `start()`. */
 export interface RotationStartOptions {
   /**
    * Whether to drain (and then replace) a device this client has not seen before — the device
@@ -53,8 +56,11 @@ export interface RotationStartOptions {
   rehydrate?: boolean;
   /** How often to replace the device. Default 7 days. */
   rotateEveryMs?: number;
+  /** Supplies the unlocked secret-storage key; overrides the one given to the constructor. */
+  getSecretStorageKey?: () => Promise<SecretStorageKey | undefined>;
 }
 
+/** Why a device was uploaded: none on the server, a new login drained it, the interval passed, or on demand. */
 export type ReplaceReason = "no_device" | "new_login" | "due" | "requested" | "forced";
 
 /** Background progress and failures of the rotation: events, never unhandled rejections. */
@@ -99,6 +105,7 @@ export class DehydratedDeviceRotation {
   #queue: Promise<unknown> = Promise.resolve();
   #running: { controller: AbortController; loop: Promise<void> } | undefined;
   #rotateEveryMs = defaultRotateEveryMs;
+  #getSecretStorageKey: (() => Promise<SecretStorageKey | undefined>) | undefined;
   #failures = 0;
 
   constructor(options: DehydratedDeviceRotationOptions) {
@@ -107,6 +114,7 @@ export class DehydratedDeviceRotation {
     this.#logger = prefixedLogger(options.logger ?? silentLogger, "[dehydration rotation]");
     this.events = new TypedEmitter<RotationEvents>(this.#logger);
     this.#records = new RotationRecordStore(options.stateStore, options.userId);
+    this.#getSecretStorageKey = options.getSecretStorageKey;
   }
 
   /** Whether `start()` was called and `stop()` was not. */
@@ -133,6 +141,7 @@ export class DehydratedDeviceRotation {
     }
     const settings = { rehydrate: options.rehydrate ?? true, rotateEveryMs };
     this.#rotateEveryMs = rotateEveryMs;
+    if (options.getSecretStorageKey !== undefined) this.#getSecretStorageKey = options.getSecretStorageKey;
     const controller = new AbortController();
     let first!: (result: RotationPassResult) => void;
     const firstPass = new Promise<RotationPassResult>((resolve) => {
@@ -169,9 +178,13 @@ export class DehydratedDeviceRotation {
         const outcome = await this.#options.drainer.drain(await this.#drainOptions(signal));
         drained = outcome.outcome === "completed" || outcome.outcome === "no_device";
         if (!drained && !options.force) {
-          throw new SdkError("DRAIN_INCOMPLETE", "the device's drain was truncated; pass force to replace it anyway", {
-            details: { deviceId: server.deviceId },
-          });
+          throw new SdkError(
+            "DRAIN_INCOMPLETE",
+            "the device's drain was truncated; pass force to replace it anyway",
+            {
+              details: { deviceId: server.deviceId },
+            },
+          );
         }
       } catch (error) {
         if (!options.force || drained) throw error;
@@ -194,7 +207,7 @@ export class DehydratedDeviceRotation {
       } catch (error) {
         // Only a stop gets here (a pass turns every other failure into a result).
         if (isFirst) first({ action: "failed", retryAtMs: undefined });
-        if (!signal.aborted) this.#logger.error("rotation pass failed unexpectedly", error);
+        if (!signal.aborted) this.#logger.error("rotation pass failed unexpectedly", errorSummary(error));
         return;
       }
       if (isFirst) first(result);
@@ -269,7 +282,8 @@ export class DehydratedDeviceRotation {
       this.#scheduled(outcome.deviceId, retryAtMs, "retry");
       return { action: "kept", deviceId: outcome.deviceId, retryAtMs };
     }
-    if (outcome.outcome === "no_device") return this.#uploadInPass(undefined, "no_device", signal, rotateEveryMs);
+    if (outcome.outcome === "no_device")
+      return this.#uploadInPass(undefined, "no_device", signal, rotateEveryMs);
 
     // Drained to the end. The server's device may have changed meanwhile: replace only what we drained.
     let current: { deviceId: string } | undefined;
@@ -281,7 +295,12 @@ export class DehydratedDeviceRotation {
     if (current !== undefined && current.deviceId !== outcome.deviceId) {
       return this.#adopt(current.deviceId, "replaced_elsewhere", signal, rotateEveryMs);
     }
-    return this.#uploadInPass(current?.deviceId, current === undefined ? "no_device" : reason, signal, rotateEveryMs);
+    return this.#uploadInPass(
+      current?.deviceId,
+      current === undefined ? "no_device" : reason,
+      signal,
+      rotateEveryMs,
+    );
   }
 
   async #adopt(
@@ -314,7 +333,7 @@ export class DehydratedDeviceRotation {
       if (signal.aborted) throw error;
       // Without the secret-storage key the next drain reads it instead (and says so if it fails).
       if (isDehydrationError(error) && error.code === "no_secret_storage_key") return;
-      this.#logger.warn("could not re-read the dehydration key", error);
+      this.#logger.warn("could not re-read the dehydration key", errorSummary(error));
       this.events.emit("failed", { stage: "key", error, retryAtMs: undefined });
     }
   }
@@ -365,7 +384,10 @@ export class DehydratedDeviceRotation {
     const retryAtMs = permanent
       ? undefined
       : this.#clock.now() + rotationRetryDelayMs(++this.#failures, rotateEveryMs);
-    this.#logger.warn(`${stage} failed${retryAtMs === undefined ? "" : "; retrying later"}`, error);
+    this.#logger.warn(
+      `${stage} failed${retryAtMs === undefined ? "" : "; retrying later"}`,
+      errorSummary(error),
+    );
     this.events.emit("failed", { stage, error, retryAtMs });
     if (retryAtMs !== undefined) this.#scheduled(undefined, retryAtMs, "retry");
     return { action: "failed", retryAtMs };
@@ -382,9 +404,9 @@ export class DehydratedDeviceRotation {
 
   async #secretStorageKey(): Promise<SecretStorageKey | undefined> {
     try {
-      return await this.#options.getSecretStorageKey?.();
+      return await this.#getSecretStorageKey?.();
     } catch (error) {
-      this.#logger.warn("getSecretStorageKey failed; going without", error);
+      this.#logger.warn("getSecretStorageKey failed; going without", errorSummary(error));
       return undefined;
     }
   }

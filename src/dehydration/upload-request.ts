@@ -1,4 +1,5 @@
 import { DehydratedDeviceKey, type OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { getCrossSigningStatus } from "../crypto/cross-signing.js";
 import { DehydrationError } from "./errors.js";
 import { MAX_DISPLAY_NAME_LENGTH } from "./names.js";
 import { type PutDehydratedDeviceBody, putDehydratedDeviceBodySchema } from "./wire-schemas.js";
@@ -49,10 +50,7 @@ export async function buildDehydratedDeviceUpload(
 
 /** `missing_self_signing_key` unless the machine holds the private self-signing key. */
 export async function assertSelfSigningKey(machine: Pick<OlmMachine, "crossSigningStatus">): Promise<void> {
-  const status = await machine.crossSigningStatus();
-  const hasSelfSigning = status.hasSelfSigning;
-  status.free();
-  if (!hasSelfSigning) throw missingSelfSigningKey();
+  if (!(await getCrossSigningStatus(machine)).hasSelfSigning) throw missingSelfSigningKey();
 }
 
 /** Parses and checks crypto-wasm's body; errors list field paths only (the body holds keys). */

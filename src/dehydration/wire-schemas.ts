@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { deviceKeysSchema } from "../http/schemas/keys.js";
 
 /**
  * MSC3814 wire shapes, validated at the edge. `device_data` stays opaque apart from its
@@ -16,6 +17,17 @@ export const dehydratedDeviceIdResponseSchema = z.looseObject({
   device_id: z.string().min(1),
 });
 
+/**
+ * A page of `…/dehydrated_device/{device_id}/events` (every wire variant), checked only as deep as
+ * the pagination needs: the drain validates the events themselves in slices, so a 1 MB page is
+ * never walked in one task. `next_batch: null` reads as absent (a server serialising an empty
+ * option).
+ */
+export const dehydratedDeviceEventsResponseSchema = z.looseObject({
+  events: z.array(z.unknown()),
+  next_batch: z.string().nullable().optional(),
+});
+
 const signedKeysSchema = z.record(z.string(), z.union([z.string(), z.looseObject({ key: z.string() })]));
 
 /**
@@ -28,11 +40,7 @@ export const putDehydratedDeviceBodySchema = z.looseObject({
   device_data: z.looseObject({ algorithm: z.string().min(1) }),
   // Synapse ≥1.142 requires the key to be present (null allowed).
   initial_device_display_name: z.string().nullable(),
-  device_keys: z.looseObject({
-    user_id: z.string(),
-    device_id: z.string(),
-    algorithms: z.array(z.string()),
-    keys: z.record(z.string(), z.string()),
+  device_keys: deviceKeysSchema.extend({
     signatures: z.record(z.string(), z.record(z.string(), z.string())),
     // Inside the signed object, so other clients can tell the device apart (MSC3814, "Device keys").
     dehydrated: z.literal(true),

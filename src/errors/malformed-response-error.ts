@@ -1,4 +1,4 @@
-import { SdkError } from "./sdk-error.js";
+import { errorGuard, SdkError } from "./sdk-error.js";
 
 /** One failed check: where in the body, and what kind of failure — never the offending value. */
 export interface FieldIssue {
@@ -35,6 +35,5 @@ export class MalformedResponseError extends SdkError {
   }
 }
 
-export function isMalformedResponseError(value: unknown): value is MalformedResponseError {
-  return value instanceof Error && value.name === "MalformedResponseError";
-}
+/** A 2xx response that failed its schema. */
+export const isMalformedResponseError = errorGuard<MalformedResponseError>("MalformedResponseError");

@@ -1,4 +1,4 @@
-import { SdkError } from "./sdk-error.js";
+import { errorGuard, SdkError } from "./sdk-error.js";
 
 /**
  * How the transport classified a failed HTTP response (see `src/http/classify-response.ts`):
@@ -6,6 +6,7 @@ import { SdkError } from "./sdk-error.js";
  */
 export type MatrixApiErrorKind = "permanent" | "rate-limited" | "transient";
 
+/** The fields of a `MatrixApiError`, as the transport reads them off a response. */
 export interface MatrixApiErrorInit {
   status: number;
   /** The Matrix `errcode`; `undefined` when the body had none (a proxy page, a UIA challenge). */
@@ -55,6 +56,5 @@ export class MatrixApiError extends SdkError {
   }
 }
 
-export function isMatrixApiError(value: unknown): value is MatrixApiError {
-  return value instanceof Error && value.name === "MatrixApiError";
-}
+/** A non-2xx answer from the homeserver. */
+export const isMatrixApiError = errorGuard<MatrixApiError>("MatrixApiError");

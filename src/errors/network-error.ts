@@ -1,4 +1,4 @@
-import { SdkError } from "./sdk-error.js";
+import { errorGuard, SdkError } from "./sdk-error.js";
 
 /**
  * The request never produced an HTTP response: connection refused, DNS failure, a dropped
@@ -19,6 +19,5 @@ export class NetworkError extends SdkError {
   }
 }
 
-export function isNetworkError(value: unknown): value is NetworkError {
-  return value instanceof Error && value.name === "NetworkError";
-}
+/** A request that got no HTTP response. */
+export const isNetworkError = errorGuard<NetworkError>("NetworkError");

@@ -1,4 +1,4 @@
-import { SdkError } from "./sdk-error.js";
+import { errorGuard, SdkError } from "./sdk-error.js";
 
 /** One attempt took longer than its per-attempt timeout (measured on the injected Clock). */
 export class TimeoutError extends SdkError {
@@ -17,6 +17,5 @@ export class TimeoutError extends SdkError {
   }
 }
 
-export function isTimeoutError(value: unknown): value is TimeoutError {
-  return value instanceof Error && value.name === "TimeoutError";
-}
+/** An attempt that outlasted its timeout. */
+export const isTimeoutError = errorGuard<TimeoutError>("TimeoutError");

@@ -1,5 +1,6 @@
-import { SdkError } from "./sdk-error.js";
+import { errorGuard, SdkError, type SdkErrorOptions } from "./sdk-error.js";
 
+/** Why user-interactive auth did not complete (the error's `reason`). */
 export type UserInteractiveAuthFailure =
   /** The server asked for authentication and the app supplied no callback. */
   | "no_callback"
@@ -14,20 +15,15 @@ export type UserInteractiveAuthFailure =
  * User-interactive authentication (Client-Server API, "User-Interactive Authentication API") did not
  * complete. Carries the stages the server offered, never the auth dict (it may hold a password).
  */
-export class UserInteractiveAuthError extends SdkError {
+export class UserInteractiveAuthError extends SdkError<`UIA_${Uppercase<UserInteractiveAuthFailure>}`> {
   override name = "UserInteractiveAuthError";
   readonly reason: UserInteractiveAuthFailure;
 
-  constructor(
-    reason: UserInteractiveAuthFailure,
-    message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
-  ) {
-    super(`UIA_${reason.toUpperCase()}`, message, options);
+  constructor(reason: UserInteractiveAuthFailure, message: string, options: SdkErrorOptions = {}) {
+    super(`UIA_${reason.toUpperCase() as Uppercase<UserInteractiveAuthFailure>}`, message, options);
     this.reason = reason;
   }
 }
 
-export function isUserInteractiveAuthError(value: unknown): value is UserInteractiveAuthError {
-  return value instanceof Error && value.name === "UserInteractiveAuthError";
-}
+/** User-interactive auth that did not complete. */
+export const isUserInteractiveAuthError = errorGuard<UserInteractiveAuthError>("UserInteractiveAuthError");

@@ -5,6 +5,7 @@ import { SdkError } from "../errors/sdk-error.js";
 import { TypedEmitter } from "../events/emitter.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { type Clock, systemClock } from "../time/clock.js";
+import { systemRandom } from "../time/random.js";
 import { raceAbort } from "./abortable.js";
 import { runWithRetry } from "./retry-loop.js";
 import { defaultRetryConfig, type OutcomeClass, type RetryConfig } from "./retry-policy.js";
@@ -22,6 +23,7 @@ export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response
  */
 export type RefreshTokenCallback = () => Promise<string>;
 
+/** How the transport reaches the homeserver and how it retries. */
 export interface MatrixHttpOptions {
   /** Homeserver base URL, e.g. `https://matrix.example.org` (a path prefix is kept). */
   baseUrl: string;
@@ -45,6 +47,7 @@ interface RequestRef {
   path: string;
 }
 
+/** What the transport reports: retries and the fate of the access token. Never the token. */
 export interface MatrixHttpEvents {
   /** A request failed and will be sent again after `delayMs`. */
   requestRetried: RequestRef & {
@@ -64,6 +67,7 @@ export interface MatrixHttpEvents {
   tokenRefreshFailed: RequestRef & { error: unknown };
 }
 
+/** The transport: `MatrixHttp` plus the token, the versions probe and the events. */
 export interface MatrixHttpClient extends MatrixHttp {
   readonly baseUrl: string;
   readonly events: TypedEmitter<MatrixHttpEvents>;
@@ -80,6 +84,11 @@ export interface MatrixHttpClient extends MatrixHttp {
 const defaultTimeoutMs = 60_000;
 const defaultLongPollMarginMs = 15_000;
 
+/**
+ * Creates the transport every feature talks through: one ky instance over the injected `fetch`,
+ * with our own retry loop on the injected clock, zod validation of every 2xx body, typed errors
+ * that never carry the token, and soft-logout recovery through `refreshToken`.
+ */
 export function createMatrixHttp(options: MatrixHttpOptions): MatrixHttpClient {
   return new MatrixHttpTransport(options);
 }
@@ -107,7 +116,7 @@ class MatrixHttpTransport implements MatrixHttpClient {
     this.baseUrl = normaliseBaseUrl(options.baseUrl);
     this.#accessToken = options.accessToken;
     this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
+    this.#random = options.random ?? systemRandom;
     this.#logger = options.logger ?? silentLogger;
     this.#retry = { ...defaultRetryConfig, ...options.retry };
     this.#timeoutMs = options.defaultTimeoutMs ?? defaultTimeoutMs;

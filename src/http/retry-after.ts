@@ -26,7 +26,8 @@ export function retryAfterMs(
 ): number | undefined {
   const fromHeader = parseRetryAfterHeader(header, nowMs);
   if (fromHeader === undefined) return bodyRetryAfterMs;
-  if (bodyRetryAfterMs !== undefined && sameWaitRoundedUp(fromHeader, bodyRetryAfterMs)) return bodyRetryAfterMs;
+  if (bodyRetryAfterMs !== undefined && sameWaitRoundedUp(fromHeader, bodyRetryAfterMs))
+    return bodyRetryAfterMs;
   return fromHeader;
 }
 

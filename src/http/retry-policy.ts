@@ -11,8 +11,10 @@
 /** What happened on one attempt, as far as retrying is concerned. */
 export type OutcomeClass = "permanent" | "rate-limited" | "transient" | "network";
 
+/** How a backoff wait is drawn (see the module comment). */
 export type JitterStrategy = "full" | "decorrelated";
 
+/** The transport's retry limits; every field has a default in `defaultRetryConfig`. */
 export interface RetryConfig {
   /** Attempts in total, the first included (1 = never retry). */
   maxAttempts: number;
@@ -24,6 +26,7 @@ export interface RetryConfig {
   jitter: JitterStrategy;
 }
 
+/** 5 attempts, 0.5 s base, 30 s cap on backoff, 60 s cap on a server-asked wait, full jitter. */
 export const defaultRetryConfig: Readonly<RetryConfig> = Object.freeze({
   maxAttempts: 5,
   baseDelayMs: 500,
@@ -45,10 +48,12 @@ export interface RetryInput {
   config: RetryConfig;
 }
 
+/** Retry after `delayMs`, or give up and say why. */
 export type RetryDecision =
   | { retry: true; delayMs: number }
   | { retry: false; reason: "permanent" | "attempts-exhausted" };
 
+/** Whether and when to send again after a failed attempt. */
 export function decideRetry(input: RetryInput): RetryDecision {
   const { attempt, outcome, config } = input;
   if (outcome === "permanent") return { retry: false, reason: "permanent" };
@@ -69,9 +74,18 @@ function backoff(input: RetryInput): number {
     const lower = Math.min(config.baseDelayMs, upper);
     return lower + r * (upper - lower);
   }
+  return r * exponentialDelayMs(attempt, config.baseDelayMs, config.maxDelayMs);
+}
+
+/**
+ * The capped exponential step every backoff in the SDK starts from: `baseMs·2^(attempt-1)`, never
+ * beyond `capMs`. `attempt` counts from 1 (the first retry waits `baseMs`). Jitter, if any, is the
+ * caller's: the transport draws within the step, the outgoing-request loop draws half of it, the
+ * dehydrated-device rotation (hours apart) uses it as is.
+ */
+export function exponentialDelayMs(attempt: number, baseMs: number, capMs: number): number {
   // 2^(attempt-1) grows past any cap quickly; clamp the exponent so it stays finite.
-  const exponential = config.baseDelayMs * 2 ** Math.min(attempt - 1, 52);
-  return r * Math.min(config.maxDelayMs, exponential);
+  return Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 52));
 }
 
 /** A misbehaving random source must not produce negative or unbounded waits. */

@@ -7,8 +7,10 @@ import type { z } from "zod";
  */
 export type RetryMode = "safe" | "never";
 
+/** The methods the Client-Server API uses. */
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 
+/** One request through the transport, with the schema its response must satisfy. */
 export interface MatrixRequest<S extends z.ZodType = z.ZodType> {
   method: HttpMethod;
   /** Path below the base URL, already URL-encoded per segment, e.g. `/_matrix/client/v3/keys/query`. */

@@ -6,6 +6,7 @@ import { emptyResponseSchema } from "../http/schemas/empty.js";
 import type { MatrixHttp } from "../http/types.js";
 import type { AccountDataAccess } from "./secret-storage.js";
 
+/** Options of `createHttpAccountData`. */
 export interface HttpAccountDataOptions {
   /** Aborts every request made through this accessor (e.g. when the client closes). */
   signal?: AbortSignal;

@@ -19,6 +19,7 @@ export const keyEventType = (keyId: string): string => `m.secret_storage.key.${k
  */
 export const MAX_PASSPHRASE_ITERATIONS = 10_000_000;
 
+/** A checked `m.secret_storage.key.<id>` description, camelCase. */
 export interface SecretStorageKeyDescription {
   keyId: string;
   algorithm: string;

@@ -1,5 +1,6 @@
 import { decodeBase64, encodeUnpaddedBase64 } from "./base64.js";
 import { SecretStorageError } from "./errors.js";
+import { subtleCrypto } from "./subtle-crypto.js";
 
 /**
  * `m.secret_storage.v1.aes-hmac-sha2` (Client-Server spec, "Secrets" > "Encryption algorithms"), on
@@ -36,14 +37,8 @@ interface DerivedKeys {
   hmacKey: CryptoKey;
 }
 
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (!s) throw new Error("WebCrypto (globalThis.crypto.subtle) is not available in this environment");
-  return s;
-}
-
 async function deriveKeys(key: Uint8Array, name: string): Promise<DerivedKeys> {
-  const s = subtle();
+  const s = subtleCrypto();
   const ikm = await s.importKey("raw", Uint8Array.from(key), "HKDF", false, ["deriveBits"]);
   const bits = await s.deriveBits(
     { name: "HKDF", hash: "SHA-256", salt: HKDF_SALT, info: new TextEncoder().encode(name) },
@@ -73,7 +68,7 @@ async function encryptRaw(
   plaintext: Uint8Array,
   iv: Uint8Array<ArrayBuffer>,
 ): Promise<{ ciphertext: Uint8Array<ArrayBuffer>; mac: Uint8Array<ArrayBuffer> }> {
-  const s = subtle();
+  const s = subtleCrypto();
   const ciphertext = new Uint8Array(
     await s.encrypt({ name: "AES-CTR", counter: iv, length: 64 }, keys.aesKey, Uint8Array.from(plaintext)),
   );
@@ -123,7 +118,7 @@ export async function decryptAesHmacSha2(
   const iv = decodeField(payload.iv, "iv", IV_LENGTH);
   const ciphertext = decodeField(payload.ciphertext, "ciphertext");
   const mac = decodeField(payload.mac, "mac", MAC_LENGTH);
-  const s = subtle();
+  const s = subtleCrypto();
   const keys = await deriveKeys(key, name);
   if (!(await s.verify("HMAC", keys.hmacKey, mac, ciphertext))) {
     throw new SecretStorageError("bad_mac", `The MAC of secret "${name}" does not verify`, {
@@ -154,5 +149,5 @@ export async function verifyKeyCheck(key: Uint8Array, check: KeyCheck): Promise<
   const mac = decodeField(check.mac, "mac", MAC_LENGTH);
   const keys = await deriveKeys(key, "");
   const { ciphertext } = await encryptRaw(keys, KEY_CHECK_PLAINTEXT, iv);
-  return subtle().verify("HMAC", keys.hmacKey, mac, ciphertext);
+  return subtleCrypto().verify("HMAC", keys.hmacKey, mac, ciphertext);
 }

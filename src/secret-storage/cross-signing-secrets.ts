@@ -1,4 +1,5 @@
 import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { type CrossSigningKeyStatus, readCrossSigningStatus } from "../crypto/cross-signing.js";
 import { decodeBase64 } from "./base64.js";
 import { SecretStorageError } from "./errors.js";
 import type { SecretStorage, SecretStorageKey } from "./secret-storage.js";
@@ -15,16 +16,11 @@ export const CROSS_SIGNING_SECRET_NAMES = {
   userSigning: "m.cross_signing.user_signing",
 } as const;
 
+/** `master`, `selfSigning` or `userSigning`. */
 export type CrossSigningKeyRole = keyof typeof CROSS_SIGNING_SECRET_NAMES;
 const ROLES = Object.keys(CROSS_SIGNING_SECRET_NAMES) as CrossSigningKeyRole[];
 
-/** Which private cross-signing keys a machine holds. */
-export interface CrossSigningKeyStatus {
-  hasMaster: boolean;
-  hasSelfSigning: boolean;
-  hasUserSigning: boolean;
-}
-
+/** What `restoreCrossSigningKeys` found and what the machine holds afterwards. */
 export interface CrossSigningRestoreResult {
   /** Roles whose secret was found in storage and decrypted. */
   found: CrossSigningKeyRole[];
@@ -118,11 +114,5 @@ export async function restoreCrossSigningKeys(
       { cause, details: { found } },
     );
   }
-  const result: CrossSigningKeyStatus = {
-    hasMaster: status.hasMaster,
-    hasSelfSigning: status.hasSelfSigning,
-    hasUserSigning: status.hasUserSigning,
-  };
-  status.free();
-  return { found, status: result };
+  return { found, status: readCrossSigningStatus(status) };
 }

@@ -1,4 +1,4 @@
-import { SdkError } from "../errors/sdk-error.js";
+import { errorGuard, SdkError } from "../errors/sdk-error.js";
 
 /**
  * Why a secret-storage operation failed. Messages name the secret or key *id* at most, never key
@@ -34,20 +34,10 @@ export type SecretStorageErrorCode =
   /** The recovery key decodes to the wrong number of bytes. */
   | "recovery_key_bad_length";
 
-export class SecretStorageError extends SdkError {
+/** A secret-storage operation failed; `code` says why. */
+export class SecretStorageError extends SdkError<SecretStorageErrorCode> {
   override name = "SecretStorageError";
-  declare readonly code: SecretStorageErrorCode;
-
-  constructor(
-    code: SecretStorageErrorCode,
-    message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
-/** Checks `name`, not `instanceof`, so it works across realms and duplicate package copies. */
-export function isSecretStorageError(value: unknown): value is SecretStorageError {
-  return value instanceof Error && value.name === "SecretStorageError";
-}
+/** Recognises a `SecretStorageError`, also one from another copy of this package. */
+export const isSecretStorageError = errorGuard<SecretStorageError>("SecretStorageError");

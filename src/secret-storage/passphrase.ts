@@ -1,3 +1,5 @@
+import { subtleCrypto } from "./subtle-crypto.js";
+
 /**
  * Keys derived from a passphrase (Client-Server spec, "Secrets" > "Deriving keys from passphrases"):
  * PBKDF2 with SHA-512, the salt used as its UTF-8 bytes, `bits` defaulting to 256. The parameters
@@ -7,6 +9,7 @@ export const PBKDF2_ALGORITHM = "m.pbkdf2";
 export const DEFAULT_PASSPHRASE_ITERATIONS = 500_000;
 const DEFAULT_BITS = 256;
 
+/** The `m.pbkdf2` parameters of a key description's `passphrase` field. */
 export interface PassphraseInfo {
   algorithm: typeof PBKDF2_ALGORITHM;
   salt: string;
@@ -18,7 +21,7 @@ export async function deriveKeyFromPassphrase(
   passphrase: string,
   info: Pick<PassphraseInfo, "salt" | "iterations" | "bits">,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const s = globalThis.crypto.subtle;
+  const s = subtleCrypto();
   const material = await s.importKey("raw", new TextEncoder().encode(passphrase), "PBKDF2", false, [
     "deriveBits",
   ]);

@@ -11,6 +11,7 @@ const PREFIX = [0x8b, 0x01] as const;
 export const SECRET_STORAGE_KEY_LENGTH = 32;
 const ENCODED_LENGTH = PREFIX.length + SECRET_STORAGE_KEY_LENGTH + 1;
 
+/** The 32-byte key as a recovery key for the user to write down (groups of four). Never log it. */
 export function encodeRecoveryKey(key: Uint8Array): string {
   if (key.length !== SECRET_STORAGE_KEY_LENGTH) {
     throw new SecretStorageError(

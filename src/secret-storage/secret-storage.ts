@@ -41,6 +41,7 @@ export interface SecretStorageKey {
   readonly key: Uint8Array;
 }
 
+/** Options of `SecretStorage.createKey`. */
 export interface CreateSecretStorageKeyOptions {
   /** Make it `m.secret_storage.default_key`. Default `true`. */
   setAsDefault?: boolean;
@@ -52,6 +53,7 @@ export interface CreateSecretStorageKeyOptions {
   passphraseIterations?: number;
 }
 
+/** A new key: its id and bytes, its recovery-key form and the description written to account data. */
 export interface CreatedSecretStorageKey extends SecretStorageKey {
   /** The key in recovery-key form, for the user to write down. Never log it. */
   readonly recoveryKey: string;

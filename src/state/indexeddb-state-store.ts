@@ -8,6 +8,7 @@ import {
 const OBJECT_STORE = "state";
 const SCHEMA_VERSION = 1;
 
+/** Options of `IndexedDbStateStore.open`. */
 export interface IndexedDbStateStoreOptions {
   /** The IndexedDB factory; default `globalThis.indexedDB`. Node tests pass `fake-indexeddb`'s. */
   indexedDB?: IDBFactory;

@@ -1,4 +1,4 @@
-import { SdkError } from "../errors/sdk-error.js";
+import { errorGuard, SdkError } from "../errors/sdk-error.js";
 
 /**
  * A small key-value store for what the SDK keeps beside the crypto store: drain checkpoints,
@@ -15,25 +15,19 @@ export interface StateStore {
   readonly durability: "memory" | "durable";
 }
 
+/**
+ * `not_serialisable`: the value does not survive JSON; `corrupt_value`: what is stored is not JSON
+ * text; `store_failed`: the backing store (IndexedDB) failed.
+ */
 export type StateStoreErrorCode = "not_serialisable" | "corrupt_value" | "store_failed";
 
-export class StateStoreError extends SdkError {
+/** A state store operation failed; `code` says why. */
+export class StateStoreError extends SdkError<StateStoreErrorCode> {
   override name = "StateStoreError";
-  declare readonly code: StateStoreErrorCode;
-
-  constructor(
-    code: StateStoreErrorCode,
-    message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
-/** Checks `name`, not `instanceof`, so it works across realms and duplicate package copies. */
-export function isStateStoreError(value: unknown): value is StateStoreError {
-  return value instanceof Error && value.name === "StateStoreError";
-}
+/** Recognises a `StateStoreError`, also one from another copy of this package. */
+export const isStateStoreError = errorGuard<StateStoreError>("StateStoreError");
 
 /**
  * Both stores keep the JSON text rather than the value, so they behave alike: no shared references,

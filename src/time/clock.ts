@@ -1,7 +1,7 @@
 /**
  * Time is injected everywhere something waits (retries, backoff, rotation, long-poll timeouts), so
- * tests drive it with `ManualClock` instead of waiting in real time. Nothing else in `src/` calls
- * `setTimeout` or `Date.now()` directly.
+ * tests drive it with `ManualClock` instead of waiting in real time. Nothing else in the client
+ * (`src/` outside `testing/`) calls `setTimeout`, `Date.now()` or `Math.random()` (see `random.ts`).
  */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
@@ -14,6 +14,7 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
 }
 
+/** The real clock: `Date.now()` and `setTimeout`. The default wherever a `clock` option is left out. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep(ms, signal) {

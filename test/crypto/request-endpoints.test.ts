@@ -11,16 +11,16 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { httpCallFor, type OutgoingRequest } from "../../src/crypto/request-endpoints.js";
+import { isSdkError } from "../../src/errors/sdk-error.js";
+import { emptyResponseSchema as sendToDeviceResponseSchema } from "../../src/http/schemas/empty.js";
 import {
   keysBackupResponseSchema,
   keysClaimResponseSchema,
   keysQueryResponseSchema,
   keysUploadResponseSchema,
-  roomSendResponseSchema,
-  sendToDeviceResponseSchema,
   signaturesUploadResponseSchema,
-} from "../../src/crypto/response-schemas.js";
-import { isSdkError } from "../../src/errors/sdk-error.js";
+} from "../../src/http/schemas/keys.js";
+import { roomSendResponseSchema } from "../../src/http/schemas/rooms.js";
 
 beforeAll(async () => {
   await initAsync();

@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { DrainCallOptions, DrainOutcome } from "../../src/dehydration/drain-dehydrated-device.js";
 import { DrainError } from "../../src/dehydration/drain-errors.js";
 import { DehydrationError } from "../../src/dehydration/errors.js";
-import { defaultRotateEveryMs } from "../../src/dehydration/rotation-plan.js";
 import {
   DehydratedDeviceRotation,
   type RotationDrainer,
   type RotationEvents,
   type RotationManager,
 } from "../../src/dehydration/rotation.js";
+import { defaultRotateEveryMs } from "../../src/dehydration/rotation-plan.js";
 import { MemoryStateStore } from "../../src/state/memory-state-store.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
 
@@ -146,12 +146,13 @@ describe("DehydratedDeviceRotation", () => {
     const t = setup();
     const first = t.make();
     const uploaded = await first.start();
+    if (uploaded.action !== "replaced") throw new Error("expected an upload");
     await first.stop();
     await t.clock.advance(24 * 60 * 60 * 1000);
     t.calls.length = 0;
 
     const restarted = t.make();
-    expect(await restarted.start()).toEqual({ action: "waited", deviceId: "D1", dueAtMs: uploaded.dueAtMs! });
+    expect(await restarted.start()).toEqual({ action: "waited", deviceId: "D1", dueAtMs: uploaded.dueAtMs });
     expect(t.calls).toEqual(["fetch"]);
     await restarted.stop();
   });
@@ -159,7 +160,11 @@ describe("DehydratedDeviceRotation", () => {
   it("drains then replaces a device waiting for this new login", async () => {
     const t = setup("WAITING");
     const rotation = t.make();
-    expect(await rotation.start()).toMatchObject({ action: "replaced", previousDeviceId: "WAITING", deviceId: "D1" });
+    expect(await rotation.start()).toMatchObject({
+      action: "replaced",
+      previousDeviceId: "WAITING",
+      deviceId: "D1",
+    });
     expect(t.calls).toEqual(["fetch", "drain WAITING", "fetch", "upload"]);
     expect(t.seen.find((e) => e.name === "replaced")?.payload).toEqual({
       previousDeviceId: "WAITING",
@@ -172,7 +177,10 @@ describe("DehydratedDeviceRotation", () => {
   it("adopts a waiting device without draining when told not to rehydrate, and drains it when due", async () => {
     const t = setup("WAITING");
     const rotation = t.make();
-    expect(await rotation.start({ rehydrate: false })).toMatchObject({ action: "adopted", deviceId: "WAITING" });
+    expect(await rotation.start({ rehydrate: false })).toMatchObject({
+      action: "adopted",
+      deviceId: "WAITING",
+    });
     expect(t.calls).toEqual(["fetch"]);
     const replaced = t.next(rotation, "replaced");
     await t.clock.advance(week);
@@ -206,7 +214,11 @@ describe("DehydratedDeviceRotation", () => {
     await t.clock.advance(60_000);
     expect(await adopted).toEqual({ deviceId: "THEIRS", reason: "replaced_elsewhere" });
     expect(t.calls).toEqual(["fetch", "loadKey"]);
-    expect(await rotation.record()).toEqual({ deviceId: "THEIRS", sinceMs: t.clock.now(), uploadedHere: false });
+    expect(await rotation.record()).toEqual({
+      deviceId: "THEIRS",
+      sinceMs: t.clock.now(),
+      uploadedHere: false,
+    });
     // A full interval from now, not from our old schedule.
     expect(t.seen.at(-1)).toEqual({
       name: "scheduled",
@@ -238,7 +250,10 @@ describe("DehydratedDeviceRotation", () => {
     const result = await rotation.start();
     expect(result).toEqual({ action: "kept", deviceId: "WAITING", retryAtMs: t.clock.now() + 60_000 });
     expect(t.calls).toEqual(["fetch", "drain WAITING"]);
-    expect(t.seen.find((e) => e.name === "kept")?.payload).toEqual({ deviceId: "WAITING", reason: "repeated_cursor" });
+    expect(t.seen.find((e) => e.name === "kept")?.payload).toEqual({
+      deviceId: "WAITING",
+      reason: "repeated_cursor",
+    });
 
     // The retry drains again; this time to the end, so the device is replaced.
     const replaced = t.next(rotation, "replaced");

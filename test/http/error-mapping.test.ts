@@ -109,13 +109,16 @@ describe("error mapping", () => {
     expect(error).toMatchObject({ status: 404, errcode: undefined, kind: "transient", data: undefined });
   });
 
-  it.each([405, 501])("makes a bare %i (method or endpoint not served) permanent, not retried", async (status) => {
-    const { http, server } = setup();
-    server.push(text(status, "Method Not Allowed"), ok());
-    const error = (await rejection(http.request(whoami))) as MatrixApiError;
-    expect(error).toMatchObject({ status, errcode: undefined, kind: "permanent" });
-    expect(server.calls).toHaveLength(1);
-  });
+  it.each([405, 501])(
+    "makes a bare %i (method or endpoint not served) permanent, not retried",
+    async (status) => {
+      const { http, server } = setup();
+      server.push(text(status, "Method Not Allowed"), ok());
+      const error = (await rejection(http.request(whoami))) as MatrixApiError;
+      expect(error).toMatchObject({ status, errcode: undefined, kind: "permanent" });
+      expect(server.calls).toHaveLength(1);
+    },
+  );
 
   it("makes a 401 UIA challenge permanent and hands its flows and session to the caller", async () => {
     const { http, server } = setup();

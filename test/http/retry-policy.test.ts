@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decideRetry, type RetryConfig, type RetryInput } from "../../src/http/retry-policy.js";
+import {
+  decideRetry,
+  exponentialDelayMs,
+  type RetryConfig,
+  type RetryInput,
+} from "../../src/http/retry-policy.js";
 
 const config: RetryConfig = {
   maxAttempts: 5,
@@ -162,5 +167,25 @@ describe("decideRetry", () => {
         },
       ),
     );
+  });
+});
+
+describe("exponentialDelayMs", () => {
+  it("waits the base first, then doubles up to the cap", () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => exponentialDelayMs(n, 500, 30_000))).toEqual([
+      500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000,
+    ]);
+  });
+
+  it("treats an attempt below 1 as the first", () => {
+    expect(exponentialDelayMs(0, 500, 30_000)).toBe(500);
+    expect(exponentialDelayMs(-3, 500, 30_000)).toBe(500);
+  });
+
+  it("stays at the cap, and finite, however many attempts failed", () => {
+    for (const attempt of [53, 1_100, Number.MAX_SAFE_INTEGER]) {
+      expect(exponentialDelayMs(attempt, 500, 30_000)).toBe(30_000);
+    }
+    expect(Number.isFinite(exponentialDelayMs(10_000, 1, Number.POSITIVE_INFINITY))).toBe(true);
   });
 });

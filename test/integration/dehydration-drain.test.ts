@@ -3,9 +3,9 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
-import type { DrainEvents } from "../../src/dehydration/drain-events.js";
-import { isDrainError } from "../../src/dehydration/drain-errors.js";
 import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain-dehydrated-device.js";
+import { isDrainError } from "../../src/dehydration/drain-errors.js";
+import type { DrainEvents } from "../../src/dehydration/drain-events.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/names.js";
 import type { MatrixHttpEvents } from "../../src/http/matrix-http.js";
 import { IndexedDbStateStore } from "../../src/state/indexeddb-state-store.js";
@@ -66,7 +66,9 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     alice = await aliceWithDehydratedDevice(server);
     messages = await bobSharesRoomKeys(server, alice.userId, ROOMS);
     // Every room key is queued for the dehydrated device: that is the only place a new login finds it.
-    expect(server.homeserver.state.toDevice.inbox(alice.userId, alice.dehydratedDeviceId)).toHaveLength(ROOMS);
+    expect(server.homeserver.state.toDevice.inbox(alice.userId, alice.dehydratedDeviceId)).toHaveLength(
+      ROOMS,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -155,7 +157,13 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     control.scriptFailure({ path: EVENTS_PATTERN, drop: true, when: "after" });
     // Random faults on every later page as well (from the moment the device is open).
     drainer.events.on("rehydrated", () => {
-      control.setFaults({ serverErrorRate: 0.1, rateLimitRate: 0.05, dropRate: 0.1, retryAfterMs: 5, seed: 6 });
+      control.setFaults({
+        serverErrorRate: 0.1,
+        rateLimitRate: 0.05,
+        dropRate: 0.1,
+        retryAfterMs: 5,
+        seed: 6,
+      });
     });
     try {
       const result = await drainer.drain({ secretStorageKey });
@@ -199,13 +207,19 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       storedPages = page.page;
       if (page.totals.events >= ROOMS / 3) abort.abort(new Error("the tab was closed"));
     });
-    const failure = await before.drain({ secretStorageKey: first.secretStorageKey, signal: abort.signal }).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const failure = await before
+      .drain({ secretStorageKey: first.secretStorageKey, signal: abort.signal })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     expect(isDrainError(failure) && failure.code).toBe("aborted");
     const checkpoint = await before.checkpoints.load();
-    expect(checkpoint).toMatchObject({ deviceId: alice.dehydratedDeviceId, complete: false, pages: storedPages });
+    expect(checkpoint).toMatchObject({
+      deviceId: alice.dehydratedDeviceId,
+      complete: false,
+      pages: storedPages,
+    });
     expect(checkpoint!.events).toBeLessThan(ROOMS);
     expect(checkpoint!.cursor).toBeDefined();
     const storedCursors = sentBefore
@@ -223,7 +237,10 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       fetch: cursorRecordingFetch(sentAfter),
     });
     clients.push(second);
-    const after = drainerFor(second, { targetPageBytes: TARGET_PAGE_BYTES, cryptoStoreDurability: "durable" });
+    const after = drainerFor(second, {
+      targetPageBytes: TARGET_PAGE_BYTES,
+      cryptoStoreDurability: "durable",
+    });
     const seen = record(after);
     const result = await after.drain();
 

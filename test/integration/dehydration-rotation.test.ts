@@ -5,7 +5,12 @@ import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain-dehydr
 import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/names.js";
 import { DehydratedDeviceRotation, type RotationEvents } from "../../src/dehydration/rotation.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
-import { ManualClock, type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import {
+  ManualClock,
+  type ProfileName,
+  type RunningMockServer,
+  startMockServer,
+} from "../../src/testing/index.js";
 import {
   type Alice,
   bobSharesRoomKeys,
@@ -72,7 +77,10 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     return made;
   }
 
-  function next<K extends keyof RotationEvents>(r: DehydratedDeviceRotation, name: K): Promise<RotationEvents[K]> {
+  function next<K extends keyof RotationEvents>(
+    r: DehydratedDeviceRotation,
+    name: K,
+  ): Promise<RotationEvents[K]> {
     return new Promise((resolve) => r.events.once(name, resolve));
   }
 
@@ -86,7 +94,11 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     rotation = rotationFor(alice, drainer);
     server.homeserver.control.clearRequestLog();
     const result = await rotation.start({ rotateEveryMs: HOUR });
-    expect(result).toMatchObject({ action: "replaced", previousDeviceId: undefined, dueAtMs: clock.now() + HOUR });
+    expect(result).toMatchObject({
+      action: "replaced",
+      previousDeviceId: undefined,
+      dueAtMs: clock.now() + HOUR,
+    });
     if (result.action !== "replaced") throw new Error("expected an upload");
     expect(serverDevice()).toBe(result.deviceId);
     expect(puts()).toHaveLength(1);
@@ -162,10 +174,12 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     const login = await newLogin(server, { userId: aliceId, recoveryKey } as Alice);
     clients.push(login.client);
     expect(await decryptable(login.client, messages)).toBe(0);
-    const loginDrainer = drainerFor(login.client);
-    const loginRotation = rotationFor(login.client, loginDrainer);
-    const drained = new Promise((resolve) => loginDrainer.events.once("completed", resolve));
-    const result = await loginRotation.start({ rotateEveryMs: HOUR });
+    // This time through the facade's own drainer and rotation.
+    const loginRotation = login.client.dehydrationRotation;
+    const drained = new Promise((resolve) =>
+      login.client.dehydrationDrainer.events.once("completed", resolve),
+    );
+    const result = await loginRotation.start({ rotateEveryMs: HOUR, getSecretStorageKey: async () => ssKey });
     expect(result).toMatchObject({ action: "replaced", previousDeviceId: waiting });
     expect(await drained).toMatchObject({ deviceId: waiting });
     expect(await decryptable(login.client, messages)).toBe(2);

@@ -15,13 +15,7 @@ export type LoginResponse = z.infer<typeof loginResponseSchema>;
  * `POST /_matrix/client/v3/register`: with `inhibit_login` the server returns only `user_id`,
  * so the token and device are optional here.
  */
-export const registerResponseSchema = z.looseObject({
-  user_id: z.string(),
-  access_token: z.string().optional(),
-  device_id: z.string().optional(),
-  refresh_token: z.string().optional(),
-  expires_in_ms: z.number().int().positive().optional(),
-});
+export const registerResponseSchema = loginResponseSchema.partial({ access_token: true, device_id: true });
 
 export type RegisterResponse = z.infer<typeof registerResponseSchema>;
 

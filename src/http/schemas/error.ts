@@ -16,13 +16,16 @@ export type MatrixErrorBody = z.infer<typeof matrixErrorBodySchema>;
 
 /**
  * A User-Interactive Authentication challenge (spec "User-Interactive Authentication API"): a 401
- * whose body lists `flows`; it may also carry an `errcode` when a stage failed.
+ * whose body lists `flows`; it also carries `errcode`/`error` when a stage failed. Those two are
+ * informational, so a wrong type there does not hide the challenge.
  */
 export const uiaResponseSchema = z.looseObject({
   flows: z.array(z.looseObject({ stages: z.array(z.string()) })),
   session: z.string().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
   completed: z.array(z.string()).optional(),
+  errcode: z.string().optional().catch(undefined),
+  error: z.string().optional().catch(undefined),
 });
 
 export type UiaResponse = z.infer<typeof uiaResponseSchema>;

@@ -17,4 +17,5 @@ export const versionsResponseSchema = z
     ) as Record<string, boolean>,
   }));
 
+/** The server's spec versions and the unstable features it switched on (`true` only). */
 export type ServerVersions = z.output<typeof versionsResponseSchema>;

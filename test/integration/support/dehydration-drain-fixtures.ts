@@ -79,13 +79,18 @@ export async function passwordLogin(server: RunningMockServer, userId: string): 
 }
 
 /** Alice sets up cross-signing and secret storage, uploads a dehydrated device, and goes offline. */
-export async function aliceWithDehydratedDevice(server: RunningMockServer, localpart = "alice"): Promise<Alice> {
+export async function aliceWithDehydratedDevice(
+  server: RunningMockServer,
+  localpart = "alice",
+): Promise<Alice> {
   const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
   if (!created) throw new Error(`${localpart} exists`);
   const client = await openClient(server, created);
   try {
     const boot = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
-    const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: boot.secretStorageKey! });
+    const { deviceId } = await client.dehydration.createAndUpload({
+      secretStorageKey: boot.secretStorageKey!,
+    });
     return {
       userId: created.userId,
       recoveryKey: boot.recoveryKey!,
@@ -124,7 +129,11 @@ export async function bobSharesRoomKeys(
       for (const request of shares) await sendOutgoingRequest(bob.machine, bob.http, request);
       const body = `message ${i} for Alice's eyes only`;
       const content = JSON.parse(
-        await bob.machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ msgtype: "m.text", body })),
+        await bob.machine.encryptRoomEvent(
+          room,
+          "m.room.message",
+          JSON.stringify({ msgtype: "m.text", body }),
+        ),
       );
       messages.push({
         roomId,

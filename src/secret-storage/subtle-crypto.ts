@@ -1,0 +1,17 @@
+import { SdkError } from "../errors/sdk-error.js";
+
+/**
+ * WebCrypto's `subtle`, present in browsers, Electron and Node ≥ 22. crypto-wasm offers no
+ * secret-storage primitives, so secret storage depends on it; without it the error says so
+ * instead of failing on `undefined`.
+ */
+export function subtleCrypto(): SubtleCrypto {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) {
+    throw new SdkError(
+      "WEBCRYPTO_UNAVAILABLE",
+      "WebCrypto (globalThis.crypto.subtle) is not available in this environment",
+    );
+  }
+  return subtle;
+}

@@ -1,0 +1,239 @@
+import { describe, expect, it } from "vitest";
+import type { DrainPage, DrainPageRequest, DrainPageSource } from "../../src/dehydration/drain.js";
+import {
+  DehydratedDeviceDrainer,
+  type DrainableDevice,
+  type DrainRehydrator,
+} from "../../src/dehydration/drain-dehydrated-device.js";
+import type { DrainEvents } from "../../src/dehydration/drain-events.js";
+import { DehydrationError } from "../../src/dehydration/errors.js";
+import { MatrixApiError } from "../../src/errors/matrix-api-error.js";
+import { MemoryStateStore } from "../../src/state/memory-state-store.js";
+import { ManualClock } from "../../src/testing/manual-clock.js";
+
+const userId = "@alice:example.org";
+
+function event(n: number) {
+  return { type: "m.room.encrypted", sender: "@bob:example.org", content: { n } };
+}
+
+/** The server: one device slot, and per device an inbox served in pages of 10 with cursors `p1`, `p2`… */
+class FakeServer implements DrainRehydrator, DrainPageSource {
+  device: string | undefined = "DEV1";
+  readonly inbox = Array.from({ length: 35 }, (_, i) => event(i));
+  readonly requests: (string | undefined)[] = [];
+  readonly received: number[] = [];
+  freed = 0;
+  rehydrateError: unknown;
+  failAt: { cursor: string; error: unknown } | undefined;
+
+  async fetchDevice() {
+    return this.device === undefined ? undefined : { deviceId: this.device };
+  }
+
+  async rehydrate(): Promise<DrainableDevice | undefined> {
+    if (this.rehydrateError !== undefined) throw this.rehydrateError;
+    if (this.device === undefined) return undefined;
+    const server = this;
+    return {
+      deviceId: this.device,
+      async receiveEvents(events) {
+        const ns = events.map((e) => (e as { content: { n: number } }).content.n);
+        server.received.push(...ns);
+        return ns.map((n) => ({ roomId: `!r${n}:x` }));
+      },
+      free() {
+        server.freed++;
+      },
+    };
+  }
+
+  async fetchPage(request: DrainPageRequest): Promise<DrainPage> {
+    this.requests.push(request.cursor);
+    if (this.failAt && this.failAt.cursor === request.cursor) throw this.failAt.error;
+    const start = request.cursor === undefined ? 0 : Number(request.cursor.slice(1)) * 10;
+    const events = this.inbox.slice(start, start + 10);
+    const more = start + 10 < this.inbox.length;
+    return { events, nextBatch: more ? `p${start / 10 + 1}` : undefined, variant: "get" };
+  }
+}
+
+function setup(stateStore = new MemoryStateStore()) {
+  const server = new FakeServer();
+  const make = () => {
+    const drainer = new DehydratedDeviceDrainer({
+      rehydrator: server,
+      http: { request: () => Promise.reject(new Error("no HTTP in this test")) },
+      userId,
+      stateStore,
+      cryptoStoreDurability: "memory",
+      clock: new ManualClock(),
+      pageSource: server,
+      yieldToEventLoop: async () => {},
+    });
+    const seen: { name: keyof DrainEvents; payload: unknown }[] = [];
+    for (const name of ["found", "rehydrated", "page", "completed", "truncated", "error"] as const) {
+      drainer.events.on(name, (payload) => seen.push({ name, payload }));
+    }
+    return { drainer, seen };
+  };
+  return { server, stateStore, make };
+}
+
+const apiError = (status: number, errcode: string) =>
+  new MatrixApiError({
+    status,
+    errcode,
+    error: undefined,
+    retryAfterMs: undefined,
+    softLogout: false,
+    kind: status >= 500 ? "transient" : "permanent",
+    method: "GET",
+    path: "/events",
+    data: undefined,
+  });
+
+describe("DehydratedDeviceDrainer", () => {
+  it("reports found, rehydrated, each page and completed, checkpointing after every page", async () => {
+    const t = setup();
+    const { drainer, seen } = t.make();
+    const result = await drainer.drain();
+    expect(result).toMatchObject({
+      outcome: "completed",
+      deviceId: "DEV1",
+      totals: { pages: 4, events: 35, roomKeys: 35 },
+    });
+    expect(seen.map((e) => e.name)).toEqual([
+      "found",
+      "rehydrated",
+      "page",
+      "page",
+      "page",
+      "page",
+      "completed",
+    ]);
+    expect(seen[0]!.payload).toEqual({ deviceId: "DEV1", resumeFrom: undefined });
+    expect(seen[2]!.payload).toMatchObject({ page: 1, events: 10, roomKeys: 10, cursor: "p1", next: "more" });
+    expect(await drainer.checkpoints.load()).toMatchObject({
+      deviceId: "DEV1",
+      cursor: "p3",
+      complete: true,
+      pages: 4,
+      events: 35,
+      roomKeys: 35,
+    });
+    expect(t.server.received).toEqual(t.server.inbox.map((_, i) => i));
+    expect(t.server.freed).toBe(1);
+  });
+
+  it("resumes a failed drain from its checkpoint, in a new drainer on the same state store", async () => {
+    const t = setup();
+    t.server.failAt = { cursor: "p2", error: apiError(502, "M_UNKNOWN") };
+    const first = t.make();
+    await expect(first.drainer.drain()).rejects.toMatchObject({
+      name: "DrainError",
+      code: "fetch_failed",
+      details: { cursor: "p2", pages: 2, events: 20 },
+    });
+    expect(first.seen.at(-1)).toMatchObject({ name: "error", payload: { deviceId: "DEV1" } });
+    expect(t.server.freed).toBe(1);
+
+    t.server.failAt = undefined;
+    t.server.requests.length = 0;
+    t.server.received.length = 0;
+    const second = t.make();
+    const result = await second.drainer.drain();
+    expect(second.seen[0]).toEqual({ name: "found", payload: { deviceId: "DEV1", resumeFrom: "p2" } });
+    expect(t.server.requests).toEqual(["p2", "p3"]);
+    expect(t.server.received[0]).toBe(20);
+    expect(result).toMatchObject({
+      outcome: "completed",
+      resumedFrom: "p2",
+      totals: { pages: 4, events: 35 },
+    });
+  });
+
+  it("starts over when asked to restart, ignoring the checkpoint", async () => {
+    const t = setup();
+    const { drainer } = t.make();
+    await drainer.drain();
+    t.server.requests.length = 0;
+    await drainer.drain({ restart: true });
+    expect(t.server.requests[0]).toBeUndefined();
+  });
+
+  it("drops a checkpoint for a device that is no longer the server's", async () => {
+    const t = setup();
+    const { drainer } = t.make();
+    await drainer.checkpoints.save({
+      deviceId: "OLD",
+      cursor: "p3",
+      complete: false,
+      pages: 3,
+      events: 30,
+      roomKeys: 30,
+      savedAtMs: 0,
+    });
+    const result = await drainer.drain();
+    expect(t.server.requests[0]).toBeUndefined();
+    expect(result).toMatchObject({ outcome: "completed", resumedFrom: undefined, totals: { events: 35 } });
+  });
+
+  it("answers no_device and drops the checkpoint when the server has no device", async () => {
+    const t = setup();
+    const { drainer, seen } = t.make();
+    await drainer.drain();
+    t.server.device = undefined;
+    expect(await drainer.drain()).toEqual({ outcome: "no_device" });
+    expect(await drainer.checkpoints.load()).toBeUndefined();
+    expect(seen.filter((e) => e.name === "found")).toHaveLength(1);
+  });
+
+  it("drops the checkpoint when the device is replaced under a running drain (403)", async () => {
+    const t = setup();
+    t.server.failAt = { cursor: "p2", error: apiError(403, "M_FORBIDDEN") };
+    const { drainer } = t.make();
+    await expect(drainer.drain()).rejects.toMatchObject({ code: "device_gone" });
+    expect(await drainer.checkpoints.load()).toBeUndefined();
+  });
+
+  it("keeps the checkpoint and reports the error when the device is refused", async () => {
+    const t = setup();
+    const { drainer, seen } = t.make();
+    await drainer.checkpoints.save({
+      deviceId: "DEV1",
+      cursor: "p1",
+      complete: false,
+      pages: 1,
+      events: 10,
+      roomKeys: 10,
+      savedAtMs: 0,
+    });
+    const refused = new DehydrationError("device_rejected", "a server may be injecting a device");
+    t.server.rehydrateError = refused;
+    await expect(drainer.drain()).rejects.toBe(refused);
+    expect(seen.map((e) => e.name)).toEqual(["found", "error"]);
+    expect(seen[1]!.payload).toEqual({ deviceId: "DEV1", error: refused });
+    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p1" });
+  });
+
+  it("lets a second call join the drain in flight instead of running two", async () => {
+    const t = setup();
+    const { drainer } = t.make();
+    const [a, b] = await Promise.all([drainer.drain(), drainer.drain()]);
+    expect(a).toBe(b);
+    expect(t.server.requests.filter((c) => c === undefined)).toHaveLength(1);
+  });
+
+  it("reports a truncated drain and keeps the checkpoint where it stopped", async () => {
+    const t = setup();
+    const { drainer, seen } = t.make();
+    const result = await drainer.drain({ limits: { maxEvents: 15 } });
+    expect(result).toMatchObject({ outcome: "truncated", reason: "event_cap" });
+    expect(seen.at(-1)).toMatchObject({
+      name: "truncated",
+      payload: { deviceId: "DEV1", reason: "event_cap", cursor: "p2" },
+    });
+    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p2", complete: false });
+  });
+});
