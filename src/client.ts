@@ -1,4 +1,4 @@
-import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import type { Device, OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import {
   bootstrapCrossSigning as bootstrapCrossSigningKeys,
   type CrossSigningKeyStatus,
@@ -72,6 +72,18 @@ export interface CreateE2eeClientOptions {
   /** Where to fetch the crypto wasm from, for bundlers that move it. */
   wasmUrl?: URL | string;
 }
+
+/**
+ * Codes of the plain `SdkError`s the facade throws: `invalid_options` (contradictory or missing
+ * options), `client_closed` (a call after `close()`; also the abort reason of requests it cancels),
+ * `cross_signing_identity_unknown` (restoring, but the account's identity is not known) and
+ * `cross_signing_identity_exists` (bootstrapping would silently replace an identity).
+ */
+export type ClientErrorCode =
+  | "invalid_options"
+  | "client_closed"
+  | "cross_signing_identity_unknown"
+  | "cross_signing_identity_exists";
 
 /** Everything the client reports: the transport's events and the crypto layer's. */
 export interface E2eeClientEvents extends MatrixHttpEvents, CryptoEvents {}
@@ -148,7 +160,7 @@ export interface E2eeClient {
    * Sets up cross-signing for the account and, when given or asked to create a secret-storage key,
    * stores the private keys there so another login can restore them.
    *
-   * Refuses (`CROSS_SIGNING_IDENTITY_EXISTS`) when the account already has an identity whose
+   * Refuses (`cross_signing_identity_exists`) when the account already has an identity whose
    * private keys this device lacks, unless `reset` is set: bootstrapping would silently replace
    * it. Restore it with `restoreFromRecoveryKey` instead.
    */
@@ -164,7 +176,11 @@ export interface E2eeClient {
     recoveryKey: string,
     options?: RestoreFromRecoveryKeyOptions,
   ): Promise<RestoreFromRecoveryKeyResult>;
-  /** Stops the loops and cancels requests in flight; closes the machine if it was created here. */
+  /**
+   * Stops the loops, the rotation and any drain (it rejects with `DrainError` `aborted`, its
+   * checkpoint kept), cancels requests in flight, and then closes the machine if it was created
+   * here. Later drains reject at once with `aborted`.
+   */
   close(): Promise<void>;
 }
 
@@ -193,14 +209,14 @@ void everyCryptoEventForwarded;
  * Creates the client for one logged-in device: the transport, the `OlmMachine` (created here, or
  * the app's own checked against `userId`/`deviceId`), and the feature modules wired to both. No
  * request is sent until the app asks (`processOutgoingRequests`, a flow, or a module). Fails with
- * `INVALID_OPTIONS` on contradictory options, or the machine's typed error.
+ * `invalid_options` on contradictory options, or the machine's typed error.
  */
 export async function createE2eeClient(options: CreateE2eeClientOptions): Promise<E2eeClient> {
   if (options.olmMachine !== undefined && options.cryptoStore !== undefined) {
-    throw new SdkError("INVALID_OPTIONS", "pass either olmMachine or cryptoStore, not both");
+    throw new SdkError<ClientErrorCode>("invalid_options", "pass either olmMachine or cryptoStore, not both");
   }
   if (typeof options.accessToken !== "string" || options.accessToken === "") {
-    throw new SdkError("INVALID_OPTIONS", "an access token is required");
+    throw new SdkError<ClientErrorCode>("invalid_options", "an access token is required");
   }
   const logger = options.logger ?? silentLogger;
   const http = createMatrixHttp({
@@ -269,6 +285,7 @@ class Client implements E2eeClient {
       cryptoStoreDurability: options.cryptoStoreDurability ?? (options.cryptoStore ? "durable" : "memory"),
       clock: options.clock,
       logger,
+      signal: this.#closing.signal,
     });
     this.dehydrationRotation = new DehydratedDeviceRotation({
       manager: this.dehydration,
@@ -291,8 +308,8 @@ class Client implements E2eeClient {
   ): Promise<ClientBootstrapCrossSigningResult> {
     this.#assertOpen();
     if (options.secretStorageKey !== undefined && options.createSecretStorageKey !== undefined) {
-      throw new SdkError(
-        "INVALID_OPTIONS",
+      throw new SdkError<ClientErrorCode>(
+        "invalid_options",
         "pass either secretStorageKey or createSecretStorageKey, not both",
       );
     }
@@ -339,8 +356,8 @@ class Client implements E2eeClient {
     // it learns from its own keys/query.
     await this.outgoingRequests.run();
     if (!(await this.#hasOwnIdentity())) {
-      throw new SdkError(
-        "CROSS_SIGNING_IDENTITY_UNKNOWN",
+      throw new SdkError<ClientErrorCode>(
+        "cross_signing_identity_unknown",
         "the account's cross-signing identity is not known: the server has none, or the key query failed",
       );
     }
@@ -354,8 +371,11 @@ class Client implements E2eeClient {
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      this.#closing.abort(new SdkError("CLIENT_CLOSED", "the client was closed"));
+      // Aborts every request and drain in flight at once; each part is then awaited until it has
+      // let go of the machine (a drain the app started frees its rehydrated device first).
+      this.#closing.abort(new SdkError<ClientErrorCode>("client_closed", "the client was closed"));
       await this.dehydrationRotation.stop();
+      await this.dehydrationDrainer.stop();
       await this.outgoingRequests.stop();
       if (this.#ownsMachine) this.machine.close();
     })();
@@ -365,8 +385,8 @@ class Client implements E2eeClient {
   async #refuseSilentReplacement(): Promise<void> {
     const status = await getCrossSigningStatus(this.machine);
     if (status.hasMaster || !(await this.#hasOwnIdentity())) return;
-    throw new SdkError(
-      "CROSS_SIGNING_IDENTITY_EXISTS",
+    throw new SdkError<ClientErrorCode>(
+      "cross_signing_identity_exists",
       "the account already has a cross-signing identity this device holds no keys for; restore it from secret storage, or pass reset: true to replace it",
     );
   }
@@ -389,9 +409,13 @@ class Client implements E2eeClient {
   async #signOwnDevice(canSign: boolean, signal: AbortSignal): Promise<boolean> {
     const userId = toUserId(this.userId);
     const deviceId = toDeviceId(this.deviceId);
-    const device = await this.machine.getDevice(userId, deviceId);
-    userId.free();
-    deviceId.free();
+    let device: Device | undefined;
+    try {
+      device = await this.machine.getDevice(userId, deviceId);
+    } finally {
+      userId.free();
+      deviceId.free();
+    }
     if (!device) return false;
     try {
       if (device.isCrossSignedByOwner()) return true;
@@ -413,7 +437,7 @@ class Client implements E2eeClient {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new SdkError("CLIENT_CLOSED", "the client was closed");
+    if (this.#closed) throw new SdkError<ClientErrorCode>("client_closed", "the client was closed");
   }
 }
 

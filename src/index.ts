@@ -8,6 +8,7 @@
 export {
   type ClientBootstrapCrossSigningOptions,
   type ClientBootstrapCrossSigningResult,
+  type ClientErrorCode,
   type CreateE2eeClientOptions,
   createE2eeClient,
   type E2eeClient,
@@ -24,6 +25,7 @@ export {
   isDeviceCrossSignedByOwner,
 } from "./crypto/cross-signing.js";
 export type { CryptoEvents } from "./crypto/crypto-events.js";
+export type { CryptoErrorCode } from "./crypto/errors.js";
 export { loadCryptoWasm } from "./crypto/load-wasm.js";
 export {
   type CreateOlmMachineOptions,
@@ -82,12 +84,17 @@ export {
   type PaginationLimits,
   type PaginationTruncationReason,
 } from "./dehydration/pagination.js";
-export type { ReceivedRoomKey, RehydratedDevice } from "./dehydration/rehydrated-device.js";
+export type {
+  ReceivedRoomKey,
+  RehydratedDevice,
+  RehydratedDeviceErrorCode,
+} from "./dehydration/rehydrated-device.js";
 export {
   DehydratedDeviceRotation,
   type DehydratedDeviceRotationOptions,
   type ReplaceReason,
   type RotationDrainer,
+  type RotationErrorCode,
   type RotationEvents,
   type RotationManager,
   type RotationPassResult,
@@ -113,6 +120,7 @@ export { isTimeoutError, TimeoutError } from "./errors/timeout-error.js";
 export {
   isUserInteractiveAuthError,
   UserInteractiveAuthError,
+  type UserInteractiveAuthErrorCode,
   type UserInteractiveAuthFailure,
 } from "./errors/user-interactive-auth-error.js";
 export { TypedEmitter } from "./events/emitter.js";
@@ -133,7 +141,7 @@ export {
   type RetryConfig,
 } from "./http/retry-policy.js";
 export type { ServerVersions } from "./http/schemas/versions.js";
-export type { HttpMethod, MatrixHttp, MatrixRequest, RetryMode } from "./http/types.js";
+export type { HttpErrorCode, HttpMethod, MatrixHttp, MatrixRequest, RetryMode } from "./http/types.js";
 export { type Logger, silentLogger } from "./logger.js";
 export { createHttpAccountData, type HttpAccountDataOptions } from "./secret-storage/account-data-http.js";
 export type { SecretStorageKeyDescription } from "./secret-storage/account-data-schemas.js";
@@ -148,6 +156,7 @@ export {
   isSecretStorageError,
   SecretStorageError,
   type SecretStorageErrorCode,
+  type SecretStorageSetupErrorCode,
 } from "./secret-storage/errors.js";
 export type { PassphraseInfo } from "./secret-storage/passphrase.js";
 export { decodeRecoveryKey, encodeRecoveryKey } from "./secret-storage/recovery-key.js";

@@ -2,6 +2,9 @@ import { DeviceId, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm
 import { beforeAll, describe, expect, it } from "vitest";
 import { createE2eeClient, type E2eeClient, type E2eeClientEvents } from "../src/client.js";
 import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
+import type { DrainPageReport } from "../src/dehydration/drain.js";
+import { isDrainError } from "../src/dehydration/drain-errors.js";
+import { emptyResponseSchema } from "../src/http/schemas/empty.js";
 import { createMockHomeserver, ManualClock, type MockHomeserver } from "../src/testing/index.js";
 
 /**
@@ -38,7 +41,7 @@ describe("createE2eeClient", () => {
         olmMachine: machine,
         cryptoStore: { name: "store", passphrase: "pass" },
       }),
-    ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    ).rejects.toMatchObject({ code: "invalid_options" });
     machine.close();
   });
 
@@ -50,7 +53,7 @@ describe("createE2eeClient", () => {
         deviceId: "A",
         accessToken: "",
       }),
-    ).rejects.toMatchObject({ code: "INVALID_OPTIONS", message: "an access token is required" });
+    ).rejects.toMatchObject({ code: "invalid_options", message: "an access token is required" });
   });
 
   it("refuses an OlmMachine of another device", async () => {
@@ -63,7 +66,7 @@ describe("createE2eeClient", () => {
         accessToken: "token",
         olmMachine: machine,
       }),
-    ).rejects.toMatchObject({ code: "OLM_MACHINE_MISMATCH" });
+    ).rejects.toMatchObject({ code: "olm_machine_mismatch" });
     machine.close();
   });
 
@@ -117,7 +120,7 @@ describe("createE2eeClient", () => {
     const created = await client.secretStorage.createKey();
 
     await expect(client.restoreFromRecoveryKey(created.recoveryKey)).rejects.toMatchObject({
-      code: "CROSS_SIGNING_IDENTITY_UNKNOWN",
+      code: "cross_signing_identity_unknown",
     });
     await client.close();
   });
@@ -170,7 +173,7 @@ describe("createE2eeClient", () => {
         secretStorageKey: { keyId: created.keyId, key: created.key },
         createSecretStorageKey: true,
       }),
-    ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    ).rejects.toMatchObject({ code: "invalid_options" });
     await client.close();
   });
 });
@@ -186,8 +189,8 @@ describe("closing the client", () => {
     await client.close();
 
     expect(await pending).toMatchObject({ name: "AbortError" });
-    await expect(client.bootstrapCrossSigning()).rejects.toMatchObject({ code: "CLIENT_CLOSED" });
-    await expect(client.restoreFromRecoveryKey("x")).rejects.toMatchObject({ code: "CLIENT_CLOSED" });
+    await expect(client.bootstrapCrossSigning()).rejects.toMatchObject({ code: "client_closed" });
+    await expect(client.restoreFromRecoveryKey("x")).rejects.toMatchObject({ code: "client_closed" });
     expect(client.outgoingRequests.stopped).toBe(true);
     // Closing twice is harmless.
     await client.close();
@@ -208,5 +211,75 @@ describe("closing the client", () => {
     await client.close();
     expect((await machine.outgoingRequests()).length).toBeGreaterThan(0);
     machine.close();
+  });
+
+  it("stops a drain the app started, keeping its checkpoint, before it closes the machine", async () => {
+    const clock = new ManualClock();
+    // Two events a page, so the drain stores a checkpoint before the page it is stopped on.
+    const server = createMockHomeserver({
+      clock,
+      overrides: { dehydratedEventsLimitParam: false, dehydratedEventsPageSize: 2 },
+    });
+    const { client, account } = await clientFor(server, "rhea");
+    const { secretStorageKey } = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: secretStorageKey! });
+    for (let n = 0; n < 10; n++) {
+      await client.http.request({
+        method: "PUT",
+        path: `/_matrix/client/v3/sendToDevice/org.example.ping/txn-${n}`,
+        body: { messages: { [account.userId]: { [deviceId]: { n } } } },
+        schema: emptyResponseSchema,
+      });
+    }
+    const order: string[] = [];
+    const machine = client.machine;
+    const closeMachine = machine.close.bind(machine);
+    machine.close = () => {
+      order.push("machine closed");
+      closeMachine();
+    };
+    const reports: DrainPageReport[] = [];
+    client.dehydrationDrainer.events.on("page", (report) => reports.push(report));
+    // Every request now waits at the server until the test moves its clock.
+    server.control.setFaults({ latencyMs: 1000 });
+
+    const drain = client.dehydrationDrainer.drain({ secretStorageKey }).then(
+      () => "completed",
+      (error: unknown) => {
+        order.push("drain settled");
+        return error;
+      },
+    );
+    while (reports.length === 0) await clock.advance(1000);
+    // The next page's request is parked at the server (it went out before this page's import).
+    while (clock.pendingSleeps === 0) await clock.advance(0);
+    const logged = server.control.requestLog().length;
+    await client.close();
+
+    expect(order).toEqual(["drain settled", "machine closed"]);
+    const failure = await drain;
+    const last = reports.at(-1)!;
+    expect(last.totals.events).toBeLessThan(10);
+    expect(isDrainError(failure) && failure.code).toBe("aborted");
+    expect(isDrainError(failure) && failure.details).toMatchObject({
+      deviceId,
+      cursor: last.cursor,
+      pages: last.page,
+    });
+    expect(await client.dehydrationDrainer.checkpoints.load()).toMatchObject({
+      deviceId,
+      cursor: last.cursor,
+      pages: last.page,
+      complete: false,
+    });
+    // The parked request was cancelled, and a drain after close sends nothing.
+    expect(server.control.requestLog().at(-1)).toMatchObject({
+      path: expect.stringMatching(/\/events$/),
+      dropped: true,
+    });
+    const late = await client.dehydrationDrainer.drain({ secretStorageKey }).catch((e: unknown) => e);
+    expect(isDrainError(late) && late.code).toBe("aborted");
+    await clock.advance(10_000);
+    expect(server.control.requestLog()).toHaveLength(logged);
   });
 });

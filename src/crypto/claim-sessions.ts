@@ -19,8 +19,13 @@ export async function claimMissingSessions(
   userIds: readonly string[],
   signal?: AbortSignal,
 ): Promise<boolean> {
+  // The machine consumes the ids; the request it returns is ours to free.
   const request = await machine.getMissingSessions(userIds.map(toUserId));
   if (!request) return false;
-  await sendOutgoingRequest(machine, http, request, signal);
+  try {
+    await sendOutgoingRequest(machine, http, request, signal);
+  } finally {
+    request.free();
+  }
   return true;
 }

@@ -7,6 +7,7 @@ import { SdkError } from "../errors/sdk-error.js";
 import { emptyResponseSchema } from "../http/schemas/empty.js";
 import { signaturesUploadResponseSchema } from "../http/schemas/keys.js";
 import type { MatrixHttp } from "../http/types.js";
+import type { CryptoErrorCode } from "./errors.js";
 import { toDeviceId, toUserId } from "./identifiers.js";
 import { parseOutgoingBody } from "./request-endpoints.js";
 import { sendOutgoingRequest } from "./send-outgoing-request.js";
@@ -55,12 +56,23 @@ export async function bootstrapCrossSigning(options: BootstrapCrossSigningOption
   const { machine, http, signal } = options;
   const requests = await machine.bootstrapCrossSigning(options.reset ?? false);
   try {
+    // Each getter of `requests` hands out a new wasm copy of the request, freed once read or sent.
     const uploadKeys = requests.uploadKeysRequest;
     if (uploadKeys !== undefined && uploadKeys !== null) {
-      await sendOutgoingRequest(machine, http, uploadKeys, signal);
+      try {
+        await sendOutgoingRequest(machine, http, uploadKeys, signal);
+      } finally {
+        uploadKeys.free();
+      }
     }
 
-    const signingKeys = parseOutgoingBody(requests.uploadSigningKeysRequest.body, "device_signing/upload");
+    const signingKeysRequest = requests.uploadSigningKeysRequest;
+    let signingKeys: Record<string, unknown>;
+    try {
+      signingKeys = parseOutgoingBody(signingKeysRequest.body, "device_signing/upload");
+    } finally {
+      signingKeysRequest.free();
+    }
     await withUserInteractiveAuth(
       (auth: AuthDict | undefined) =>
         http.request({
@@ -76,7 +88,12 @@ export async function bootstrapCrossSigning(options: BootstrapCrossSigningOption
       options.uia,
     );
 
-    await uploadSignatures(machine, http, requests.uploadSignaturesRequest, signal);
+    const signatures = requests.uploadSignaturesRequest;
+    try {
+      await uploadSignatures(machine, http, signatures, signal);
+    } finally {
+      signatures.free();
+    }
   } finally {
     requests.free();
   }
@@ -85,7 +102,7 @@ export async function bootstrapCrossSigning(options: BootstrapCrossSigningOption
 /**
  * `POST /keys/signatures/upload` for a request crypto-wasm made (bootstrapping, or signing a
  * device), then the response back to the machine. A `failures` entry is a typed error
- * (`SIGNATURE_UPLOAD_REJECTED`, naming users, key ids and errcodes): a signature the server
+ * (`signature_upload_rejected`, naming users, key ids and errcodes): a signature the server
  * refused is one nobody will see. The transport may repeat it: a signature stored twice is harmless.
  */
 export async function uploadSignatures(
@@ -104,9 +121,13 @@ export async function uploadSignatures(
   });
   const failures = response.failures ?? {};
   if (Object.keys(failures).length > 0) {
-    throw new SdkError("SIGNATURE_UPLOAD_REJECTED", "the server rejected some cross-signing signatures", {
-      details: { failures: summarizeFailures(failures) },
-    });
+    throw new SdkError<CryptoErrorCode>(
+      "signature_upload_rejected",
+      "the server rejected some cross-signing signatures",
+      {
+        details: { failures: summarizeFailures(failures) },
+      },
+    );
   }
   // Signatures made outside a verification flow carry no id: the machine tracks nothing to mark.
   if (request.id !== undefined) {

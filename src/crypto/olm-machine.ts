@@ -1,7 +1,8 @@
-import { OlmMachine, StoreHandle } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { type DeviceId, OlmMachine, StoreHandle, type UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { SdkError } from "../errors/sdk-error.js";
 import { type Logger, silentLogger } from "../logger.js";
-import { toDeviceId, toUserId } from "./identifiers.js";
+import type { CryptoErrorCode } from "./errors.js";
+import { machineDeviceId, machineUserId, toDeviceId, toUserId } from "./identifiers.js";
 import { loadCryptoWasm } from "./load-wasm.js";
 
 /**
@@ -36,18 +37,37 @@ export async function createOlmMachine(options: CreateOlmMachineOptions): Promis
   await loadCryptoWasm(options.wasmUrl);
   if (options.existingMachine) {
     const machine = options.existingMachine;
-    const actual = { userId: machine.userId.toString(), deviceId: machine.deviceId.toString() };
+    const actual = { userId: machineUserId(machine), deviceId: machineDeviceId(machine) };
     if (actual.userId !== options.userId || actual.deviceId !== options.deviceId) {
-      throw new SdkError("OLM_MACHINE_MISMATCH", "the OlmMachine given belongs to another user or device", {
-        details: { expected: { userId: options.userId, deviceId: options.deviceId }, actual },
-      });
+      throw new SdkError<CryptoErrorCode>(
+        "olm_machine_mismatch",
+        "the OlmMachine given belongs to another user or device",
+        {
+          details: { expected: { userId: options.userId, deviceId: options.deviceId }, actual },
+        },
+      );
     }
     return machine;
   }
 
   const userId = toUserId(options.userId);
-  const deviceId = toDeviceId(options.deviceId);
-  const store = options.store;
+  let deviceId: DeviceId | undefined;
+  try {
+    deviceId = toDeviceId(options.deviceId);
+    return await openMachine(userId, deviceId, options.store, logger);
+  } finally {
+    // The machine keeps its own copies of the ids; these were only lent to it.
+    userId.free();
+    deviceId?.free();
+  }
+}
+
+async function openMachine(
+  userId: UserId,
+  deviceId: DeviceId,
+  store: CryptoStoreOptions | undefined,
+  logger: Logger,
+): Promise<OlmMachine> {
   if (!store) {
     logger.debug("creating an in-memory OlmMachine");
     return OlmMachine.initialize(userId, deviceId);
@@ -68,8 +88,8 @@ export async function createOlmMachine(options: CreateOlmMachineOptions): Promis
   } catch (cause) {
     // crypto-wasm's messages ("failed to be decrypted while unpickling", "doesn't match the account")
     // carry no secret; keep them as the cause for diagnosis.
-    throw new SdkError(
-      "CRYPTO_STORE_OPEN_FAILED",
+    throw new SdkError<CryptoErrorCode>(
+      "crypto_store_open_failed",
       "could not open the crypto store (wrong passphrase or key, or the store belongs to another device)",
       { cause, details: { storeName: store.name } },
     );
@@ -78,19 +98,25 @@ export async function createOlmMachine(options: CreateOlmMachineOptions): Promis
 
 function checkStoreOptions(store: CryptoStoreOptions): void {
   if (typeof globalThis.indexedDB === "undefined") {
-    throw new SdkError(
-      "INDEXEDDB_UNAVAILABLE",
+    throw new SdkError<CryptoErrorCode>(
+      "indexeddb_unavailable",
       "a persistent crypto store needs IndexedDB (browser or Electron renderer); omit `store` for an in-memory machine",
     );
   }
   if (store.name.length === 0) {
-    throw new SdkError("INVALID_CRYPTO_STORE", "the crypto store name must not be empty");
+    throw new SdkError<CryptoErrorCode>("invalid_crypto_store", "the crypto store name must not be empty");
   }
   if ("key" in store) {
     if (!(store.key instanceof Uint8Array) || store.key.length !== 32) {
-      throw new SdkError("INVALID_CRYPTO_STORE", "the crypto store key must be exactly 32 bytes");
+      throw new SdkError<CryptoErrorCode>(
+        "invalid_crypto_store",
+        "the crypto store key must be exactly 32 bytes",
+      );
     }
   } else if (typeof store.passphrase !== "string" || store.passphrase.length === 0) {
-    throw new SdkError("INVALID_CRYPTO_STORE", "the crypto store passphrase must be a non-empty string");
+    throw new SdkError<CryptoErrorCode>(
+      "invalid_crypto_store",
+      "the crypto store passphrase must be a non-empty string",
+    );
   }
 }

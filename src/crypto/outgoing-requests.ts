@@ -144,6 +144,16 @@ export class OutgoingRequestLoop {
       this.events.emit("loopFailed", { error });
       return { kind: "failed", retryAfterMs: undefined };
     }
+    try {
+      return await this.#send(requests);
+    } finally {
+      // Each request is a wasm object holding a copy of its body; the machine tracks it by id, so
+      // the objects can go once this pass is done with them (sent, failed or not reached).
+      for (const request of requests) request.free();
+    }
+  }
+
+  async #send(requests: readonly OutgoingRequest[]): Promise<PassOutcome> {
     if (requests.length === 0) return { kind: "idle" };
     let failed = false;
     let retryAfterMs: number | undefined;

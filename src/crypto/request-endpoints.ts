@@ -22,6 +22,7 @@ import {
 } from "../http/schemas/keys.js";
 import { roomSendResponseSchema } from "../http/schemas/rooms.js";
 import type { HttpMethod, RetryMode } from "../http/types.js";
+import type { CryptoErrorCode } from "./errors.js";
 
 /** One element of what `OlmMachine.outgoingRequests()` returns. */
 export type OutgoingRequest = Awaited<ReturnType<OlmMachine["outgoingRequests"]>>[number];
@@ -136,8 +137,8 @@ export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
       };
     }
     default:
-      throw new SdkError(
-        "UNKNOWN_OUTGOING_REQUEST",
+      throw new SdkError<CryptoErrorCode>(
+        "unknown_outgoing_request",
         "crypto-wasm produced a request type this SDK does not know",
         {
           details: { type: (request as { type: unknown }).type },
@@ -171,7 +172,7 @@ function post(
 
 /**
  * The JSON object body of a request crypto-wasm made. Every Client-Server request body is an
- * object, so anything else is `MALFORMED_OUTGOING_REQUEST` — with no `cause` and no excerpt: the
+ * object, so anything else is `malformed_outgoing_request` — with no `cause` and no excerpt: the
  * parser's message quotes its input, and the body holds keys.
  */
 export function parseOutgoingBody(body: string, what: string): Record<string, unknown> {
@@ -182,8 +183,8 @@ export function parseOutgoingBody(body: string, what: string): Record<string, un
     parsed = undefined;
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new SdkError(
-      "MALFORMED_OUTGOING_REQUEST",
+    throw new SdkError<CryptoErrorCode>(
+      "malformed_outgoing_request",
       `crypto-wasm produced a ${what} body that is not a JSON object`,
     );
   }

@@ -417,12 +417,9 @@ export class DehydrationManager {
   async #open(key: Uint8Array, device: DehydratedDeviceInfo): Promise<RehydratedDevice | undefined> {
     const devices = this.#machine.dehydratedDevices();
     const wasmKey = DehydratedDeviceKey.createKeyFromArray(key);
+    const deviceId = toDeviceId(device.deviceId);
     try {
-      const inner = await devices.rehydrate(
-        wasmKey,
-        toDeviceId(device.deviceId),
-        JSON.stringify(device.deviceData),
-      );
+      const inner = await devices.rehydrate(wasmKey, deviceId, JSON.stringify(device.deviceData));
       return new RehydratedDevice(device.deviceId, inner);
     } catch (error) {
       // crypto-wasm says `aead::Error` for a wrong key; the message holds no key material.
@@ -431,6 +428,7 @@ export class DehydrationManager {
       );
       return undefined;
     } finally {
+      deviceId.free();
       wasmKey.free();
       devices.free();
     }

@@ -1,6 +1,6 @@
-import { type OlmMachine, OwnUserIdentity } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { type DeviceId, type OlmMachine, OwnUserIdentity } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { getCrossSigningStatus } from "../crypto/cross-signing.js";
-import { toDeviceId, toUserId } from "../crypto/identifiers.js";
+import { machineUserId, toDeviceId, toUserId } from "../crypto/identifiers.js";
 import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
 import type { MatrixHttp } from "../http/types.js";
 import type { DehydratedDeviceFacts } from "./device-validation.js";
@@ -21,63 +21,83 @@ export async function collectDeviceFacts(
   deviceId: string,
   signal?: AbortSignal,
 ): Promise<CollectedDeviceFacts> {
-  const userId = machine.userId.toString();
-  // A fresh query, not the machine's cache: the device may have been uploaded moments ago.
-  await sendOutgoingRequest(machine, http, machine.queryKeysForUsers([toUserId(userId)]), signal);
-
-  const identity = await machine.getIdentity(toUserId(userId));
-  let ownIdentityTrusted = false;
-  let selfSigningKey: string | undefined;
+  const userId = machineUserId(machine);
+  // A fresh query, not the machine's cache: the device may have been uploaded moments ago. The
+  // query consumes the ids it is given; the request it returns is ours to free.
+  const query = machine.queryKeysForUsers([toUserId(userId)]);
   try {
-    if (identity instanceof OwnUserIdentity) {
-      const status = await getCrossSigningStatus(machine);
-      // crypto-wasm keeps private keys only while they match the public identity, so holding the
-      // master key means the identity the server reports is the one this device set up or restored.
-      const holdsPrivateKeys = status.hasMaster && status.hasSelfSigning;
-      ownIdentityTrusted = identity.isVerified() || holdsPrivateKeys;
-      selfSigningKey = publicKeyOf(identity.selfSigningKey);
+    await sendOutgoingRequest(machine, http, query, signal);
+  } finally {
+    query.free();
+  }
+
+  // getIdentity and getDevice only borrow these.
+  const user = toUserId(userId);
+  let id: DeviceId | undefined;
+  try {
+    id = toDeviceId(deviceId);
+    const identity = await machine.getIdentity(user);
+    let ownIdentityTrusted = false;
+    let selfSigningKey: string | undefined;
+    try {
+      if (identity instanceof OwnUserIdentity) {
+        const status = await getCrossSigningStatus(machine);
+        // crypto-wasm keeps private keys only while they match the public identity, so holding the
+        // master key means the identity the server reports is the one this device set up or restored.
+        const holdsPrivateKeys = status.hasMaster && status.hasSelfSigning;
+        ownIdentityTrusted = identity.isVerified() || holdsPrivateKeys;
+        selfSigningKey = publicKeyOf(identity.selfSigningKey);
+      }
+    } finally {
+      identity?.free();
+    }
+
+    const device = await machine.getDevice(user, id, 0);
+    if (device === undefined) {
+      return {
+        deviceId,
+        listed: false,
+        flaggedDehydrated: false,
+        curve25519Key: undefined,
+        crossSignedByOwner: false,
+        ownIdentityTrusted,
+        selfSigningKey,
+      };
+    }
+    try {
+      const curve = device.curve25519Key;
+      const curve25519Key = curve?.toBase64();
+      curve?.free();
+      return {
+        deviceId,
+        listed: true,
+        flaggedDehydrated: device.isDehydrated,
+        curve25519Key,
+        crossSignedByOwner: device.isCrossSignedByOwner(),
+        ownIdentityTrusted,
+        selfSigningKey,
+      };
+    } finally {
+      device.free();
     }
   } finally {
-    identity?.free();
-  }
-
-  const device = await machine.getDevice(toUserId(userId), toDeviceId(deviceId), 0);
-  if (device === undefined) {
-    return {
-      deviceId,
-      listed: false,
-      flaggedDehydrated: false,
-      curve25519Key: undefined,
-      crossSignedByOwner: false,
-      ownIdentityTrusted,
-      selfSigningKey,
-    };
-  }
-  try {
-    const curve = device.curve25519Key;
-    const curve25519Key = curve?.toBase64();
-    curve?.free();
-    return {
-      deviceId,
-      listed: true,
-      flaggedDehydrated: device.isDehydrated,
-      curve25519Key,
-      crossSignedByOwner: device.isCrossSignedByOwner(),
-      ownIdentityTrusted,
-      selfSigningKey,
-    };
-  } finally {
-    device.free();
+    user.free();
+    id?.free();
   }
 }
 
 /** Our identity's current self-signing public key as the machine knows it; no network. */
 export async function readOwnSelfSigningKey(machine: OlmMachine): Promise<string | undefined> {
-  const identity = await machine.getIdentity(toUserId(machine.userId.toString()));
+  const user = toUserId(machineUserId(machine));
   try {
-    return identity instanceof OwnUserIdentity ? publicKeyOf(identity.selfSigningKey) : undefined;
+    const identity = await machine.getIdentity(user);
+    try {
+      return identity instanceof OwnUserIdentity ? publicKeyOf(identity.selfSigningKey) : undefined;
+    } finally {
+      identity?.free();
+    }
   } finally {
-    identity?.free();
+    user.free();
   }
 }
 

@@ -1,3 +1,4 @@
+import { AbortError } from "../errors/abort-error.js";
 import { errorSummary } from "../errors/error-summary.js";
 import { TypedEmitter } from "../events/emitter.js";
 import type { MatrixHttp } from "../http/types.js";
@@ -7,7 +8,7 @@ import type { StateStore } from "../state/state-store.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import { type DrainCheckpoint, DrainCheckpointStore } from "./checkpoint-store.js";
 import { type DrainPageSource, type DrainRunResult, type DrainTuning, runDrain } from "./drain.js";
-import { isDrainError } from "./drain-errors.js";
+import { DrainError, isDrainError } from "./drain-errors.js";
 import type { DrainEvents } from "./drain-events.js";
 import { HttpDrainPageSource } from "./drain-page-source.js";
 import type { PaginationLimits } from "./pagination.js";
@@ -47,6 +48,11 @@ export interface DehydratedDeviceDrainerOptions extends DrainTuning {
   logger?: Logger | undefined;
   /** Replaces the HTTP page source (benchmarks, tests of the drain alone). */
   pageSource?: DrainPageSource | undefined;
+  /**
+   * Aborts every drain, the one in flight and any later one, once it fires: the owner's lifetime
+   * (the client passes its close signal, so no drain touches a closed machine).
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** Per-call options of `drain()`. */
@@ -79,7 +85,7 @@ export class DehydratedDeviceDrainer {
   readonly #clock: Clock;
   readonly #logger: Logger;
   #source: Promise<DrainPageSource> | undefined;
-  #running: Promise<DrainOutcome> | undefined;
+  #running: { outcome: Promise<DrainOutcome>; stop: AbortController } | undefined;
 
   constructor(options: DehydratedDeviceDrainerOptions) {
     this.#options = options;
@@ -99,17 +105,39 @@ export class DehydratedDeviceDrainer {
    */
   drain(options: DrainCallOptions = {}): Promise<DrainOutcome> {
     if (this.#running === undefined) {
-      const running = this.#drain(options).finally(() => {
-        if (this.#running === running) this.#running = undefined;
-      });
+      const stop = new AbortController();
+      const signals = [options.signal, this.#options.signal, stop.signal].filter((s) => s !== undefined);
+      const signal = AbortSignal.any(signals);
+      const running = {
+        stop,
+        outcome: this.#drain({ ...options, signal }).finally(() => {
+          if (this.#running === running) this.#running = undefined;
+        }),
+      };
       this.#running = running;
     }
-    return this.#running;
+    return this.#running.outcome;
   }
 
-  async #drain(options: DrainCallOptions): Promise<DrainOutcome> {
+  /**
+   * Aborts the drain in flight, if any, and resolves once it has settled: it rejects with
+   * `DrainError` `aborted`, its checkpoint still after the last stored page, and the rehydrated
+   * device is freed. The drainer stays usable; a later `drain()` resumes from that checkpoint.
+   */
+  async stop(): Promise<void> {
+    const running = this.#running;
+    if (running === undefined) return;
+    running.stop.abort(new AbortError("The drain"));
+    await running.outcome.then(
+      () => {},
+      () => {},
+    );
+  }
+
+  async #drain(options: DrainCallOptions & { signal: AbortSignal }): Promise<DrainOutcome> {
     const { signal } = options;
     let deviceId: string | undefined;
+    let checkpoint: DrainCheckpoint | undefined;
     try {
       const found = await this.#options.rehydrator.fetchDevice({ signal });
       if (found === undefined) {
@@ -117,12 +145,12 @@ export class DehydratedDeviceDrainer {
         return { outcome: "no_device" };
       }
       deviceId = found.deviceId;
-      const checkpoint = await this.#checkpointFor(deviceId, options.restart ?? false);
+      checkpoint = await this.#checkpointFor(deviceId, options.restart ?? false);
       this.events.emit("found", { deviceId, resumeFrom: checkpoint?.cursor });
 
       const device = await this.#options.rehydrator.rehydrate({
         ...(options.secretStorageKey === undefined ? {} : { secretStorageKey: options.secretStorageKey }),
-        ...(signal === undefined ? {} : { signal }),
+        signal,
       });
       if (device === undefined) {
         await this.checkpoints.clear();
@@ -137,7 +165,22 @@ export class DehydratedDeviceDrainer {
       } finally {
         device.free();
       }
-    } catch (error) {
+    } catch (caught) {
+      // Stopped before the first page: still the drain's `aborted`, so a caller sees one error for
+      // every way a drain is stopped.
+      const error =
+        signal.aborted && !isDrainError(caught)
+          ? new DrainError("aborted", "The drain was aborted", {
+              cause: caught,
+              details: {
+                deviceId,
+                cursor: checkpoint?.cursor,
+                pages: checkpoint?.pages ?? 0,
+                events: checkpoint?.events ?? 0,
+                roomKeys: checkpoint?.roomKeys ?? 0,
+              },
+            })
+          : caught;
       if (isDrainError(error) && error.code === "device_gone") await this.checkpoints.clear().catch(() => {});
       this.#logger.warn("drain failed", errorSummary(error));
       this.events.emit("error", { deviceId, error });

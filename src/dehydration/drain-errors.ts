@@ -18,7 +18,8 @@ export type DrainErrorCode =
   | "aborted";
 
 export interface DrainErrorDetails {
-  deviceId: string;
+  /** `undefined` when the drain was stopped before the server named its device. */
+  deviceId: string | undefined;
   /** Where the next drain resumes: the cursor after the last stored page (undefined = the start). */
   cursor: string | undefined;
   pages: number;

@@ -180,11 +180,6 @@ export async function runDrain(options: RunDrainOptions): Promise<DrainRunResult
   /** The position the last stored page left; what a failure reports as the resume point. */
   let stored: string | undefined = resumedFrom;
 
-  // Our own controller, so an abandoned prefetch is cancelled when the run fails.
-  const fetches = new AbortController();
-  const onAbort = () => fetches.abort(options.signal?.reason);
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-
   const fail = (code: DrainErrorCode, message: string, cause: unknown): DrainError =>
     new DrainError(code, message, {
       cause,
@@ -199,6 +194,13 @@ export async function runDrain(options: RunDrainOptions): Promise<DrainRunResult
   const checkAborted = () => {
     if (options.signal?.aborted) throw fail("aborted", "The drain was aborted", options.signal.reason);
   };
+  // Already stopped (the client closed while the device was being opened): send nothing.
+  checkAborted();
+
+  // Our own controller, so an abandoned prefetch is cancelled when the run fails.
+  const fetches = new AbortController();
+  const onAbort = () => fetches.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
   const request = (cursor: string | undefined): Promise<DrainPage> => {
     const limit = choosePageLimit({
       observedBytes: measuredBytes,

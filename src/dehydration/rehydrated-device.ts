@@ -5,6 +5,9 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { SdkError } from "../errors/sdk-error.js";
 
+/** The plain `SdkError` code of using a `RehydratedDevice` after `free()`. */
+export type RehydratedDeviceErrorCode = "rehydrated_device_released";
+
 /** A room key the rehydrated device passed on to the machine, as plain values. */
 export interface ReceivedRoomKey {
   roomId: string;
@@ -40,7 +43,10 @@ export class RehydratedDevice {
   ): Promise<ReceivedRoomKey[]> {
     const inner = this.#inner;
     if (inner === undefined)
-      throw new SdkError("REHYDRATED_DEVICE_RELEASED", "This rehydrated device was already released");
+      throw new SdkError<RehydratedDeviceErrorCode>(
+        "rehydrated_device_released",
+        "This rehydrated device was already released",
+      );
     // crypto-wasm consumes the settings on every call; reusing one fails with a null pointer.
     const settings = new DecryptionSettings(trustRequirement);
     const infos = await inner.receiveEvents(JSON.stringify(events), settings);

@@ -63,6 +63,17 @@ export interface RotationStartOptions {
 /** Why a device was uploaded: none on the server, a new login drained it, the interval passed, or on demand. */
 export type ReplaceReason = "no_device" | "new_login" | "due" | "requested" | "forced";
 
+/**
+ * Codes of the plain `SdkError`s the rotation throws: `rotation_already_started` (`start()` twice),
+ * `invalid_options` (a bad `rotateEveryMs`), `drain_incomplete` (`replaceNow()` refused to replace
+ * a device whose drain was truncated), and `rotation_stopped`, the abort reason `stop()` gives.
+ */
+export type RotationErrorCode =
+  | "rotation_already_started"
+  | "invalid_options"
+  | "drain_incomplete"
+  | "rotation_stopped";
+
 /** Background progress and failures of the rotation: events, never unhandled rejections. */
 export interface RotationEvents {
   /** The next pass is due at `dueAtMs`. */
@@ -133,11 +144,17 @@ export class DehydratedDeviceRotation {
    */
   async start(options: RotationStartOptions = {}): Promise<RotationPassResult> {
     if (this.#running !== undefined) {
-      throw new SdkError("ROTATION_ALREADY_STARTED", "the dehydrated-device rotation is already running");
+      throw new SdkError<RotationErrorCode>(
+        "rotation_already_started",
+        "the dehydrated-device rotation is already running",
+      );
     }
     const rotateEveryMs = options.rotateEveryMs ?? defaultRotateEveryMs;
     if (!(Number.isFinite(rotateEveryMs) && rotateEveryMs > 0)) {
-      throw new SdkError("INVALID_OPTIONS", "rotateEveryMs must be a positive number of milliseconds");
+      throw new SdkError<RotationErrorCode>(
+        "invalid_options",
+        "rotateEveryMs must be a positive number of milliseconds",
+      );
     }
     const settings = { rehydrate: options.rehydrate ?? true, rotateEveryMs };
     this.#rotateEveryMs = rotateEveryMs;
@@ -157,7 +174,7 @@ export class DehydratedDeviceRotation {
     const running = this.#running;
     if (running === undefined) return;
     this.#running = undefined;
-    running.controller.abort(new SdkError("ROTATION_STOPPED", "the rotation was stopped"));
+    running.controller.abort(new SdkError<RotationErrorCode>("rotation_stopped", "the rotation was stopped"));
     await running.loop;
   }
 
@@ -178,8 +195,8 @@ export class DehydratedDeviceRotation {
         const outcome = await this.#options.drainer.drain(await this.#drainOptions(signal));
         drained = outcome.outcome === "completed" || outcome.outcome === "no_device";
         if (!drained && !options.force) {
-          throw new SdkError(
-            "DRAIN_INCOMPLETE",
+          throw new SdkError<RotationErrorCode>(
+            "drain_incomplete",
             "the device's drain was truncated; pass force to replace it anyway",
             {
               details: { deviceId: server.deviceId },

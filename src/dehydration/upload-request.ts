@@ -1,5 +1,6 @@
 import { DehydratedDeviceKey, type OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { getCrossSigningStatus } from "../crypto/cross-signing.js";
+import { machineUserId } from "../crypto/identifiers.js";
 import { DehydrationError } from "./errors.js";
 import { MAX_DISPLAY_NAME_LENGTH } from "./names.js";
 import { type PutDehydratedDeviceBody, putDehydratedDeviceBodySchema } from "./wire-schemas.js";
@@ -45,7 +46,7 @@ export async function buildDehydratedDeviceUpload(
     wasmKey.free();
     devices.free();
   }
-  return checkUploadBody(text, machine.userId.toString());
+  return checkUploadBody(text, machineUserId(machine));
 }
 
 /** `missing_self_signing_key` unless the machine holds the private self-signing key. */

@@ -4,11 +4,11 @@ import { SdkError } from "./sdk-error.js";
  * The caller's AbortSignal fired. Named `AbortError` like the DOM's, so the usual
  * `err.name === "AbortError"` checks keep working; the signal's reason is the `cause`.
  */
-export class AbortError extends SdkError {
+export class AbortError extends SdkError<"aborted"> {
   override name = "AbortError";
 
   constructor(what: string, options: { cause?: unknown } = {}) {
-    super("ABORTED", `${what} was aborted`, { cause: options.cause });
+    super("aborted", `${what} was aborted`, { cause: options.cause });
   }
 }
 

@@ -14,7 +14,7 @@ export interface FieldIssue {
  * A 2xx response whose body is not JSON or does not match the endpoint's schema. Says which
  * endpoint and which fields, never the values (they may be keys or tokens).
  */
-export class MalformedResponseError extends SdkError {
+export class MalformedResponseError extends SdkError<"malformed_response"> {
   override name = "MalformedResponseError";
   readonly method: string;
   readonly path: string;
@@ -26,7 +26,7 @@ export class MalformedResponseError extends SdkError {
       .map((i) => `${i.path} (${i.code}${i.expected ? `, expected ${i.expected}` : ""})`)
       .join("; ");
     const more = issues.length > 5 ? `; and ${issues.length - 5} more` : "";
-    super("MALFORMED_RESPONSE", `Malformed response from ${method} ${path}: ${shown}${more}`, {
+    super("malformed_response", `Malformed response from ${method} ${path}: ${shown}${more}`, {
       details: { method, path, issues },
     });
     this.method = method;

@@ -26,7 +26,7 @@ export interface MatrixApiErrorInit {
 }
 
 /** A homeserver answered with a non-2xx status. Never carries the access token. */
-export class MatrixApiError extends SdkError {
+export class MatrixApiError extends SdkError<"matrix_api_error"> {
   override name = "MatrixApiError";
   readonly status: number;
   readonly errcode: string | undefined;
@@ -41,7 +41,7 @@ export class MatrixApiError extends SdkError {
   constructor(init: MatrixApiErrorInit) {
     const what = init.errcode ?? `HTTP ${init.status}`;
     const text = init.error ? `: ${init.error}` : "";
-    super("MATRIX_API_ERROR", `${init.method} ${init.path} failed with ${init.status} ${what}${text}`, {
+    super("matrix_api_error", `${init.method} ${init.path} failed with ${init.status} ${what}${text}`, {
       details: { status: init.status, errcode: init.errcode, method: init.method, path: init.path },
     });
     this.status = init.status;

@@ -4,13 +4,13 @@ import { errorGuard, SdkError } from "./sdk-error.js";
  * The request never produced an HTTP response: connection refused, DNS failure, a dropped
  * connection, a body cut off mid-read. The server may or may not have acted on the request.
  */
-export class NetworkError extends SdkError {
+export class NetworkError extends SdkError<"network_error"> {
   override name = "NetworkError";
   readonly method: string;
   readonly path: string;
 
   constructor(method: string, path: string, options: { cause?: unknown } = {}) {
-    super("NETWORK_ERROR", `${method} ${path} failed: network error`, {
+    super("network_error", `${method} ${path} failed: network error`, {
       cause: options.cause,
       details: { method, path },
     });

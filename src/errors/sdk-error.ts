@@ -5,12 +5,17 @@ export interface SdkErrorOptions {
 }
 
 /**
- * Base of every error this SDK throws. `code` is a stable machine-readable string; `message` is short
- * and never contains keys, recovery keys or access tokens; `details` carries structured context.
- * A family of errors narrows `Code` to its own union (`class DehydrationError extends
- * SdkError<DehydrationErrorCode>`) and gets its constructor and `code` type from here.
+ * Base of every error this SDK throws. `code` is a stable machine-readable string in lowercase
+ * snake_case (`client_closed`, `network_error`, `no_key`) — the type refuses anything else — and
+ * is not the server's `errcode` (`M_NOT_FOUND`, on `MatrixApiError`); `message` is short and never
+ * contains keys, recovery keys or access tokens; `details` carries structured context.
+ *
+ * Every code belongs to a typed union, so a misspelt code fails the type check: a family of errors
+ * narrows `Code` to its own union (`class DehydrationError extends SdkError<DehydrationErrorCode>`)
+ * and gets its constructor and `code` type from here; a plain `SdkError` names the union of the
+ * module that throws it (`new SdkError<ClientErrorCode>("client_closed", …)`).
  */
-export class SdkError<Code extends string = string> extends Error {
+export class SdkError<Code extends Lowercase<string> = Lowercase<string>> extends Error {
   override name = "SdkError";
   readonly code: Code;
   readonly details: Readonly<Record<string, unknown>>;

@@ -11,16 +11,19 @@ export type UserInteractiveAuthFailure =
   /** The server kept asking after the round limit. */
   | "too_many_rounds";
 
+/** The error's `code`: its `reason` behind a `uia_` prefix, e.g. `uia_cancelled`. */
+export type UserInteractiveAuthErrorCode = `uia_${UserInteractiveAuthFailure}`;
+
 /**
  * User-interactive authentication (Client-Server API, "User-Interactive Authentication API") did not
  * complete. Carries the stages the server offered, never the auth dict (it may hold a password).
  */
-export class UserInteractiveAuthError extends SdkError<`UIA_${Uppercase<UserInteractiveAuthFailure>}`> {
+export class UserInteractiveAuthError extends SdkError<UserInteractiveAuthErrorCode> {
   override name = "UserInteractiveAuthError";
   readonly reason: UserInteractiveAuthFailure;
 
   constructor(reason: UserInteractiveAuthFailure, message: string, options: SdkErrorOptions = {}) {
-    super(`UIA_${reason.toUpperCase() as Uppercase<UserInteractiveAuthFailure>}`, message, options);
+    super(`uia_${reason}`, message, options);
     this.reason = reason;
   }
 }

@@ -12,7 +12,7 @@ import { defaultRetryConfig, type OutcomeClass, type RetryConfig } from "./retry
 import { type ServerVersions, versionsResponseSchema } from "./schemas/versions.js";
 import { sendAttempt } from "./send-attempt.js";
 import { SingleFlight } from "./single-flight.js";
-import type { MatrixHttp, MatrixRequest } from "./types.js";
+import type { HttpErrorCode, MatrixHttp, MatrixRequest } from "./types.js";
 
 /** The fetch shape the transport needs; `globalThis.fetch` fits, and so does a test double. */
 export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
@@ -271,7 +271,10 @@ class MatrixHttpTransport implements MatrixHttpClient {
     try {
       const token = await callback();
       if (typeof token !== "string" || token === "") {
-        throw new SdkError("INVALID_REFRESHED_TOKEN", "The refresh callback did not return a token");
+        throw new SdkError<HttpErrorCode>(
+          "invalid_refreshed_token",
+          "The refresh callback did not return a token",
+        );
       }
       // The app may have set a token itself meanwhile; its choice wins.
       if (this.#generation === generation) this.setAccessToken(token);
@@ -316,10 +319,10 @@ function normaliseBaseUrl(baseUrl: string): string {
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new SdkError("INVALID_BASE_URL", "baseUrl is not an absolute URL");
+    throw new SdkError<HttpErrorCode>("invalid_base_url", "baseUrl is not an absolute URL");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new SdkError("INVALID_BASE_URL", "baseUrl must use http or https");
+    throw new SdkError<HttpErrorCode>("invalid_base_url", "baseUrl must use http or https");
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }

@@ -1,4 +1,5 @@
 import { SdkError } from "../errors/sdk-error.js";
+import type { HttpErrorCode } from "./types.js";
 
 /**
  * Builds a request path from a template, percent-encoding every interpolated value as one path
@@ -20,8 +21,8 @@ export function matrixPath(strings: TemplateStringsArray, ...values: readonly st
 
 export function encodePathSegment(value: string): string {
   if (typeof value !== "string" || value === "" || value === "." || value === "..") {
-    throw new SdkError(
-      "INVALID_PATH_SEGMENT",
+    throw new SdkError<HttpErrorCode>(
+      "invalid_path_segment",
       "A path segment must be a non-empty string other than . or ..",
     );
   }

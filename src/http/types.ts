@@ -33,3 +33,11 @@ export interface MatrixRequest<S extends z.ZodType = z.ZodType> {
 export interface MatrixHttp {
   request<S extends z.ZodType>(req: MatrixRequest<S>): Promise<z.infer<S>>;
 }
+
+/**
+ * Codes of the plain `SdkError`s the transport throws for unusable input, before anything is sent:
+ * `invalid_base_url` (not an absolute http(s) URL), `invalid_path_segment` (an empty, `.` or `..`
+ * path segment, which URL parsing would collapse into another endpoint), `invalid_refreshed_token`
+ * (the app's refresh callback returned no token).
+ */
+export type HttpErrorCode = "invalid_base_url" | "invalid_path_segment" | "invalid_refreshed_token";

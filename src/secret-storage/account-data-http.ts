@@ -4,6 +4,7 @@ import { matrixPath } from "../http/path.js";
 import { accountDataResponseSchema } from "../http/schemas/account-data.js";
 import { emptyResponseSchema } from "../http/schemas/empty.js";
 import type { MatrixHttp } from "../http/types.js";
+import type { SecretStorageSetupErrorCode } from "./errors.js";
 import type { AccountDataAccess } from "./secret-storage.js";
 
 /** Options of `createHttpAccountData`. */
@@ -27,7 +28,10 @@ export function createHttpAccountData(
   options: HttpAccountDataOptions = {},
 ): AccountDataAccess {
   if (typeof userId !== "string" || userId === "") {
-    throw new SdkError("INVALID_USER_ID", "account data needs the user id of the access token's owner");
+    throw new SdkError<SecretStorageSetupErrorCode>(
+      "invalid_user_id",
+      "account data needs the user id of the access token's owner",
+    );
   }
   const path = (type: string) => matrixPath`/_matrix/client/v3/user/${userId}/account_data/${type}`;
   const signal = options.signal;

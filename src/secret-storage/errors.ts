@@ -34,6 +34,13 @@ export type SecretStorageErrorCode =
   /** The recovery key decodes to the wrong number of bytes. */
   | "recovery_key_bad_length";
 
+/**
+ * Codes of the plain `SdkError`s secret storage throws before it reads or writes any secret:
+ * `webcrypto_unavailable` (no `globalThis.crypto.subtle` in this environment) and
+ * `invalid_user_id` (account data needs the user id of the access token's owner).
+ */
+export type SecretStorageSetupErrorCode = "webcrypto_unavailable" | "invalid_user_id";
+
 /** A secret-storage operation failed; `code` says why. */
 export class SecretStorageError extends SdkError<SecretStorageErrorCode> {
   override name = "SecretStorageError";

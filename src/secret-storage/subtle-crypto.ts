@@ -1,4 +1,5 @@
 import { SdkError } from "../errors/sdk-error.js";
+import type { SecretStorageSetupErrorCode } from "./errors.js";
 
 /**
  * WebCrypto's `subtle`, present in browsers, Electron and Node ≥ 22. crypto-wasm offers no
@@ -8,8 +9,8 @@ import { SdkError } from "../errors/sdk-error.js";
 export function subtleCrypto(): SubtleCrypto {
   const subtle = globalThis.crypto?.subtle;
   if (!subtle) {
-    throw new SdkError(
-      "WEBCRYPTO_UNAVAILABLE",
+    throw new SdkError<SecretStorageSetupErrorCode>(
+      "webcrypto_unavailable",
       "WebCrypto (globalThis.crypto.subtle) is not available in this environment",
     );
   }

@@ -55,7 +55,7 @@ describe("crypto-wasm in Chromium", () => {
     await page.close();
   });
 
-  it("reports a wrong passphrase through the SDK as CRYPTO_STORE_OPEN_FAILED without the passphrase", async () => {
+  it("reports a wrong passphrase through the SDK as crypto_store_open_failed without the passphrase", async () => {
     const page = await browser.openPage<CryptoWasmScenarios>("crypto-wasm");
     const original = await page.call("openStoreWithSdk", USER, DEVICE, "sdk-store", PASSPHRASE);
     await page.call("close");
@@ -68,7 +68,7 @@ describe("crypto-wasm in Chromium", () => {
       "sdk-store",
       WRONG_PASSPHRASE,
     );
-    expect(error).toMatchObject({ name: "SdkError", code: "CRYPTO_STORE_OPEN_FAILED" });
+    expect(error).toMatchObject({ name: "SdkError", code: "crypto_store_open_failed" });
     expect(error.message).not.toContain(WRONG_PASSPHRASE);
 
     expect(await page.call("openStoreWithSdk", USER, DEVICE, "sdk-store", PASSPHRASE)).toEqual(original);

@@ -144,7 +144,7 @@ describe("bootstrapCrossSigning", () => {
       failures: { "@alice:test": { ALICE1: { errcode: "M_INVALID_SIGNATURE", error: "Invalid signature" } } },
     }));
     await expect(bootstrapCrossSigning({ machine: alice.machine, http: alice.http })).rejects.toMatchObject({
-      code: "SIGNATURE_UPLOAD_REJECTED",
+      code: "signature_upload_rejected",
       details: { failures: { "@alice:test": { ALICE1: "M_INVALID_SIGNATURE" } } },
     });
   });
@@ -172,7 +172,7 @@ describe("isDeviceCrossSignedByOwner", () => {
   it("rejects a malformed user id with a typed error", async () => {
     const alice = await device(new KeyServer(), "@alice:test", "ALICE1");
     await expect(isDeviceCrossSignedByOwner(alice.machine, "bob", "BOB1")).rejects.toMatchObject({
-      code: "INVALID_USER_ID",
+      code: "invalid_user_id",
     });
   });
 });

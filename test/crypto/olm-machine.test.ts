@@ -66,7 +66,7 @@ describe("createOlmMachine", () => {
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({
       name: "SdkError",
-      code: "CRYPTO_STORE_OPEN_FAILED",
+      code: "crypto_store_open_failed",
       details: { storeName: name },
     });
     for (const text of [exposed(err), ...lines]) {
@@ -81,7 +81,7 @@ describe("createOlmMachine", () => {
     (await createOlmMachine({ userId: "@alice:test", deviceId: "ALICE1", store })).close();
     await expect(createOlmMachine({ userId: "@alice:test", deviceId: "OTHER", store })).rejects.toMatchObject(
       {
-        code: "CRYPTO_STORE_OPEN_FAILED",
+        code: "crypto_store_open_failed",
       },
     );
   });
@@ -94,7 +94,7 @@ describe("createOlmMachine", () => {
     await expect(
       createOlmMachine({ userId: "@alice:test", deviceId: "ALICE1", store }),
     ).rejects.toMatchObject({
-      code: "INVALID_CRYPTO_STORE",
+      code: "invalid_crypto_store",
     });
   });
 
@@ -108,7 +108,7 @@ describe("createOlmMachine", () => {
           deviceId: "ALICE1",
           store: { name: "s", passphrase: "pw" },
         }),
-      ).rejects.toMatchObject({ code: "INDEXEDDB_UNAVAILABLE" });
+      ).rejects.toMatchObject({ code: "indexeddb_unavailable" });
     } finally {
       if (saved) Object.defineProperty(globalThis, "indexedDB", saved);
     }
@@ -127,14 +127,14 @@ describe("createOlmMachine", () => {
     await expect(
       createOlmMachine({ userId: "@bob:test", deviceId: "BOB2", existingMachine: existing }),
     ).rejects.toMatchObject({
-      code: "OLM_MACHINE_MISMATCH",
+      code: "olm_machine_mismatch",
       details: { actual: { userId: "@bob:test", deviceId: "BOB1" } },
     });
   });
 
   it.each([
-    ["a user id without sigil", { userId: "alice:test", deviceId: "D" }, "INVALID_USER_ID"],
-    ["an empty device id", { userId: "@alice:test", deviceId: "" }, "INVALID_DEVICE_ID"],
+    ["a user id without sigil", { userId: "alice:test", deviceId: "D" }, "invalid_user_id"],
+    ["an empty device id", { userId: "@alice:test", deviceId: "" }, "invalid_device_id"],
   ])("rejects %s with a typed error", async (_label, ids, code) => {
     await expect(createOlmMachine(ids)).rejects.toMatchObject({ code });
   });

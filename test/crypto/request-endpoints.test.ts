@@ -119,7 +119,7 @@ describe("httpCallFor", () => {
   it("rejects a request type it does not know with a typed error", () => {
     const fake = { type: 42 as RequestType, id: "x", body: "{}" } as unknown as OutgoingRequest;
     expect(() => httpCallFor(fake)).toThrowError(
-      expect.objectContaining({ code: "UNKNOWN_OUTGOING_REQUEST" }),
+      expect.objectContaining({ code: "unknown_outgoing_request" }),
     );
   });
 
@@ -131,7 +131,7 @@ describe("httpCallFor", () => {
     } catch (err) {
       thrown = err;
     }
-    expect(isSdkError(thrown) && thrown.code).toBe("MALFORMED_OUTGOING_REQUEST");
+    expect(isSdkError(thrown) && thrown.code).toBe("malformed_outgoing_request");
     expect(
       JSON.stringify({ m: (thrown as Error).message, c: (thrown as Error).cause ?? null }),
     ).not.toContain("s3cr3t");

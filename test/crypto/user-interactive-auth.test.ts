@@ -91,7 +91,7 @@ describe("withUserInteractiveAuth", () => {
     const { send, received } = server(["m.login.password"]);
     const err = await withUserInteractiveAuth(send, async () => undefined).catch((e: unknown) => e);
     expect(isUserInteractiveAuthError(err)).toBe(true);
-    expect(err).toMatchObject({ reason: "cancelled", code: "UIA_CANCELLED" });
+    expect(err).toMatchObject({ reason: "cancelled", code: "uia_cancelled" });
     expect((err as { details: { flows: unknown } }).details.flows).toEqual([
       { stages: ["m.login.password"] },
       { stages: ["m.login.sso"] },

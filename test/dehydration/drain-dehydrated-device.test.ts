@@ -26,8 +26,13 @@ class FakeServer implements DrainRehydrator, DrainPageSource {
   freed = 0;
   rehydrateError: unknown;
   failAt: { cursor: string; error: unknown } | undefined;
+  /** A page (or, with `"lookup"`, the device lookup) that never answers, until its request is aborted. */
+  hangAt: string | undefined;
+  lookups = 0;
 
-  async fetchDevice() {
+  async fetchDevice(options: { signal?: AbortSignal } = {}) {
+    this.lookups++;
+    if (this.hangAt === "lookup") await untilAborted(options.signal!);
     return this.device === undefined ? undefined : { deviceId: this.device };
   }
 
@@ -51,6 +56,7 @@ class FakeServer implements DrainRehydrator, DrainPageSource {
   async fetchPage(request: DrainPageRequest): Promise<DrainPage> {
     this.requests.push(request.cursor);
     if (this.failAt && this.failAt.cursor === request.cursor) throw this.failAt.error;
+    if (this.hangAt !== undefined && this.hangAt === request.cursor) await untilAborted(request.signal);
     const start = request.cursor === undefined ? 0 : Number(request.cursor.slice(1)) * 10;
     const events = this.inbox.slice(start, start + 10);
     const more = start + 10 < this.inbox.length;
@@ -58,7 +64,14 @@ class FakeServer implements DrainRehydrator, DrainPageSource {
   }
 }
 
-function setup(stateStore = new MemoryStateStore()) {
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
+function setup(stateStore = new MemoryStateStore(), lifetime?: AbortSignal) {
   const server = new FakeServer();
   const make = () => {
     const drainer = new DehydratedDeviceDrainer({
@@ -70,6 +83,7 @@ function setup(stateStore = new MemoryStateStore()) {
       clock: new ManualClock(),
       pageSource: server,
       yieldToEventLoop: async () => {},
+      signal: lifetime,
     });
     const seen: { name: keyof DrainEvents; payload: unknown }[] = [];
     for (const name of ["found", "rehydrated", "page", "completed", "truncated", "error"] as const) {
@@ -223,6 +237,64 @@ describe("DehydratedDeviceDrainer", () => {
     const [a, b] = await Promise.all([drainer.drain(), drainer.drain()]);
     expect(a).toBe(b);
     expect(t.server.requests.filter((c) => c === undefined)).toHaveLength(1);
+  });
+
+  it("stops the drain in flight, resolving once it settled with its checkpoint kept", async () => {
+    const t = setup();
+    t.server.hangAt = "p2";
+    const { drainer, seen } = t.make();
+    const settled: unknown[] = [];
+    const drain = drainer.drain().catch((error: unknown) => settled.push(error));
+    while (!t.server.requests.includes("p2")) await new Promise((r) => setImmediate(r));
+
+    await drainer.stop();
+    expect(settled).toHaveLength(1);
+    expect(settled[0]).toMatchObject({
+      name: "DrainError",
+      code: "aborted",
+      details: { deviceId: "DEV1", cursor: "p2", pages: 2, events: 20 },
+    });
+    expect(seen.at(-1)).toMatchObject({ name: "error", payload: { deviceId: "DEV1" } });
+    expect(t.server.freed).toBe(1);
+    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p2", pages: 2, complete: false });
+    await drain;
+
+    // The drainer stays usable: the next drain resumes at the checkpoint.
+    t.server.hangAt = undefined;
+    t.server.requests.length = 0;
+    expect(await drainer.drain()).toMatchObject({ outcome: "completed", resumedFrom: "p2" });
+    expect(t.server.requests).toEqual(["p2", "p3"]);
+    await drainer.stop();
+  });
+
+  it("reports a stop before the first page as the drain's own aborted error", async () => {
+    const t = setup();
+    t.server.hangAt = "lookup";
+    const { drainer } = t.make();
+    const drain = drainer.drain().catch((error: unknown) => error);
+    await drainer.stop();
+    expect(await drain).toMatchObject({
+      name: "DrainError",
+      code: "aborted",
+      details: { deviceId: undefined, cursor: undefined, pages: 0 },
+    });
+    expect(t.server.requests).toEqual([]);
+  });
+
+  it("refuses every drain at once after its lifetime signal fired, fetching nothing", async () => {
+    const lifetime = new AbortController();
+    const t = setup(new MemoryStateStore(), lifetime.signal);
+    t.server.hangAt = "p1";
+    const { drainer } = t.make();
+    const first = drainer.drain().catch((error: unknown) => error);
+    while (!t.server.requests.includes("p1")) await new Promise((r) => setImmediate(r));
+
+    lifetime.abort(new Error("the client was closed"));
+    expect(await first).toMatchObject({ name: "DrainError", code: "aborted", details: { cursor: "p1" } });
+    t.server.hangAt = undefined;
+    t.server.requests.length = 0;
+    await expect(drainer.drain()).rejects.toMatchObject({ name: "DrainError", code: "aborted" });
+    expect(t.server.requests).toEqual([]);
   });
 
   it("reports a truncated drain and keeps the checkpoint where it stopped", async () => {

@@ -320,7 +320,7 @@ describe("DehydratedDeviceRotation", () => {
     const t = setup();
     const rotation = t.make();
     await rotation.start();
-    await expect(rotation.start()).rejects.toMatchObject({ code: "ROTATION_ALREADY_STARTED" });
+    await expect(rotation.start()).rejects.toMatchObject({ code: "rotation_already_started" });
     await rotation.stop();
   });
 
@@ -328,7 +328,7 @@ describe("DehydratedDeviceRotation", () => {
     const t = setup("OLD");
     const rotation = t.make();
     t.drainer.script.push(truncated("OLD"), truncated("OLD"));
-    await expect(rotation.replaceNow()).rejects.toMatchObject({ code: "DRAIN_INCOMPLETE" });
+    await expect(rotation.replaceNow()).rejects.toMatchObject({ code: "drain_incomplete" });
     expect(t.calls).not.toContain("upload");
     expect(await rotation.replaceNow({ force: true })).toMatchObject({
       action: "replaced",

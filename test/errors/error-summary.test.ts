@@ -21,7 +21,7 @@ describe("errorSummary", () => {
     const summary = errorSummary(error);
     expect(summary).toEqual({
       name: "MatrixApiError",
-      code: "MATRIX_API_ERROR",
+      code: "matrix_api_error",
       status: 400,
       errcode: "M_BAD_JSON",
       message: error.message,
@@ -30,7 +30,7 @@ describe("errorSummary", () => {
   });
 
   it("leaves out details and the cause chain", () => {
-    const error = new SdkError("SOMETHING", "it failed", {
+    const error = new SdkError("something_failed", "it failed", {
       details: { key: SECRET },
       cause: new Error(`inner ${SECRET}`),
     });

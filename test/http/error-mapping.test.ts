@@ -137,6 +137,17 @@ describe("error mapping", () => {
     expect(server.calls).toHaveLength(1);
   });
 
+  it("takes a 401 for a UIA challenge only when its flows are lists of stages, as the UIA loop does", async () => {
+    const { http, server, clock } = setup();
+    // Not a challenge the UIA loop could answer: an errcode-less 4xx, i.e. a proxy's, retried.
+    server.push(json(401, { flows: [{ stages: "m.login.password" }] }), ok());
+    const req = observe(http.request(whoami));
+    await clock.advance(250);
+    await req.result;
+    expect(req.state).toMatchObject({ ok: true });
+    expect(server.calls).toHaveLength(2);
+  });
+
   it("makes a network failure a transient NetworkError carrying fetch's own error, not ky's", async () => {
     const { http, server, clock } = setup({ retry: { maxAttempts: 2 } });
     server.push(fetchFailed(), fetchFailed());

@@ -105,7 +105,7 @@ describe("the transport", () => {
       } catch (err) {
         caught = err;
       }
-      expect(isSdkError(caught) && caught.code).toBe("INVALID_BASE_URL");
+      expect(isSdkError(caught) && caught.code).toBe("invalid_base_url");
     }
   });
 });

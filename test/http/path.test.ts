@@ -32,6 +32,6 @@ describe("matrixPath", () => {
     } catch (err) {
       caught = err;
     }
-    expect(isSdkError(caught) && caught.code).toBe("INVALID_PATH_SEGMENT");
+    expect(isSdkError(caught) && caught.code).toBe("invalid_path_segment");
   });
 });

@@ -128,7 +128,7 @@ describe("the retry loop", () => {
     controller.abort(new Error("user navigated away"));
     const settled = await req.result;
     expect(settled.done && !settled.ok && isAbortError(settled.error)).toBe(true);
-    expect(settled).toMatchObject({ error: { name: "AbortError", code: "ABORTED" } });
+    expect(settled).toMatchObject({ error: { name: "AbortError", code: "aborted" } });
     await clock.advance(10_000);
     expect(server.calls).toHaveLength(1);
     expect(clock.pendingSleeps).toBe(0);

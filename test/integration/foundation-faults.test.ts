@@ -1,17 +1,8 @@
 import { UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
+import { beforeEach, describe, expect, it } from "vitest";
 import { claimMissingSessions } from "../../src/crypto/claim-sessions.js";
-import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
-import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
-import {
-  type Account,
-  createAccount,
-  LeakWatch,
-  nextEvent,
-  openClient,
-} from "./support/foundation-fixtures.js";
+import { createAccount, nextEvent, useFoundationSetup } from "./support/foundation-fixtures.js";
 
 /**
  * The facade under injected faults, over a real socket: the transport waits as long as a
@@ -19,31 +10,14 @@ import {
  * each wait exactly), and a `keys/claim` whose response is lost is never sent again on its own.
  */
 
-let server: RunningMockServer;
-const watch = new LeakWatch();
-const clients: E2eeClient[] = [];
+const setup = useFoundationSetup();
+const { watch, open } = setup;
 
-beforeAll(async () => {
-  await loadCryptoWasm();
-  server = await startMockServer();
-});
-
-beforeEach(() => server.homeserver.control.reset());
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await server?.close();
-});
-
-async function open(account: Account, options: Parameters<typeof openClient>[3] = {}): Promise<E2eeClient> {
-  const client = await openClient(server, account, watch, options);
-  clients.push(client);
-  return client;
-}
+beforeEach(() => setup.server.homeserver.control.reset());
 
 /** What the mock answered to each `method path` request since the last reset, in order. */
 function outcomes(method: string, path: string): (number | "dropped" | null)[] {
-  return server.homeserver.control
+  return setup.server.homeserver.control
     .requestLog()
     .filter((e) => e.method === method && e.path === path)
     .map((e) => (e.dropped ? "dropped" : e.status));
@@ -52,10 +26,10 @@ function outcomes(method: string, path: string): (number | "dropped" | null)[] {
 describe("the client under injected faults", () => {
   it("waits exactly as long as a 429 asks, backs off after a 5xx, and then succeeds", async () => {
     const clock = new ManualClock();
-    const carol = await open(createAccount(server, "carol"), { clock, random: () => 0.5 });
+    const carol = await open(createAccount(setup.server, "carol"), { clock, random: () => 0.5 });
     const failures: unknown[] = [];
     carol.events.on("requestFailed", (e) => failures.push(e.error));
-    const control = server.homeserver.control;
+    const control = setup.server.homeserver.control;
     // 2 s both ways: the mock sends `retry_after_ms` and a whole-second `Retry-After`.
     control.scriptFailure({ method: "POST", path: "/_matrix/client/v3/keys/upload", retryAfterMs: 2000 });
     control.scriptFailure({ method: "POST", path: "/_matrix/client/v3/keys/upload", status: 503 });
@@ -81,19 +55,19 @@ describe("the client under injected faults", () => {
 
     expect(outcomes("POST", "/_matrix/client/v3/keys/upload")).toEqual([429, 503, 200]);
     expect(failures).toEqual([]);
-    expect(server.homeserver.state.keys.oneTimeKeyCounts(carol.userId, carol.deviceId)).toEqual({
+    expect(setup.server.homeserver.state.keys.oneTimeKeyCounts(carol.userId, carol.deviceId)).toEqual({
       signed_curve25519: 50,
     });
   });
 
   it("gets through seeded random 429s and 5xx for every request that is safe to repeat", async () => {
-    const dana = await open(createAccount(server, "dana"), {
+    const dana = await open(createAccount(setup.server, "dana"), {
       // Real time but tiny waits: the faults say "come back in 0 ms".
       retry: { baseDelayMs: 1, maxDelayMs: 4, maxAttempts: 10 },
     });
     const failures: unknown[] = [];
     dana.events.on("requestFailed", (e) => failures.push(e.error));
-    server.homeserver.control.setFaults({
+    setup.server.homeserver.control.setFaults({
       rateLimitRate: 0.2,
       serverErrorRate: 0.2,
       retryAfterMs: 0,
@@ -107,27 +81,27 @@ describe("the client under injected faults", () => {
     const unlocked = await dana.secretStorage.unlockWithRecoveryKey(created.recoveryKey);
     expect(await dana.secretStorage.get("org.example.secret", unlocked)).toBe("it works");
 
-    const log = server.homeserver.control.requestLog();
+    const log = setup.server.homeserver.control.requestLog();
     expect(log.filter((e) => e.fault === "random" && e.status === 429).length).toBeGreaterThan(0);
     expect(log.filter((e) => e.fault === "random" && e.status === 500).length).toBeGreaterThan(0);
     expect(failures).toEqual([]);
-    expect(server.homeserver.state.keys.oneTimeKeyCounts(dana.userId, dana.deviceId)).toEqual({
+    expect(setup.server.homeserver.state.keys.oneTimeKeyCounts(dana.userId, dana.deviceId)).toEqual({
       signed_curve25519: 50,
     });
   });
 
   it("never replays a keys/claim whose response was lost, even with retries on", async () => {
     const fast = { retry: { baseDelayMs: 1, maxDelayMs: 4 } };
-    const erin = await open(createAccount(server, "erin"), fast);
-    const frank = await open(createAccount(server, "frank"), fast);
+    const erin = await open(createAccount(setup.server, "erin"), fast);
+    const frank = await open(createAccount(setup.server, "frank"), fast);
     await Promise.all([erin.processOutgoingRequests(), frank.processOutgoingRequests()]);
     await erin.machine.updateTrackedUsers([new UserId(frank.userId)]);
     await erin.processOutgoingRequests();
-    const keysBefore = server.homeserver.state.keys.oneTimeKeyCounts(frank.userId, frank.deviceId)
+    const keysBefore = setup.server.homeserver.state.keys.oneTimeKeyCounts(frank.userId, frank.deviceId)
       .signed_curve25519!;
-    server.homeserver.control.clearRequestLog();
+    setup.server.homeserver.control.clearRequestLog();
 
-    server.homeserver.control.scriptFailure({
+    setup.server.homeserver.control.scriptFailure({
       method: "POST",
       path: "/_matrix/client/v3/keys/claim",
       when: "after",
@@ -140,7 +114,7 @@ describe("the client under injected faults", () => {
 
     expect(outcomes("POST", "/_matrix/client/v3/keys/claim")).toEqual(["dropped"]);
     expect(
-      server.homeserver.state.keys.oneTimeKeyCounts(frank.userId, frank.deviceId).signed_curve25519,
+      setup.server.homeserver.state.keys.oneTimeKeyCounts(frank.userId, frank.deviceId).signed_curve25519,
     ).toBe(keysBefore - 1);
 
     // Asking again is a deliberate, fresh claim.

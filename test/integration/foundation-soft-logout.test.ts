@@ -1,11 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { E2eeClient, E2eeClientEvents } from "../../src/client.js";
-import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
 import { createMatrixHttp } from "../../src/http/matrix-http.js";
 import { loginResponseSchema, refreshResponseSchema } from "../../src/http/schemas/auth.js";
 import { emptyResponseSchema } from "../../src/http/schemas/empty.js";
-import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
-import { type Account, createAccount, LeakWatch, openClient } from "./support/foundation-fixtures.js";
+import { type Account, createAccount, useFoundationSetup } from "./support/foundation-fixtures.js";
 
 /**
  * Soft logout (spec "Soft logout") and token refresh through the facade, over a real socket: the
@@ -14,19 +12,8 @@ import { type Account, createAccount, LeakWatch, openClient } from "./support/fo
  * again with it.
  */
 
-let server: RunningMockServer;
-const watch = new LeakWatch();
-const clients: E2eeClient[] = [];
-
-beforeAll(async () => {
-  await loadCryptoWasm();
-  server = await startMockServer();
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await server?.close();
-});
+const setup = useFoundationSetup();
+const { watch, open } = setup;
 
 type Recorded = { [K in keyof E2eeClientEvents]: [K, E2eeClientEvents[K]] }[keyof E2eeClientEvents];
 
@@ -43,8 +30,8 @@ function record(client: E2eeClient): Recorded[] {
  * refresh does; the device the control API created for the user stays unused.
  */
 async function createRefreshableAccount(localpart: string): Promise<Account & { refreshToken: string }> {
-  const created = createAccount(server, localpart);
-  const response = await createMatrixHttp({ baseUrl: server.url }).request({
+  const created = createAccount(setup.server, localpart);
+  const response = await createMatrixHttp({ baseUrl: setup.server.url }).request({
     method: "POST",
     path: "/_matrix/client/v3/login",
     body: {
@@ -68,7 +55,7 @@ async function createRefreshableAccount(localpart: string): Promise<Account & { 
 
 /** The app's side of refreshing: trade the refresh token at `POST /refresh`, keep the next one. */
 function refresher(account: { refreshToken: string }) {
-  const http = createMatrixHttp({ baseUrl: server.url });
+  const http = createMatrixHttp({ baseUrl: setup.server.url });
   let refreshToken = account.refreshToken;
   watch.secret(refreshToken);
   const issued: string[] = [];
@@ -94,7 +81,7 @@ const accountDataPath = (userId: string, type: string) =>
 
 /** Requests the server refused for an expired token, from the mock's request log. */
 const refused = () =>
-  server.homeserver.control
+  setup.server.homeserver.control
     .requestLog()
     .filter((e) => e.status === 401 && e.errcode === "M_UNKNOWN_TOKEN")
     .map(({ method, path }) => ({ method, path }));
@@ -103,12 +90,11 @@ describe("soft logout and token refresh through the client", () => {
   it("refreshes an expired token, reports it, and replays the refused request with the new token", async () => {
     const account = await createRefreshableAccount("grace");
     const refresh = refresher(account);
-    const grace = await openClient(server, account, watch, { refreshToken: refresh.callback });
-    clients.push(grace);
+    const grace = await open(account, { refreshToken: refresh.callback });
     const events = record(grace);
-    server.homeserver.control.clearRequestLog();
+    setup.server.homeserver.control.clearRequestLog();
 
-    server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
+    setup.server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
     // A GET of account data never set: the expected answer, after the refresh, is "no default key".
     expect(await grace.secretStorage.getDefaultKeyId()).toBeUndefined();
 
@@ -120,11 +106,13 @@ describe("soft logout and token refresh through the client", () => {
     expect(refresh.issued).toHaveLength(1);
     expect(refused()).toEqual([{ method: "GET", path }]);
     // The replay reached the real route as grace, with the new token.
-    const served = server.homeserver.control.requestLog().filter((e) => e.path === path && e.status !== 401);
+    const served = setup.server.homeserver.control
+      .requestLog()
+      .filter((e) => e.path === path && e.status !== 401);
     expect(served).toMatchObject([
       { method: "GET", userId: grace.userId, status: 404, errcode: "M_NOT_FOUND" },
     ]);
-    expect(server.homeserver.state.accounts.authenticate(refresh.issued[0]!)).toMatchObject({
+    expect(setup.server.homeserver.state.accounts.authenticate(refresh.issued[0]!)).toMatchObject({
       userId: grace.userId,
       deviceId: grace.deviceId,
     });
@@ -133,34 +121,32 @@ describe("soft logout and token refresh through the client", () => {
   it("refreshes again when the new token expires during the crypto loop, replaying its POST once", async () => {
     const account = await createRefreshableAccount("heidi");
     const refresh = refresher(account);
-    const heidi = await openClient(server, account, watch, { refreshToken: refresh.callback });
-    clients.push(heidi);
+    const heidi = await open(account, { refreshToken: refresh.callback });
     const events = record(heidi);
     const failures: unknown[] = [];
     heidi.events.on("requestFailed", (e) => failures.push(e.error));
 
-    server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
+    setup.server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
     await heidi.processOutgoingRequests();
 
     expect(failures).toEqual([]);
     expect(events.map(([name]) => name)).toEqual(["softLogout", "tokenRefreshed"]);
     expect(refused()).toContainEqual({ method: "POST", path: "/_matrix/client/v3/keys/upload" });
-    const uploads = server.homeserver.control
+    const uploads = setup.server.homeserver.control
       .requestLog()
       .filter((e) => e.path === "/_matrix/client/v3/keys/upload" && e.userId === heidi.userId);
     expect(uploads.map((e) => e.status)).toEqual([200]);
-    expect(server.homeserver.state.keys.oneTimeKeyCounts(heidi.userId, heidi.deviceId)).toEqual({
+    expect(setup.server.homeserver.state.keys.oneTimeKeyCounts(heidi.userId, heidi.deviceId)).toEqual({
       signed_curve25519: 50,
     });
   });
 
   it("without a refresh callback, reports the soft logout once and fails the request with a typed error", async () => {
-    const account = createAccount(server, "ivan");
-    const ivan = await openClient(server, account, watch);
-    clients.push(ivan);
+    const account = createAccount(setup.server, "ivan");
+    const ivan = await open(account);
     const events = record(ivan);
 
-    server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
+    setup.server.homeserver.control.expireAccessToken(account.accessToken, { softLogout: true });
     const first = await watch.rejection(ivan.secretStorage.getDefaultKeyId());
     const second = await watch.rejection(ivan.accountData.get("org.example.other"));
 
@@ -178,8 +164,7 @@ describe("soft logout and token refresh through the client", () => {
   it("reports a real logout as loggedOut and does not try to refresh a token the server revoked", async () => {
     const account = await createRefreshableAccount("judy");
     const refresh = refresher(account);
-    const judy = await openClient(server, account, watch, { refreshToken: refresh.callback });
-    clients.push(judy);
+    const judy = await open(account, { refreshToken: refresh.callback });
     const events = record(judy);
 
     await judy.http.request({

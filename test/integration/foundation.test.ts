@@ -1,18 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
 import { getCrossSigningStatus, isDeviceCrossSignedByOwner } from "../../src/crypto/cross-signing.js";
-import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
 import { CROSS_SIGNING_SECRET_NAMES } from "../../src/secret-storage/cross-signing-secrets.js";
 import { encodeRecoveryKey } from "../../src/secret-storage/recovery-key.js";
-import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import {
   type Account,
   createAccount,
   exchangeEncryptedToDevice,
-  LeakWatch,
   loginNewDevice,
-  openClient,
   refreshDeviceLists,
+  useFoundationSetup,
 } from "./support/foundation-fixtures.js";
 
 /**
@@ -23,25 +20,8 @@ import {
 
 const ALL_KEYS = { hasMaster: true, hasSelfSigning: true, hasUserSigning: true };
 
-let server: RunningMockServer;
-const watch = new LeakWatch();
-const clients: E2eeClient[] = [];
-
-beforeAll(async () => {
-  await loadCryptoWasm();
-  server = await startMockServer();
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await server?.close();
-});
-
-async function open(account: Account): Promise<E2eeClient> {
-  const client = await openClient(server, account, watch);
-  clients.push(client);
-  return client;
-}
+const setup = useFoundationSetup();
+const { watch, open } = setup;
 
 describe("the foundation through the client facade", () => {
   let aliceAccount: Account;
@@ -50,9 +30,9 @@ describe("the foundation through the client facade", () => {
   let recoveryKey: string;
 
   it("bootstraps cross-signing for two users and keeps one user's private keys in secret storage", async () => {
-    aliceAccount = createAccount(server, "alice");
+    aliceAccount = createAccount(setup.server, "alice");
     alice = await open(aliceAccount);
-    bob = await open(createAccount(server, "bob"));
+    bob = await open(createAccount(setup.server, "bob"));
 
     const aliceResult = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
     expect(aliceResult.recoveryKey).toMatch(/^(\w{4} )+\w{1,4}$/);
@@ -70,7 +50,10 @@ describe("the foundation through the client facade", () => {
 
     for (const c of [alice, bob]) expect(await getCrossSigningStatus(c.machine)).toEqual(ALL_KEYS);
     // The server holds the secrets only encrypted, under the new default key.
-    const stored = server.homeserver.state.accountData.get(alice.userId, CROSS_SIGNING_SECRET_NAMES.master);
+    const stored = setup.server.homeserver.state.accountData.get(
+      alice.userId,
+      CROSS_SIGNING_SECRET_NAMES.master,
+    );
     expect(Object.keys((stored as { encrypted: object }).encrypted)).toEqual([
       aliceResult.secretStorageKey!.keyId,
     ]);
@@ -87,7 +70,7 @@ describe("the foundation through the client facade", () => {
   it("carries an Olm-encrypted to-device message that only the recipient can read", async () => {
     const secret = { body: "meet at the usual place", nonce: crypto.randomUUID() };
     const { sent, decrypted } = await exchangeEncryptedToDevice(
-      server,
+      setup.server,
       alice,
       bob,
       "org.example.note",
@@ -103,12 +86,12 @@ describe("the foundation through the client facade", () => {
     let laptop: E2eeClient;
 
     it("starts without the private keys, and bootstrapping would not silently replace the identity", async () => {
-      laptop = await open(await loginNewDevice(server, aliceAccount));
+      laptop = await open(await loginNewDevice(setup.server, aliceAccount));
       expect(laptop.deviceId).not.toBe(alice.deviceId);
       await laptop.processOutgoingRequests();
 
       const error = await watch.rejection(laptop.bootstrapCrossSigning());
-      expect(error).toMatchObject({ code: "CROSS_SIGNING_IDENTITY_EXISTS" });
+      expect(error).toMatchObject({ code: "cross_signing_identity_exists" });
       expect(await getCrossSigningStatus(laptop.machine)).toEqual({
         hasMaster: false,
         hasSelfSigning: false,
@@ -162,7 +145,13 @@ describe("the foundation through the client facade", () => {
 
     it("is a device the other user can send encrypted to-device messages to", async () => {
       const note = { body: "welcome, new laptop", nonce: crypto.randomUUID() };
-      const { decrypted } = await exchangeEncryptedToDevice(server, bob, laptop, "org.example.note", note);
+      const { decrypted } = await exchangeEncryptedToDevice(
+        setup.server,
+        bob,
+        laptop,
+        "org.example.note",
+        note,
+      );
       expect(decrypted).toMatchObject({ sender: bob.userId, content: note });
     });
   });

@@ -62,7 +62,7 @@ describe("account data over HTTP", () => {
     server.push(json(200, body));
 
     const error = await rejection(createHttpAccountData(http, ALICE).get("m.secret_storage.default_key"));
-    expect(error).toMatchObject({ name: "MalformedResponseError", code: "MALFORMED_RESPONSE" });
+    expect(error).toMatchObject({ name: "MalformedResponseError", code: "malformed_response" });
   });
 
   it("retries a GET that met a server error", async () => {
@@ -113,15 +113,15 @@ describe("account data over HTTP", () => {
     const { server, http } = setup();
     const access = createHttpAccountData(http, ALICE);
 
-    await expect(access.get("..")).rejects.toMatchObject({ code: "INVALID_PATH_SEGMENT" });
-    await expect(access.set("", {})).rejects.toMatchObject({ code: "INVALID_PATH_SEGMENT" });
+    await expect(access.get("..")).rejects.toMatchObject({ code: "invalid_path_segment" });
+    await expect(access.set("", {})).rejects.toMatchObject({ code: "invalid_path_segment" });
     expect(server.calls).toHaveLength(0);
   });
 
   it("refuses an empty user id up front", () => {
     const { http } = setup();
     expect(() => createHttpAccountData(http, "")).toThrow(
-      expect.objectContaining({ code: "INVALID_USER_ID" }),
+      expect.objectContaining({ code: "invalid_user_id" }),
     );
   });
 

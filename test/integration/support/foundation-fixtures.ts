@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
 import { DeviceId, DeviceLists, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { z } from "zod";
 import {
   type CreateE2eeClientOptions,
@@ -9,11 +9,12 @@ import {
   type E2eeClientEvents,
 } from "../../../src/client.js";
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
+import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
 import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
 import { createMatrixHttp } from "../../../src/http/matrix-http.js";
 import { loginResponseSchema } from "../../../src/http/schemas/auth.js";
 import type { Logger } from "../../../src/logger.js";
-import type { RunningMockServer } from "../../../src/testing/index.js";
+import { type RunningMockServer, startMockServer } from "../../../src/testing/index.js";
 
 export interface Account {
   userId: string;
@@ -153,6 +154,51 @@ export async function openClient(
   });
   watch.watch(client);
   return client;
+}
+
+/** What a foundation test file shares: one mock server on a real socket, a leak watch, its clients. */
+export interface FoundationSetup {
+  /** The running server; it starts in `beforeAll`, so read it inside tests and hooks. */
+  readonly server: RunningMockServer;
+  readonly watch: LeakWatch;
+  /** `openClient` on this server and watch; the client is closed after the file's tests. */
+  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
+}
+
+/**
+ * Registers the file's `beforeAll` (crypto-wasm, then the server) and `afterAll` (every client
+ * opened through `open`, then the server). Call it once at the top level of a test file.
+ */
+export function useFoundationSetup(): FoundationSetup {
+  const watch = new LeakWatch();
+  const clients: E2eeClient[] = [];
+  let running: RunningMockServer | undefined;
+
+  beforeAll(async () => {
+    await loadCryptoWasm();
+    running = await startMockServer();
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await running?.close();
+  });
+
+  const server = (): RunningMockServer => {
+    if (running === undefined) throw new Error("the mock server starts in beforeAll");
+    return running;
+  };
+  return {
+    get server() {
+      return server();
+    },
+    watch,
+    async open(account, options = {}) {
+      const client = await openClient(server(), account, watch, options);
+      clients.push(client);
+      return client;
+    },
+  };
 }
 
 /** The next time `client` emits `name`. */
