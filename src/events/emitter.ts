@@ -1,3 +1,4 @@
+import { errorSummary } from "../errors/error-summary.js";
 import { type Logger, silentLogger } from "../logger.js";
 
 type Listener<T> = (payload: T) => void;
@@ -5,7 +6,8 @@ type Listener<T> = (payload: T) => void;
 /**
  * A small typed event emitter. A listener that throws is logged and isolated: one bad listener
  * never breaks the SDK's own work or the other listeners (background failures are events, never
- * unhandled rejections).
+ * unhandled rejections). Only a summary of its error is logged: the listener is app code, and
+ * what it threw may carry a server body or other data that has no place in logs.
  */
 export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
   #listeners = new Map<keyof Events, Set<Listener<never>>>();
@@ -44,7 +46,7 @@ export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
       try {
         (listener as Listener<Events[K]>)(payload);
       } catch (err) {
-        this.#logger.error(`listener for "${String(event)}" threw`, err);
+        this.#logger.error(`listener for "${String(event)}" threw`, errorSummary(err));
       }
     }
   }

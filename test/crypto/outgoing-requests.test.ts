@@ -164,17 +164,40 @@ describe("OutgoingRequestLoop", () => {
     const http = new FakeMatrixHttp();
     let inFlight = 0;
     let maxInFlight = 0;
+    // Each request waits until the test releases it, so every other run() call and pass the loop
+    // might start happens while it is still in flight.
+    const parked: (() => void)[] = [];
+    let arrival = deferred();
     const slow = (body: unknown) => async () => {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
-      await new Promise((r) => setTimeout(r, 5));
+      const release = deferred();
+      parked.push(release.resolve);
+      arrival.resolve();
+      await release.promise;
       inFlight--;
       return body;
     };
     http.on("POST", "/keys/upload", slow({ one_time_key_counts: { signed_curve25519: 50 } }));
     http.on("POST", "/keys/query", slow({}));
     const loop = newLoop(machine, http, new ManualClock());
-    await Promise.all([loop.run(), loop.run(), loop.run(), loop.run()]);
+
+    const runs = [loop.run(), loop.run()];
+    await arrival.promise;
+    runs.push(loop.run(), loop.run());
+    const all = Promise.all(runs);
+    let released = 0;
+    // Release the parked request, then wait for the next one or for every run() to settle.
+    while (parked.length > 0) {
+      expect(parked).toHaveLength(1);
+      arrival = deferred();
+      parked.shift()!();
+      released++;
+      await Promise.race([arrival.promise, all]);
+    }
+    await all;
+
+    expect(released).toBe(http.calls.length);
     expect(maxInFlight).toBe(1);
     expect(http.callsTo("POST", "/keys/upload")).toHaveLength(1);
   });

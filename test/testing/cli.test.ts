@@ -47,36 +47,40 @@ describe("parseCliArgs", () => {
 });
 
 describe("the mock-server CLI", () => {
-  it("prints its URL once listening, serves /versions, and exits 0 on SIGTERM", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/testing/cli.ts", "--port", "0", "--profile", "tuwunel"],
-      { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d) => {
-      stderr += String(d);
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    try {
-      const lines = createInterface({ input: child.stdout });
-      const url = await new Promise<string>((resolve, reject) => {
-        lines.once("line", resolve);
-        child.once("exit", () => reject(new Error(`exited early: ${stderr}`)));
+  // SIGINT is what Ctrl-C in a terminal sends, SIGTERM what process managers and CI runners send.
+  it.each(["SIGTERM", "SIGINT"] as const)(
+    "prints its URL once listening, serves /versions, and exits 0 on %s",
+    async (signal) => {
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", "src/testing/cli.ts", "--port", "0", "--profile", "tuwunel"],
+        { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d) => {
+        stderr += String(d);
       });
-      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      expect(url).not.toMatch(/:0$/);
-      const res = await fetch(`${url}/_matrix/client/versions`);
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as { versions: string[] };
-      expect(body.versions).toContain("v1.19");
-      child.kill("SIGTERM");
-      expect(await exited).toBe(0);
-      await expect(fetch(`${url}/_matrix/client/versions`)).rejects.toThrow();
-    } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
-    }
-  });
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      try {
+        const lines = createInterface({ input: child.stdout });
+        const url = await new Promise<string>((resolve, reject) => {
+          lines.once("line", resolve);
+          child.once("exit", () => reject(new Error(`exited early: ${stderr}`)));
+        });
+        expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+        expect(url).not.toMatch(/:0$/);
+        const res = await fetch(`${url}/_matrix/client/versions`);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { versions: string[] };
+        expect(body.versions).toContain("v1.19");
+        expect(child.kill(signal)).toBe(true);
+        expect(await exited).toBe(0);
+        await expect(fetch(`${url}/_matrix/client/versions`)).rejects.toThrow();
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    },
+  );
 
   it("exits 2 with a usage message on a bad option", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/testing/cli.ts", "--profile", "nope"], {

@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMockHomeserver, type MockHomeserver } from "../../src/testing/index.js";
+import type { MockHomeserver } from "../../src/testing/index.js";
 import { clientRoutes } from "../../src/testing/routes/index.js";
+import { type Harness, startHarness, transports } from "./support/transports.js";
 
 /**
  * Malformed input on every client route the mock serves (including the key and to-device routes):
  * missing/unknown tokens, bodies that are not JSON, JSON that is not an object, wrong types and
  * missing fields, then random JSON. Nothing may answer 500, and nothing may touch another user.
+ * Everything runs in-process and over a real socket, where bodies pass through `node:http`.
  */
 
 interface Sample {
@@ -118,7 +120,8 @@ function key(method: string, pattern: string): string {
   return `${method} ${pattern.replace(/^\/_matrix\/client\/(v3|r0)\//, "")}`;
 }
 
-describe("malformed input on every route", () => {
+describe.each(transports)("malformed input on every route (%s)", (transport) => {
+  let h: Harness;
   let hs: MockHomeserver;
   let alice: { userId: string; deviceId: string; accessToken: string };
   let bob: { userId: string; deviceId: string; accessToken: string };
@@ -133,16 +136,18 @@ describe("malformed input on every route", () => {
       inbox: hs.state.toDevice.pendingCount(bob.userId, bob.deviceId),
     });
 
+  // A counter, not randomness, so every run sends the same requests.
+  let txn = 0;
   const pathFor = (pattern: string) =>
     pattern
       .replace("{userId}", encodeURIComponent(alice.userId))
       .replace("{deviceId}", alice.deviceId)
       .replace("{type}", "m.test")
       .replace("{eventType}", "m.test")
-      .replace("{txnId}", `t${Math.random()}`);
+      .replace("{txnId}", `t${++txn}`);
 
   async function send(method: string, path: string, body: string | undefined, token = alice.accessToken) {
-    const res = await hs.fetch(path, {
+    const res = await h.fetch(path, {
       method,
       headers: token ? { Authorization: `Bearer ${token}` } : {},
       ...(body !== undefined ? { body } : {}),
@@ -151,16 +156,21 @@ describe("malformed input on every route", () => {
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   }
 
-  beforeAll(() => {
-    hs = createMockHomeserver();
+  beforeAll(async () => {
+    h = await startHarness(transport);
+    hs = h.homeserver;
     alice = hs.control.createUser("alice", { password: "pw" })!;
     bob = hs.control.createUser("bob", { password: "pw" })!;
     hs.state.accountData.set(bob.userId, "m.secret", { v: 1 });
     hs.state.keys.setDeviceKeys(bob.userId, bob.deviceId, { user_id: bob.userId, device_id: bob.deviceId });
     bobSnapshot = snapshotBob();
   });
-  afterAll(() => {
-    expect(snapshotBob()).toBe(bobSnapshot);
+  afterAll(async () => {
+    try {
+      expect(snapshotBob()).toBe(bobSnapshot);
+    } finally {
+      await h.close();
+    }
   });
 
   // Register refuses any access token, so unauthenticated routes are called without one.

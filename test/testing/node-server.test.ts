@@ -1,5 +1,5 @@
 import { request } from "node:http";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 
 describe("startMockServer", () => {
@@ -48,7 +48,14 @@ describe("startMockServer", () => {
   it("closes while a slow request is in flight", async () => {
     running.homeserver.control.setFaults({ latencyMs: 5_000 });
     const pending = fetch(`${running.url}/_matrix/client/versions`).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    // The request is in flight once the mock has logged its start (it logs before the latency).
+    await vi.waitFor(
+      () =>
+        expect(running.homeserver.control.requestLog()).toMatchObject([
+          { path: "/_matrix/client/versions", status: null },
+        ]),
+      { interval: 1 },
+    );
     const t0 = performance.now();
     await running.close();
     expect(performance.now() - t0).toBeLessThan(1_000);

@@ -242,9 +242,15 @@ describe("profiles", () => {
   });
 
   flag("unknownDeviceMessage", async () => {
-    const { hs, alice } = server({}, "tuwunel");
-    const res = await req(hs, "GET", "/_matrix/client/v3/devices/NOPE", { token: alice.accessToken });
-    expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error: "Device not found." });
+    for (const [profile, overrides, error] of [
+      ["synapse-1.157", {}, "No device found"],
+      ["tuwunel", {}, "Device not found."],
+      ["synapse-1.157", { unknownDeviceMessage: "Gone" }, "Gone"],
+    ] as const) {
+      const { hs, alice } = server(overrides, profile);
+      const res = await req(hs, "GET", "/_matrix/client/v3/devices/NOPE", { token: alice.accessToken });
+      expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error });
+    }
   });
 
   flag("emptyAccountDataIsDeleted", async () => {
@@ -261,19 +267,29 @@ describe("profiles", () => {
   });
 
   flag("reservedAccountDataStatus", async () => {
-    const { hs, alice } = server({}, "tuwunel");
-    const res = await req(hs, "PUT", `/_matrix/client/v3/user/${alice.userId}/account_data/m.push_rules`, {
-      token: alice.accessToken,
-      body: {},
-    });
-    expect(res.status).toBe(400);
-    expect(res.body.errcode).toBe("M_BAD_JSON");
+    for (const [profile, overrides, status] of [
+      ["synapse-1.157", {}, 405],
+      ["tuwunel", {}, 400],
+      ["synapse-1.157", { reservedAccountDataStatus: 400 }, 400],
+    ] as const) {
+      const { hs, alice } = server(overrides, profile);
+      const path = `/_matrix/client/v3/user/${alice.userId}/account_data/m.push_rules`;
+      const res = await req(hs, "PUT", path, { token: alice.accessToken, body: {} });
+      expect(res.status).toBe(status);
+      expect(res.body.errcode).toBe("M_BAD_JSON");
+    }
   });
 
   flag("noBackupMessage", async () => {
-    const { hs, alice } = server({}, "tuwunel");
-    const res = await req(hs, "GET", "/_matrix/client/v3/room_keys/version", { token: alice.accessToken });
-    expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error: "Key backup does not exist." });
+    for (const [profile, overrides, error] of [
+      ["synapse-1.157", {}, "No backup found"],
+      ["tuwunel", {}, "Key backup does not exist."],
+      ["synapse-1.157", { noBackupMessage: "None" }, "None"],
+    ] as const) {
+      const { hs, alice } = server(overrides, profile);
+      const res = await req(hs, "GET", "/_matrix/client/v3/room_keys/version", { token: alice.accessToken });
+      expect(res.body).toEqual({ errcode: "M_NOT_FOUND", error });
+    }
   });
 
   flag("seedSignedCurve25519Count", async () => {

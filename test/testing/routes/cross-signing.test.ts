@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { deviceKeysFor, fakePublicKey, registerUser, type TestDevice } from "./e2ee-test-users.js";
 
 function crossSigningKeys(user: Pick<TestDevice, "userId">, seed = "v1") {
@@ -29,16 +29,18 @@ function crossSigningKeys(user: Pick<TestDevice, "userId">, seed = "v1") {
   };
 }
 
-async function setup() {
-  const mock = new MockHomeserver();
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+async function setup(start: StartHarness) {
+  const server = await start();
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { mock: server.homeserver, alice, bob };
 }
 
-describe("POST keys/device_signing/upload", () => {
+describe.each(transports)("POST keys/device_signing/upload (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("accepts the first upload without UIA and shows master and self-signing keys to others", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const keys = crossSigningKeys(alice);
     const from = mock.state.keys.position;
 
@@ -55,7 +57,7 @@ describe("POST keys/device_signing/upload", () => {
   });
 
   it("accepts the same keys again without UIA but asks for UIA to replace them", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     await alice.call("POST", "keys/device_signing/upload", crossSigningKeys(alice).body);
     const replacement = crossSigningKeys(alice, "v2");
 
@@ -95,14 +97,14 @@ describe("POST keys/device_signing/upload", () => {
       (b: Body) => ({ ...b, master_key: { ...b.master_key, keys: { "curve25519:x": "x" } } }),
     ],
   ])("refuses %s with 400 M_INVALID_PARAM and stores nothing", async (_name, change) => {
-    const { mock, alice } = await setup();
+    const { mock, alice } = await setup(start);
     const res = await alice.call("POST", "keys/device_signing/upload", change(crossSigningKeys(alice).body));
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_INVALID_PARAM" } });
     expect(mock.state.keys.crossSigningPublicKey(alice.userId, "master")).toBeUndefined();
   });
 
   it("refuses a self-signing key the master key did not sign with 400 M_INVALID_SIGNATURE", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const { body } = crossSigningKeys(alice);
     const res = await alice.call("POST", "keys/device_signing/upload", {
       ...body,
@@ -112,7 +114,7 @@ describe("POST keys/device_signing/upload", () => {
   });
 
   it("refuses a self-signing key without any master key with 400 M_MISSING_PARAM", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const res = await alice.call("POST", "keys/device_signing/upload", {
       self_signing_key: crossSigningKeys(alice).body.self_signing_key,
     });
@@ -120,7 +122,7 @@ describe("POST keys/device_signing/upload", () => {
   });
 
   it("answers a key that is not an object with 400 M_BAD_JSON", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const res = await alice.call("POST", "keys/device_signing/upload", { master_key: "not an object" });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
   });
@@ -128,9 +130,11 @@ describe("POST keys/device_signing/upload", () => {
 
 type Body = ReturnType<typeof crossSigningKeys>["body"];
 
-describe("POST keys/signatures/upload", () => {
+describe.each(transports)("POST keys/signatures/upload (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   async function crossSignedAlice() {
-    const ctx = await setup();
+    const ctx = await setup(start);
     const keys = crossSigningKeys(ctx.alice);
     await ctx.alice.call("POST", "keys/device_signing/upload", keys.body);
     await ctx.alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(ctx.alice) });
@@ -207,7 +211,7 @@ describe("POST keys/signatures/upload", () => {
   });
 
   it("fails every entry when the caller has no self-signing key", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
 
     const res = await alice.call("POST", "keys/signatures/upload", {
@@ -306,7 +310,7 @@ describe("POST keys/signatures/upload", () => {
   });
 
   it("answers a body that is not JSON with 400 M_NOT_JSON", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     expect(await alice.call("POST", "keys/signatures/upload", "{")).toMatchObject({
       status: 400,
       body: { errcode: "M_NOT_JSON" },

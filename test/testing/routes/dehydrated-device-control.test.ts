@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { MockHomeserver, type ProfileName } from "../../../src/testing/index.js";
-import { call, type Harness, startHarness, transports } from "../support/transports.js";
+import type { ProfileName } from "../../../src/testing/index.js";
+import {
+  call,
+  type Harness,
+  harnessesOn,
+  type StartHarness,
+  startHarness,
+  transports,
+} from "../support/transports.js";
 import {
   dehydrated,
   dehydratedDeviceId,
@@ -11,11 +18,12 @@ import {
 } from "./dehydrated-device-helpers.js";
 import { registerUser } from "./e2ee-test-users.js";
 
-async function setup(profile: ProfileName = "synapse-1.157") {
-  const mock = new MockHomeserver({ profile });
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+async function setup(start: StartHarness, profile: ProfileName = "synapse-1.157") {
+  const server = await start({ profile });
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { server, mock, alice, bob };
 }
 
 const FOREIGN_KEYS = (userId: string, deviceId: string) => ({
@@ -26,9 +34,11 @@ const FOREIGN_KEYS = (userId: string, deviceId: string) => ({
   signatures: { "@mallory:localhost": { "ed25519:EVIL": "sig" } },
 });
 
-describe("MockControl.injectDehydratedDevice", () => {
+describe.each(transports)("MockControl.injectDehydratedDevice (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("installs any device as given, with none of the checks PUT makes", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     const deviceKeys = FOREIGN_KEYS(bob.userId, "INJECTED");
 
     const record = mock.control.injectDehydratedDevice(bob.userId, {
@@ -39,7 +49,7 @@ describe("MockControl.injectDehydratedDevice", () => {
     });
 
     expect(record).toEqual({ deviceId: "INJECTED", deviceData: { algorithm: "m.hostile", blob: 1 } });
-    const got = await dehydrated(mock, bob, "GET");
+    const got = await dehydrated(server, bob, "GET");
     expect(got.body).toEqual({ device_id: "INJECTED", device_data: { algorithm: "m.hostile", blob: 1 } });
     const query = await alice.call("POST", "keys/query", { device_keys: { [bob.userId]: ["INJECTED"] } });
     const shown = (query.body.device_keys as Record<string, Record<string, Record<string, unknown>>>)[
@@ -54,9 +64,9 @@ describe("MockControl.injectDehydratedDevice", () => {
   });
 
   it("replaces the previous dehydrated device, deleting it", async () => {
-    const { mock, bob } = await setup();
+    const { server, mock, bob } = await setup(start);
     const uploaded = dehydratedDeviceId("real");
-    await dehydrated(mock, bob, "PUT", "", putBody(bob, uploaded));
+    await dehydrated(server, bob, "PUT", "", putBody(bob, uploaded));
 
     mock.control.injectDehydratedDevice(bob.userId, { deviceId: "OTHER", deviceData: {} });
 
@@ -69,15 +79,15 @@ describe("MockControl.injectDehydratedDevice", () => {
   });
 
   it("can claim one of the user's ordinary devices as the dehydrated one", async () => {
-    const { mock, bob } = await setup();
+    const { server, mock, bob } = await setup(start);
 
     mock.control.injectDehydratedDevice(bob.userId, { deviceId: bob.deviceId, deviceData: {} });
 
-    expect((await dehydrated(mock, bob, "GET")).body.device_id).toBe(bob.deviceId);
+    expect((await dehydrated(server, bob, "GET")).body.device_id).toBe(bob.deviceId);
   });
 
   it("throws RangeError for an unknown user", async () => {
-    const { mock } = await setup();
+    const { mock } = await setup(start);
 
     expect(() =>
       mock.control.injectDehydratedDevice("@nobody:localhost", { deviceId: "D", deviceData: {} }),
@@ -85,11 +95,13 @@ describe("MockControl.injectDehydratedDevice", () => {
   });
 });
 
-describe("scripted …/events faults", () => {
+describe.each(transports)("scripted …/events faults (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   async function withMessages(profile: ProfileName, count: number) {
-    const s = await setup(profile);
+    const s = await setup(start, profile);
     const deviceId = dehydratedDeviceId("faulty");
-    await dehydrated(s.mock, s.bob, "PUT", "", putBody(s.bob, deviceId));
+    await dehydrated(s.server, s.bob, "PUT", "", putBody(s.bob, deviceId));
     enqueueMessages(s.mock, s.alice.userId, { userId: s.bob.userId, deviceId }, count);
     return { ...s, deviceId };
   }
@@ -98,11 +110,13 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("synapse-1.157", 30);
     s.mock.control.setDehydratedEventsFault({ kind: "repeat-cursor", afterPages: 1 });
 
-    const first = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId, "?limit=10"));
+    const first = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId, "?limit=10"));
     const from = first.body.next_batch as string;
     const repeats = [];
     for (let i = 0; i < 3; i++) {
-      repeats.push(await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId, `?limit=10&from=${from}`)));
+      repeats.push(
+        await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId, `?limit=10&from=${from}`)),
+      );
     }
 
     expect(numbers(first.body)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -117,8 +131,8 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("tuwunel", 5);
     s.mock.control.setDehydratedEventsFault({ kind: "repeat-cursor" });
 
-    const a = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId), {});
-    const b = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId), {
+    const a = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId), {});
+    const b = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId), {
       next_batch: a.body.next_batch,
     });
 
@@ -133,7 +147,7 @@ describe("scripted …/events faults", () => {
     const tokens: string[] = [];
     let from = "";
     for (let i = 0; i < 5; i++) {
-      const page = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId, `?from=${from}`));
+      const page = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId, `?from=${from}`));
       expect(page.status).toBe(200);
       expect(page.body.events).toHaveLength(2);
       expect((page.body.events as { type: string }[])[0]!.type).toBe("org.matrix.mock.filler");
@@ -148,8 +162,8 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("synapse-1.156", 0);
     s.mock.control.setDehydratedEventsFault({ kind: "never-ends" });
 
-    const a = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId), {});
-    const b = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId), {
+    const a = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId), {});
+    const b = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId), {
       next_batch: a.body.next_batch,
     });
 
@@ -161,8 +175,8 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("msc", 3);
     s.mock.control.setDehydratedEventsFault({ kind: "never-ends", pages: 1 });
 
-    const faulty = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId));
-    const correct = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId));
+    const faulty = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId));
+    const correct = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId));
 
     expect(faulty.body).toEqual({ events: [], next_batch: "d1" });
     expect(correct.body).toMatchObject({ events: [{}, {}, {}] });
@@ -173,7 +187,7 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("synapse-1.157", 2);
     s.mock.control.setDehydratedEventsFault({ kind: "never-ends", userId: s.alice.userId });
 
-    const page = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId));
+    const page = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId));
 
     expect(page.body).toEqual({ events: expect.any(Array) });
     expect(numbers(page.body)).toEqual([1, 2]);
@@ -183,7 +197,7 @@ describe("scripted …/events faults", () => {
     const s = await withMessages("synapse-1.157", 2);
     s.mock.control.setDehydratedEventsFault({ kind: "repeat-cursor" });
 
-    const res = await dehydrated(s.mock, s.bob, "GET", eventsPath("SOMETHING-ELSE"));
+    const res = await dehydrated(s.server, s.bob, "GET", eventsPath("SOMETHING-ELSE"));
 
     expect(res.status).toBe(403);
     expect(s.mock.control.dehydratedEventsFault()?.served).toBe(0);
@@ -197,14 +211,14 @@ describe("scripted …/events faults", () => {
     s.mock.control.setDehydratedEventsFault({ kind: "never-ends" });
     s.mock.control.clearDehydratedEventsFault();
 
-    const page = await dehydrated(s.mock, s.bob, "GET", eventsPath(s.deviceId));
+    const page = await dehydrated(s.server, s.bob, "GET", eventsPath(s.deviceId));
 
     expect(afterReset).toBeUndefined();
     expect(page.body).toEqual({ events: [expect.objectContaining({ content: { n: 1 } })] });
   });
 
   it("refuses a bad spec with RangeError", async () => {
-    const { mock } = await setup();
+    const { mock } = await setup(start);
 
     expect(() => mock.control.setDehydratedEventsFault({ kind: "repeat-cursor", afterPages: -1 })).toThrow(
       RangeError,

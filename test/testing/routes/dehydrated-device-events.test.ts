@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver, type ProfileName, type ProfileOverrides } from "../../../src/testing/index.js";
+import type { ProfileName, ProfileOverrides } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import {
   dehydrated,
   dehydratedDeviceId,
@@ -13,18 +14,19 @@ import {
 import { registerUser } from "./e2ee-test-users.js";
 
 /** Bob has a dehydrated device; Alice sends it messages `{n}`. */
-async function setup(profile: ProfileName, overrides: ProfileOverrides = {}) {
-  const mock = new MockHomeserver({ profile, overrides });
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
+async function setup(start: StartHarness, profile: ProfileName, overrides: ProfileOverrides = {}) {
+  const server = await start({ profile, overrides });
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
   const deviceId = dehydratedDeviceId("events");
-  const put = await dehydrated(mock, bob, "PUT", "", putBody(bob, deviceId));
+  const put = await dehydrated(server, bob, "PUT", "", putBody(bob, deviceId));
   if (put.status !== 200) throw new Error(`PUT failed: ${put.status}`);
   const target = { userId: bob.userId, deviceId };
-  const get = (query = "") => dehydrated(mock, bob, "GET", eventsPath(deviceId, query));
+  const get = (query = "") => dehydrated(server, bob, "GET", eventsPath(deviceId, query));
   const post = (body: unknown = {}, query = "") =>
-    dehydrated(mock, bob, "POST", eventsPath(deviceId, query), body);
-  return { mock, alice, bob, deviceId, target, get, post };
+    dehydrated(server, bob, "POST", eventsPath(deviceId, query), body);
+  return { server, mock, alice, bob, deviceId, target, get, post };
 }
 
 /** Follows `next_batch` with GET until it is absent; returns every page. */
@@ -60,9 +62,11 @@ async function drainPost(fetchPage: (body: unknown) => Promise<Reply>): Promise<
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-describe("synapse-1.157: GET …/events?from=&limit=", () => {
+describe.each(transports)("synapse-1.157: GET …/events?from=&limit= (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("pages 100 at a time by default with d<stream id> tokens and no next_batch on the last page", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 250);
 
     const pages = await drainGet(s.get);
@@ -77,7 +81,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("returns events as {type, sender, content}", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     await sendToDevice(s.alice, s.target, 1);
 
     const page = await s.get();
@@ -88,7 +92,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("honours limit with no upper cap", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 1500);
 
     const small = await drainGet(s.get, 7);
@@ -101,7 +105,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
 
   for (const limit of ["abc", "-1", "1.5"]) {
     it(`refuses limit=${limit} with 400 M_INVALID_PARAM`, async () => {
-      const s = await setup("synapse-1.157");
+      const s = await setup(start, "synapse-1.157");
 
       const res = await s.get(`?limit=${limit}`);
 
@@ -111,7 +115,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
 
   for (const from of ["5", "x5", "dabc", "d"]) {
     it(`refuses the malformed token ${JSON.stringify(from)} with 400 M_INVALID_PARAM`, async () => {
-      const s = await setup("synapse-1.157");
+      const s = await setup(start, "synapse-1.157");
 
       const res = await s.get(`?from=${from}`);
 
@@ -120,7 +124,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   }
 
   it("reads an empty from as the start", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 3);
 
     const page = await s.get("?from=");
@@ -129,7 +133,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("omits next_batch on an exactly full last page when its last message is the server's newest", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 4);
 
     const pages = await drainGet(s.get, 2);
@@ -141,7 +145,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("ends with an empty page without next_batch when a full page is followed only by other devices' messages", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 4);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: s.bob.deviceId }, 1);
 
@@ -152,7 +156,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("limit=0 returns an empty page without next_batch although messages wait (Synapse's rule)", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 3);
 
     const page = await s.get("?limit=0");
@@ -161,7 +165,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("if-full: an exactly full last page is always followed by an empty page without next_batch", async () => {
-    const s = await setup("synapse-1.157", { dehydratedGetNextBatch: "if-full" });
+    const s = await setup(start, "synapse-1.157", { dehydratedGetNextBatch: "if-full" });
     enqueueMessages(s.mock, s.alice.userId, s.target, 4);
 
     const pages = await drainGet(s.get, 2);
@@ -170,7 +174,7 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 
   it("if-more: no empty page, even when other devices' messages follow", async () => {
-    const s = await setup("synapse-1.157", { dehydratedGetNextBatch: "if-more" });
+    const s = await setup(start, "synapse-1.157", { dehydratedGetNextBatch: "if-more" });
     enqueueMessages(s.mock, s.alice.userId, s.target, 4);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: s.bob.deviceId }, 1);
 
@@ -183,10 +187,12 @@ describe("synapse-1.157: GET …/events?from=&limit=", () => {
   });
 });
 
-describe("the POST variant (Synapse ≤ 1.157)", () => {
+describe.each(transports)("the POST variant (Synapse ≤ 1.157) (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   for (const profile of ["synapse-1.157", "synapse-1.156"] as const) {
     it(`${profile}: always returns next_batch; the end is an empty page whose token stays put`, async () => {
-      const s = await setup(profile);
+      const s = await setup(start, profile);
       enqueueMessages(s.mock, s.alice.userId, s.target, 150);
 
       const pages = await drainPost(s.post);
@@ -200,7 +206,7 @@ describe("the POST variant (Synapse ≤ 1.157)", () => {
   }
 
   it("reads limit from the query string on POST too", async () => {
-    const s = await setup("synapse-1.156");
+    const s = await setup(start, "synapse-1.156");
     enqueueMessages(s.mock, s.alice.userId, s.target, 5);
 
     const page = await s.post({}, "?limit=2");
@@ -209,9 +215,9 @@ describe("the POST variant (Synapse ≤ 1.157)", () => {
   });
 
   it("refuses a missing body (M_NOT_JSON) and a next_batch that is not a string (M_BAD_JSON)", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
 
-    const noBody = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId));
+    const noBody = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId));
     const numeric = await s.post({ next_batch: 5 });
     const malformed = await s.post({ next_batch: "s5" });
 
@@ -221,7 +227,7 @@ describe("the POST variant (Synapse ≤ 1.157)", () => {
   });
 
   it("accepts next_batch: null as the start", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 2);
 
     const page = await s.post({ next_batch: null });
@@ -230,7 +236,7 @@ describe("the POST variant (Synapse ≤ 1.157)", () => {
   });
 
   it("synapse-1.156 has no GET variant: 405 M_UNRECOGNIZED", async () => {
-    const s = await setup("synapse-1.156");
+    const s = await setup(start, "synapse-1.156");
 
     const res = await s.get();
 
@@ -238,9 +244,11 @@ describe("the POST variant (Synapse ≤ 1.157)", () => {
   });
 });
 
-describe("tuwunel: POST, pages of 50", () => {
+describe.each(transports)("tuwunel: POST, pages of 50 (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("pages 50 at a time with decimal tokens and omits next_batch only on the empty page", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
     enqueueMessages(s.mock, s.alice.userId, s.target, 120);
 
     const pages = await drainPost(s.post);
@@ -256,17 +264,17 @@ describe("tuwunel: POST, pages of 50", () => {
   });
 
   it("ignores limit and treats an empty body as {}", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
     enqueueMessages(s.mock, s.alice.userId, s.target, 60);
 
-    const page = await dehydrated(s.mock, s.bob, "POST", eventsPath(s.deviceId, "?limit=2"));
+    const page = await dehydrated(s.server, s.bob, "POST", eventsPath(s.deviceId, "?limit=2"));
 
     expect(page.status).toBe(200);
     expect(numbers(page.body)).toEqual(range(1, 50));
   });
 
   it("answers 500 M_UNKNOWN to a token that is not a number", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
 
     const res = await s.post({ next_batch: "d5" });
 
@@ -274,7 +282,7 @@ describe("tuwunel: POST, pages of 50", () => {
   });
 
   it("has no GET variant: 405 M_UNRECOGNIZED", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
 
     const res = await s.get();
 
@@ -282,7 +290,7 @@ describe("tuwunel: POST, pages of 50", () => {
   });
 
   it("has no GET variant: a bare 405 when the server's 405 carries no error body", async () => {
-    const s = await setup("tuwunel", { wrongMethodHasErrorBody: false });
+    const s = await setup(start, "tuwunel", { wrongMethodHasErrorBody: false });
 
     const res = await s.get();
 
@@ -291,9 +299,11 @@ describe("tuwunel: POST, pages of 50", () => {
   });
 });
 
-describe("msc: GET only", () => {
+describe.each(transports)("msc: GET only (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("drains with GET and answers POST with 405", async () => {
-    const s = await setup("msc");
+    const s = await setup(start, "msc");
     enqueueMessages(s.mock, s.alice.userId, s.target, 101);
 
     const pages = await drainGet(s.get);
@@ -304,7 +314,7 @@ describe("msc: GET only", () => {
   });
 
   it("carries next_batch exactly when more messages follow, whatever other devices receive", async () => {
-    const s = await setup("msc");
+    const s = await setup(start, "msc");
     enqueueMessages(s.mock, s.alice.userId, s.target, 4);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: s.bob.deviceId }, 1);
 
@@ -317,7 +327,9 @@ describe("msc: GET only", () => {
   });
 });
 
-describe("who may read the events", () => {
+describe.each(transports)("who may read the events (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   for (const [profile, variant] of [
     ["synapse-1.157", "GET"],
     ["synapse-1.157", "POST"],
@@ -325,9 +337,9 @@ describe("who may read the events", () => {
     ["msc", "GET"],
   ] as const) {
     it(`${profile} ${variant}: 403 M_FORBIDDEN for another device id, and for a user without a dehydrated device`, async () => {
-      const s = await setup(profile);
+      const s = await setup(start, profile);
       const call = (who: typeof s.bob, deviceId: string) =>
-        dehydrated(s.mock, who, variant, eventsPath(deviceId), variant === "POST" ? {} : undefined);
+        dehydrated(s.server, who, variant, eventsPath(deviceId), variant === "POST" ? {} : undefined);
 
       const wrongId = await call(s.bob, s.bob.deviceId);
       const foreign = await call(s.alice, s.deviceId);
@@ -338,19 +350,19 @@ describe("who may read the events", () => {
   }
 
   it("checks the device before the token, as Synapse does", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
 
-    const res = await dehydrated(s.mock, s.bob, "GET", eventsPath("OTHER", "?from=garbage"));
+    const res = await dehydrated(s.server, s.bob, "GET", eventsPath("OTHER", "?from=garbage"));
 
     expect(res).toMatchObject({ status: 403, body: { errcode: "M_FORBIDDEN" } });
   });
 
   it("decodes the device id in the path: an id with '/' and '+' must be percent-encoded", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 1);
 
     const encoded = await s.get();
-    const raw = await dehydrated(s.mock, s.bob, "GET", `/${s.deviceId}/events`);
+    const raw = await dehydrated(s.server, s.bob, "GET", `/${s.deviceId}/events`);
 
     expect(s.deviceId).toMatch(/[/+]/);
     expect(numbers(encoded.body)).toEqual([1]);
@@ -358,9 +370,11 @@ describe("who may read the events", () => {
   });
 });
 
-describe("reading never deletes", () => {
+describe.each(transports)("reading never deletes (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("a second drain sees every message again, and a saved token resumes where it left off", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 30);
 
     const first = await drainGet(s.get, 10);
@@ -374,7 +388,7 @@ describe("reading never deletes", () => {
   });
 
   it("a token stays valid and means the same place after more messages arrive", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 5);
     const first = await s.get("?limit=2");
 
@@ -385,7 +399,7 @@ describe("reading never deletes", () => {
   });
 
   it("messages that arrive during a drain are read by it", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
     enqueueMessages(s.mock, s.alice.userId, s.target, 50);
     const first = await s.post({});
 
@@ -398,18 +412,20 @@ describe("reading never deletes", () => {
   });
 });
 
-describe("cost of a page", () => {
+describe.each(transports)("cost of a page (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("reads only the page, however long the queue behind it", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     enqueueMessages(s.mock, s.alice.userId, s.target, 20_000);
-    const start = await s.get("?limit=1");
+    const first = await s.get("?limit=1");
     const midway = `d${s.mock.state.toDevice.position - 100}`;
 
     const before = s.mock.state.toDevice.workDone;
     const page = await s.get(`?from=${midway}&limit=10`);
     const work = s.mock.state.toDevice.workDone - before;
 
-    expect(start.status).toBe(200);
+    expect(first.status).toBe(200);
     expect(numbers(page.body)).toEqual(range(19_901, 19_910));
     expect(work).toBe(10);
   });

@@ -1,8 +1,9 @@
 import type { MockHomeserver } from "../../../src/testing/index.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../../src/testing/routes/dehydration-gate.js";
+import type { FetchTarget } from "../support/transports.js";
 import { fakePublicKey, type TestDevice } from "./e2ee-test-users.js";
 
-/** Helpers for the MSC3814 route tests, which talk to an in-process mock through its `fetch`. */
+/** Helpers for the MSC3814 route tests, which talk to a mock in-process or over a socket. */
 
 export interface Reply {
   status: number;
@@ -13,7 +14,7 @@ export interface Reply {
 
 /** A request to `…/dehydrated_device{suffix}` as `who`; `body` is JSON-encoded unless a string. */
 export async function dehydrated(
-  mock: MockHomeserver,
+  server: FetchTarget,
   who: Pick<TestDevice, "accessToken"> | undefined,
   method: string,
   suffix = "",
@@ -23,7 +24,7 @@ export async function dehydrated(
   if (who) headers.authorization = `Bearer ${who.accessToken}`;
   const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
-  const res = await mock.fetch(`${DEHYDRATED_DEVICE_PATH}${suffix}`, init);
+  const res = await server.fetch(`${DEHYDRATED_DEVICE_PATH}${suffix}`, init);
   const text = await res.text();
   return { status: res.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>), text };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { dehydrationFlagsByProfile } from "../../../src/testing/dehydration-flags.js";
-import { MockHomeserver, type ProfileName, profiles } from "../../../src/testing/index.js";
+import { type ProfileName, profiles } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import {
   dehydrated,
   dehydratedDeviceId,
@@ -11,11 +12,12 @@ import {
 } from "./dehydrated-device-helpers.js";
 import { registerUser } from "./e2ee-test-users.js";
 
-async function setup(profile: ProfileName = "synapse-1.157", overrides = {}) {
-  const mock = new MockHomeserver({ profile, overrides });
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+async function setup(start: StartHarness, profile: ProfileName = "synapse-1.157", overrides = {}) {
+  const server = await start({ profile, overrides });
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { server, mock, alice, bob };
 }
 
 type Setup = Awaited<ReturnType<typeof setup>>;
@@ -23,7 +25,7 @@ type Setup = Awaited<ReturnType<typeof setup>>;
 /** Bob uploads a dehydrated device with a `/` and a `+` in its id. */
 async function bobDehydrates(s: Setup, seed = "first") {
   const deviceId = dehydratedDeviceId(seed);
-  const res = await dehydrated(s.mock, s.bob, "PUT", "", putBody(s.bob, deviceId, seed));
+  const res = await dehydrated(s.server, s.bob, "PUT", "", putBody(s.bob, deviceId, seed));
   expect(res).toMatchObject({ status: 200, body: { device_id: deviceId } });
   return deviceId;
 }
@@ -38,12 +40,14 @@ async function queriedKeys(s: Setup) {
   return (res.body.device_keys as Record<string, Record<string, Record<string, unknown>>>)[s.bob.userId]!;
 }
 
-describe("PUT / GET / DELETE dehydrated_device", () => {
+describe.each(transports)("PUT / GET / DELETE dehydrated_device (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("stores the device and hands device_id and device_data back exactly as uploaded", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const deviceId = await bobDehydrates(s);
 
-    const got = await dehydrated(s.mock, s.bob, "GET");
+    const got = await dehydrated(s.server, s.bob, "GET");
 
     expect(got.status).toBe(200);
     expect(got.body).toEqual({
@@ -53,7 +57,7 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
   });
 
   it("makes the device an ordinary device: listed, queryable with dehydrated: true, claimable, reached by '*'", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const before = s.mock.state.keys.position;
     const deviceId = await bobDehydrates(s);
 
@@ -92,25 +96,25 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
   });
 
   it("answers 404 M_NOT_FOUND to GET and DELETE when the user has no dehydrated device", async () => {
-    const s = await setup();
+    const s = await setup(start);
 
-    const get = await dehydrated(s.mock, s.bob, "GET");
-    const del = await dehydrated(s.mock, s.bob, "DELETE");
+    const get = await dehydrated(s.server, s.bob, "GET");
+    const del = await dehydrated(s.server, s.bob, "DELETE");
 
     expect(get).toMatchObject({ status: 404, body: { errcode: "M_NOT_FOUND" } });
     expect(del).toMatchObject({ status: 404, body: { errcode: "M_NOT_FOUND" } });
   });
 
   it("DELETE needs no user-interactive auth and takes the device, its keys and its messages with it", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const deviceId = await bobDehydrates(s);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId }, 3);
     const before = s.mock.state.keys.position;
 
-    const del = await dehydrated(s.mock, s.bob, "DELETE");
+    const del = await dehydrated(s.server, s.bob, "DELETE");
 
     expect(del).toMatchObject({ status: 200, body: { device_id: deviceId } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).status).toBe(404);
+    expect((await dehydrated(s.server, s.bob, "GET")).status).toBe(404);
     expect(await deviceIds(s)).toEqual([s.bob.deviceId]);
     expect((await queriedKeys(s))[deviceId]).toBeUndefined();
     expect(s.mock.state.toDevice.pendingCount(s.bob.userId, deviceId)).toBe(0);
@@ -118,7 +122,7 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
   });
 
   it("replaces the previous device on PUT: the old one is deleted with its queued messages", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const first = await bobDehydrates(s, "first");
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: first }, 2);
 
@@ -127,13 +131,13 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
     expect(await deviceIds(s)).toEqual([s.bob.deviceId, second]);
     expect(s.mock.state.toDevice.pendingCount(s.bob.userId, first)).toBe(0);
     expect((await queriedKeys(s))[first]).toBeUndefined();
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(second);
-    const events = await dehydrated(s.mock, s.bob, "GET", eventsPath(first));
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(second);
+    const events = await dehydrated(s.server, s.bob, "GET", eventsPath(first));
     expect(events).toMatchObject({ status: 403, body: { errcode: "M_FORBIDDEN" } });
   });
 
   it("forgets the dehydrated device when it is deleted through /devices", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const deviceId = await bobDehydrates(s);
 
     const del = await s.bob.call("DELETE", `devices/${encodeURIComponent(deviceId)}`, {
@@ -141,47 +145,47 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
     });
 
     expect(del.status).toBe(200);
-    expect((await dehydrated(s.mock, s.bob, "GET")).status).toBe(404);
-    expect((await dehydrated(s.mock, s.bob, "DELETE")).status).toBe(404);
+    expect((await dehydrated(s.server, s.bob, "GET")).status).toBe(404);
+    expect((await dehydrated(s.server, s.bob, "DELETE")).status).toBe(404);
   });
 
   it("forgets the dehydrated device on logout/all, which deletes every device of the user", async () => {
-    const s = await setup();
+    const s = await setup(start);
     await bobDehydrates(s);
     const second = await registerUserDevice(s);
 
     await s.bob.call("POST", "logout/all", {});
 
-    expect((await dehydrated(s.mock, second, "GET")).status).toBe(401);
+    expect((await dehydrated(s.server, second, "GET")).status).toBe(401);
     expect(s.mock.control.dehydratedDevice(s.bob.userId)).toBeUndefined();
   });
 
   it("keeps the dehydrated device when another device of the user logs out", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const deviceId = await bobDehydrates(s);
     const other = await registerUserDevice(s);
 
     await other.call("POST", "logout", {});
 
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(deviceId);
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(deviceId);
   });
 
   it("serves each user their own dehydrated device", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const bobs = await bobDehydrates(s);
     const alices = dehydratedDeviceId("alice");
-    await dehydrated(s.mock, s.alice, "PUT", "", putBody(s.alice, alices, "alice"));
+    await dehydrated(s.server, s.alice, "PUT", "", putBody(s.alice, alices, "alice"));
 
-    expect((await dehydrated(s.mock, s.alice, "GET")).body.device_id).toBe(alices);
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(bobs);
-    const foreign = await dehydrated(s.mock, s.alice, "GET", eventsPath(bobs));
+    expect((await dehydrated(s.server, s.alice, "GET")).body.device_id).toBe(alices);
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(bobs);
+    const foreign = await dehydrated(s.server, s.alice, "GET", eventsPath(bobs));
     expect(foreign).toMatchObject({ status: 403, body: { errcode: "M_FORBIDDEN" } });
   });
 
   it("requires an access token", async () => {
-    const s = await setup();
+    const s = await setup(start);
 
-    const res = await dehydrated(s.mock, undefined, "GET");
+    const res = await dehydrated(s.server, undefined, "GET");
 
     expect(res).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
   });
@@ -189,10 +193,12 @@ describe("PUT / GET / DELETE dehydrated_device", () => {
 
 async function registerUserDevice(s: Setup) {
   const { loginDevice } = await import("./e2ee-test-users.js");
-  return loginDevice(s.mock, "bob");
+  return loginDevice(s.server, "bob");
 }
 
-describe("PUT dehydrated_device validation, Synapse rules", () => {
+describe.each(transports)("PUT dehydrated_device validation, Synapse rules (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   const cases: [name: string, body: (s: Setup, id: string) => unknown, errcode: string][] = [
     ["a body that is not JSON", () => "{not json", "M_NOT_JSON"],
     ["a JSON array", () => [], "M_BAD_JSON"],
@@ -219,21 +225,21 @@ describe("PUT dehydrated_device validation, Synapse rules", () => {
 
   for (const [name, body, errcode] of cases) {
     it(`refuses ${name} with 400 ${errcode} and keeps the previous device`, async () => {
-      const s = await setup();
+      const s = await setup(start);
       const previous = await bobDehydrates(s);
 
-      const res = await dehydrated(s.mock, s.bob, "PUT", "", body(s, dehydratedDeviceId("new")));
+      const res = await dehydrated(s.server, s.bob, "PUT", "", body(s, dehydratedDeviceId("new")));
 
       expect(res).toMatchObject({ status: 400, body: { errcode } });
-      expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(previous);
+      expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(previous);
     });
   }
 
   it("accepts a null display name", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const id = dehydratedDeviceId("null-name");
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", {
+    const res = await dehydrated(s.server, s.bob, "PUT", "", {
       ...putBody(s.bob, id),
       initial_device_display_name: null,
     });
@@ -242,7 +248,7 @@ describe("PUT dehydrated_device validation, Synapse rules", () => {
   });
 
   it("deletes the previous device before it finds device_keys missing (400 M_UNKNOWN)", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const previous = await bobDehydrates(s);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: previous }, 2);
 
@@ -255,22 +261,22 @@ describe("PUT dehydrated_device validation, Synapse rules", () => {
     );
 
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN" } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).status).toBe(404);
+    expect((await dehydrated(s.server, s.bob, "GET")).status).toBe(404);
     expect(await deviceIds(s)).toEqual([s.bob.deviceId]);
     expect(s.mock.state.toDevice.pendingCount(s.bob.userId, previous)).toBe(0);
   });
 
   it("checks the display name's length (100) only after deleting the previous device", async () => {
-    const s = await setup();
+    const s = await setup(start);
     await bobDehydrates(s);
     const id = dehydratedDeviceId("long");
 
-    const tooLong = await dehydrated(s.mock, s.bob, "PUT", "", {
+    const tooLong = await dehydrated(s.server, s.bob, "PUT", "", {
       ...putBody(s.bob, id),
       initial_device_display_name: "x".repeat(101),
     });
-    const gone = await dehydrated(s.mock, s.bob, "GET");
-    const longest = await dehydrated(s.mock, s.bob, "PUT", "", {
+    const gone = await dehydrated(s.server, s.bob, "GET");
+    const longest = await dehydrated(s.server, s.bob, "PUT", "", {
       ...putBody(s.bob, id),
       initial_device_display_name: "x".repeat(100),
     });
@@ -281,23 +287,23 @@ describe("PUT dehydrated_device validation, Synapse rules", () => {
   });
 
   it("answers 400 M_BAD_JSON (Synapse: 500) for a one-time key id without one ':' and records no dehydrated device", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const id = dehydratedDeviceId("bad-otk");
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", {
+    const res = await dehydrated(s.server, s.bob, "PUT", "", {
       ...putBody(s.bob, id),
       one_time_keys: { "no-colon": "key" },
     });
 
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).status).toBe(404);
+    expect((await dehydrated(s.server, s.bob, "GET")).status).toBe(404);
   });
 
   it("stores no device keys for an empty device_keys object but still creates the device", async () => {
-    const s = await setup();
+    const s = await setup(start);
     const id = dehydratedDeviceId("empty-keys");
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", { ...putBody(s.bob, id), device_keys: {} });
+    const res = await dehydrated(s.server, s.bob, "PUT", "", { ...putBody(s.bob, id), device_keys: {} });
 
     expect(res.status).toBe(200);
     expect(await deviceIds(s)).toContain(id);
@@ -305,18 +311,20 @@ describe("PUT dehydrated_device validation, Synapse rules", () => {
   });
 
   it("reuses an ordinary device whose id the client names", async () => {
-    const s = await setup();
+    const s = await setup(start);
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", putBody(s.bob, s.bob.deviceId));
+    const res = await dehydrated(s.server, s.bob, "PUT", "", putBody(s.bob, s.bob.deviceId));
 
     expect(res).toMatchObject({ status: 200, body: { device_id: s.bob.deviceId } });
     expect(await deviceIds(s)).toEqual([s.bob.deviceId]);
   });
 });
 
-describe("PUT dehydrated_device validation, MSC and ruma rules", () => {
+describe.each(transports)("PUT dehydrated_device validation, MSC and ruma rules (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("msc: the display name is optional and a missing device_keys is 400 M_MISSING_PARAM, deleting nothing", async () => {
-    const s = await setup("msc");
+    const s = await setup(start, "msc");
     const previous = await bobDehydrates(s);
     const id = dehydratedDeviceId("msc");
 
@@ -337,78 +345,80 @@ describe("PUT dehydrated_device validation, MSC and ruma rules", () => {
 
     expect(noName).toMatchObject({ status: 200, body: { device_id: id } });
     expect(noKeys).toMatchObject({ status: 400, body: { errcode: "M_MISSING_PARAM" } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(id);
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(id);
   });
 
   it("tuwunel: every body error is 400 M_BAD_JSON and deletes nothing", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
     const previous = await bobDehydrates(s);
     const id = dehydratedDeviceId("ruma");
 
-    const noKeys = await dehydrated(s.mock, s.bob, "PUT", "", without(putBody(s.bob, id), "device_keys"));
-    const badKeyId = await dehydrated(s.mock, s.bob, "PUT", "", {
+    const noKeys = await dehydrated(s.server, s.bob, "PUT", "", without(putBody(s.bob, id), "device_keys"));
+    const badKeyId = await dehydrated(s.server, s.bob, "PUT", "", {
       ...putBody(s.bob, id),
       one_time_keys: { nocolon: "k" },
     });
-    const noId = await dehydrated(s.mock, s.bob, "PUT", "", without(putBody(s.bob, id), "device_id"));
+    const noId = await dehydrated(s.server, s.bob, "PUT", "", without(putBody(s.bob, id), "device_id"));
 
     for (const res of [noKeys, badKeyId, noId])
       expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_id).toBe(previous);
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_id).toBe(previous);
   });
 
   it("tuwunel: device_data needs no algorithm and the display name key may be absent", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
     const id = dehydratedDeviceId("ruma-data");
     const body = {
       ...without(putBody(s.bob, id), "initial_device_display_name"),
       device_data: { opaque: [1, 2] },
     };
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", body);
+    const res = await dehydrated(s.server, s.bob, "PUT", "", body);
 
     expect(res).toMatchObject({ status: 200, body: { device_id: id } });
-    expect((await dehydrated(s.mock, s.bob, "GET")).body.device_data).toEqual({ opaque: [1, 2] });
+    expect((await dehydrated(s.server, s.bob, "GET")).body.device_data).toEqual({ opaque: [1, 2] });
   });
 
   it("tuwunel: refuses the id of an ordinary device with 500 M_UNKNOWN", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
 
-    const res = await dehydrated(s.mock, s.bob, "PUT", "", putBody(s.bob, s.bob.deviceId));
+    const res = await dehydrated(s.server, s.bob, "PUT", "", putBody(s.bob, s.bob.deviceId));
 
     expect(res).toMatchObject({ status: 500, body: { errcode: "M_UNKNOWN" } });
     expect(await deviceIds(s)).toEqual([s.bob.deviceId]);
   });
 });
 
-describe("the dehydratedDevices flag", () => {
+describe.each(transports)("the dehydratedDevices flag (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   const paths = (id: string) => ["", eventsPath(id), eventsPath(id, "?from=d1")];
 
   for (const profile of Object.keys(profiles) as ProfileName[]) {
     it(`${profile}: off, every method on every dehydration path is 404 M_UNRECOGNIZED`, async () => {
-      const s = await setup(profile, { dehydratedDevices: false });
+      const s = await setup(start, profile, { dehydratedDevices: false });
       const id = dehydratedDeviceId("off");
 
       for (const path of paths(id)) {
         for (const method of ["GET", "PUT", "POST", "DELETE"]) {
           const body = method === "PUT" || method === "POST" ? putBody(s.bob, id) : undefined;
-          const res = await dehydrated(s.mock, s.bob, method, path, body);
+          const res = await dehydrated(s.server, s.bob, method, path, body);
           expect([method, path, res.status, res.body.errcode]).toEqual([method, path, 404, "M_UNRECOGNIZED"]);
         }
       }
     });
 
     it(`${profile}: on by default, GET tells "none yet" (404 M_NOT_FOUND), not "unsupported"`, async () => {
-      const s = await setup(profile);
+      const s = await setup(start, profile);
 
-      const res = await dehydrated(s.mock, s.bob, "GET");
+      const res = await dehydrated(s.server, s.bob, "GET");
 
       expect(res).toMatchObject({ status: 404, body: { errcode: "M_NOT_FOUND" } });
     });
   }
 
   it("off for one server, the other endpoints still work", async () => {
-    const s = await setup("synapse-1.157", { dehydratedDevices: false });
+    const s = await setup(start, "synapse-1.157", { dehydratedDevices: false });
 
     const res = await s.bob.call("GET", "devices");
 
@@ -416,15 +426,17 @@ describe("the dehydratedDevices flag", () => {
   });
 });
 
-describe("methods a path does not serve", () => {
+describe.each(transports)("methods a path does not serve (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("Synapse answers 405 M_UNRECOGNIZED to POST /dehydrated_device and PUT/DELETE on …/events", async () => {
-    const s = await setup("synapse-1.157");
+    const s = await setup(start, "synapse-1.157");
     const id = await bobDehydrates(s);
 
     const results = [
-      await dehydrated(s.mock, s.bob, "POST", "", {}),
-      await dehydrated(s.mock, s.bob, "PUT", eventsPath(id), {}),
-      await dehydrated(s.mock, s.bob, "DELETE", eventsPath(id)),
+      await dehydrated(s.server, s.bob, "POST", "", {}),
+      await dehydrated(s.server, s.bob, "PUT", eventsPath(id), {}),
+      await dehydrated(s.server, s.bob, "DELETE", eventsPath(id)),
     ];
 
     for (const res of results)
@@ -432,24 +444,26 @@ describe("methods a path does not serve", () => {
   });
 
   it("tuwunel answers 405 M_UNRECOGNIZED too (its router rewrites the framework's bare 405)", async () => {
-    const s = await setup("tuwunel");
+    const s = await setup(start, "tuwunel");
 
-    const res = await dehydrated(s.mock, s.bob, "POST", "", {});
+    const res = await dehydrated(s.server, s.bob, "POST", "", {});
 
     expect(res).toMatchObject({ status: 405, body: { errcode: "M_UNRECOGNIZED" } });
   });
 
   it("a server whose 405 has no error body answers a bare 405 without errcode", async () => {
-    const s = await setup("tuwunel", { wrongMethodHasErrorBody: false });
+    const s = await setup(start, "tuwunel", { wrongMethodHasErrorBody: false });
 
-    const res = await dehydrated(s.mock, s.bob, "POST", "", {});
+    const res = await dehydrated(s.server, s.bob, "POST", "", {});
 
     expect(res.status).toBe(405);
     expect(res.text).toBe("");
   });
 });
 
-describe("profile table", () => {
+describe.each(transports)("profile table (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("each profile carries the dehydration flags listed for its name", () => {
     for (const name of Object.keys(profiles) as ProfileName[]) {
       expect(profiles[name]).toMatchObject(dehydrationFlagsByProfile[name]);
@@ -457,11 +471,11 @@ describe("profile table", () => {
   });
 
   it("an override replaces one flag and leaves the others", async () => {
-    const s = await setup("synapse-1.157", { dehydratedEventsPageSize: 3 });
+    const s = await setup(start, "synapse-1.157", { dehydratedEventsPageSize: 3 });
     const id = await bobDehydrates(s);
     await sendToDevice(s.alice, { userId: s.bob.userId, deviceId: id }, 4);
 
-    const page = await dehydrated(s.mock, s.bob, "GET", eventsPath(id));
+    const page = await dehydrated(s.server, s.bob, "GET", eventsPath(id));
 
     expect(numbers(page.body)).toEqual([1, 2, 3]);
     expect(page.body.next_batch).toMatch(/^d\d+$/);

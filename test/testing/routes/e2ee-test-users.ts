@@ -1,6 +1,9 @@
-import type { MockHomeserver } from "../../../src/testing/index.js";
+import type { FetchTarget } from "../support/transports.js";
 
-/** A logged-in device talking to an in-process mock homeserver, for the key and to-device route tests. */
+/**
+ * A logged-in device talking to a mock homeserver, in-process or over a socket (whichever
+ * `FetchTarget` it was registered through), for the key, to-device, room and sync route tests.
+ */
 export interface TestDevice {
   userId: string;
   deviceId: string;
@@ -14,7 +17,7 @@ export interface TestDevice {
 }
 
 export async function send(
-  mock: MockHomeserver,
+  server: FetchTarget,
   method: string,
   path: string,
   options: { body?: unknown; accessToken?: string } = {},
@@ -25,32 +28,32 @@ export async function send(
   if (options.body !== undefined) {
     init.body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
   }
-  const res = await mock.fetch(`/_matrix/client/v3/${path}`, init);
+  const res = await server.fetch(`/_matrix/client/v3/${path}`, init);
   const text = await res.text();
   return { status: res.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
 }
 
-function device(mock: MockHomeserver, userId: string, deviceId: string, accessToken: string): TestDevice {
+function device(server: FetchTarget, userId: string, deviceId: string, accessToken: string): TestDevice {
   return {
     userId,
     deviceId,
     accessToken,
-    call: (method, path, body) => send(mock, method, path, { body, accessToken }),
+    call: (method, path, body) => send(server, method, path, { body, accessToken }),
   };
 }
 
-export async function registerUser(mock: MockHomeserver, username: string): Promise<TestDevice> {
-  const res = await send(mock, "POST", "register", {
+export async function registerUser(server: FetchTarget, username: string): Promise<TestDevice> {
+  const res = await send(server, "POST", "register", {
     body: { username, password: `${username}-password`, auth: { type: "m.login.dummy" } },
   });
   if (res.status !== 200) throw new Error(`register ${username} failed with ${res.status}`);
   const { user_id, device_id, access_token } = res.body as Record<string, string>;
-  return device(mock, user_id!, device_id!, access_token!);
+  return device(server, user_id!, device_id!, access_token!);
 }
 
 /** A second device of an existing user (`m.login.password`). */
-export async function loginDevice(mock: MockHomeserver, username: string): Promise<TestDevice> {
-  const res = await send(mock, "POST", "login", {
+export async function loginDevice(server: FetchTarget, username: string): Promise<TestDevice> {
+  const res = await send(server, "POST", "login", {
     body: {
       type: "m.login.password",
       identifier: { type: "m.id.user", user: username },
@@ -59,7 +62,7 @@ export async function loginDevice(mock: MockHomeserver, username: string): Promi
   });
   if (res.status !== 200) throw new Error(`login ${username} failed with ${res.status}`);
   const { user_id, device_id, access_token } = res.body as Record<string, string>;
-  return device(mock, user_id!, device_id!, access_token!);
+  return device(server, user_id!, device_id!, access_token!);
 }
 
 /** A 43-character unpadded-base64 string that looks like an Ed25519 or Curve25519 public key. */

@@ -1,15 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 
-async function setup() {
-  const mock = new MockHomeserver();
-  return { mock, alice: await registerUser(mock, "alice"), bob: await registerUser(mock, "bob") };
+async function setup(start: StartHarness) {
+  const server = await start();
+  return { alice: await registerUser(server, "alice"), bob: await registerUser(server, "bob") };
 }
 
-describe("user filters", () => {
+describe.each(transports)("user filters (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("stores a filter as sent and hands out ids counting from 0", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const filter = { room: { timeline: { limit: 5, unread_thread_notifications: true } }, custom: [1] };
     const me = encodeURIComponent(alice.userId);
 
@@ -22,7 +24,7 @@ describe("user filters", () => {
   });
 
   it("keeps filters private to their owner", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const aliceId = encodeURIComponent(alice.userId);
     await alice.call("POST", `user/${aliceId}/filter`, {});
 
@@ -34,7 +36,7 @@ describe("user filters", () => {
   });
 
   it("answers 400 for a filter id that is not a number, and M_NOT_JSON for a body that is not JSON", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const me = encodeURIComponent(alice.userId);
 
     expect((await alice.call("GET", `user/${me}/filter/abc`)).status).toBe(400);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver, type ProfileName } from "../../../src/testing/index.js";
+import type { ProfileName } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import {
   deviceKeysFor,
   loginDevice,
@@ -10,16 +11,19 @@ import {
 } from "./e2ee-test-users.js";
 import { invite, leave, sharedRoom, since, sync } from "./room-support.js";
 
-async function twoUsers(profile?: ProfileName) {
-  const mock = new MockHomeserver(profile ? { profile } : {});
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+/** A fresh mock on the suite's transport with two registered users. */
+async function twoUsers(start: StartHarness, profile?: ProfileName) {
+  const server = await start(profile ? { profile } : {});
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { server, mock: server.homeserver, alice, bob };
 }
 
-describe("POST keys/upload", () => {
+describe.each(transports)("POST keys/upload (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("stores device and one-time keys and reports the counts, signed_curve25519 included", async () => {
-    const { alice } = await twoUsers();
+    const { alice } = await twoUsers(start);
 
     const empty = await alice.call("POST", "keys/upload", {});
     const res = await alice.call("POST", "keys/upload", {
@@ -39,8 +43,8 @@ describe("POST keys/upload", () => {
   });
 
   it("omits a zero signed_curve25519 count under the msc profile, as the spec lists only held keys", async () => {
-    const { alice } = await twoUsers("msc");
-    const overridden = new MockHomeserver({ profile: "msc", overrides: { seedSignedCurve25519Count: true } });
+    const { alice } = await twoUsers(start, "msc");
+    const overridden = await start({ profile: "msc", overrides: { seedSignedCurve25519Count: true } });
     const carol = await registerUser(overridden, "carol");
 
     expect((await alice.call("POST", "keys/upload", {})).body).toEqual({ one_time_key_counts: {} });
@@ -55,8 +59,8 @@ describe("POST keys/upload", () => {
   ] as const)(
     "refuses device keys of another user or device under %s with %s and stores nothing",
     async (profile, errcode) => {
-      const { mock, alice, bob } = await twoUsers(profile);
-      const otherDevice = await loginDevice(mock, "alice");
+      const { server, mock, alice, bob } = await twoUsers(start, profile);
+      const otherDevice = await loginDevice(server, "alice");
 
       const asBob = await alice.call("POST", "keys/upload", {
         device_keys: deviceKeysFor(bob),
@@ -77,7 +81,7 @@ describe("POST keys/upload", () => {
   );
 
   it("refuses a different key under a one-time key id already held, naming the id but no key", async () => {
-    const { mock, alice } = await twoUsers();
+    const { mock, alice } = await twoUsers(start);
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "k1") },
     });
@@ -96,7 +100,7 @@ describe("POST keys/upload", () => {
   });
 
   it("keeps the stored one-time key on a conflicting id under tuwunel and stores the rest", async () => {
-    const { alice, bob } = await twoUsers("tuwunel");
+    const { alice, bob } = await twoUsers(start, "tuwunel");
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "k1") },
     });
@@ -132,7 +136,7 @@ describe("POST keys/upload", () => {
       "M_BAD_JSON",
     ],
   ])("answers %s with %i %s", async (_name, body, status, errcode) => {
-    const { mock, alice } = await twoUsers();
+    const { mock, alice } = await twoUsers(start);
     let payload: unknown = body;
     if (body === "missing-user-id") {
       const { user_id: _omitted, ...rest } = deviceKeysFor(alice);
@@ -146,17 +150,19 @@ describe("POST keys/upload", () => {
   });
 
   it("needs an access token", async () => {
-    const { mock } = await twoUsers();
-    expect(await send(mock, "POST", "keys/upload", { body: {} })).toMatchObject({
+    const { server } = await twoUsers(start);
+    expect(await send(server, "POST", "keys/upload", { body: {} })).toMatchObject({
       status: 401,
       body: { errcode: "M_MISSING_TOKEN" },
     });
   });
 });
 
-describe("POST keys/query", () => {
+describe.each(transports)("POST keys/query (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("returns another user's device keys as uploaded, with the display name in a rebuilt unsigned", async () => {
-    const { alice, bob } = await twoUsers();
+    const { alice, bob } = await twoUsers(start);
     await alice.call("PUT", `devices/${alice.deviceId}`, { display_name: "Alice's laptop" });
     const uploaded = { ...deviceKeysFor(alice), unsigned: { client_said: "this is dropped" } };
     await alice.call("POST", "keys/upload", { device_keys: uploaded });
@@ -181,8 +187,8 @@ describe("POST keys/query", () => {
   });
 
   it("returns only the devices asked for, and every device for an empty list", async () => {
-    const { mock, alice, bob } = await twoUsers();
-    const second = await loginDevice(mock, "alice");
+    const { server, alice, bob } = await twoUsers(start);
+    const second = await loginDevice(server, "alice");
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
     await second.call("POST", "keys/upload", { device_keys: deviceKeysFor(second, "second") });
 
@@ -201,7 +207,7 @@ describe("POST keys/query", () => {
   });
 
   it("answers unknown local users with no devices, skips malformed ids and lists remote servers as failures", async () => {
-    const { bob } = await twoUsers();
+    const { bob } = await twoUsers(start);
 
     const res = await bob.call("POST", "keys/query", {
       device_keys: { "@nobody:localhost": [], "not-a-user-id": [], "@carol:elsewhere.example": [] },
@@ -222,7 +228,7 @@ describe("POST keys/query", () => {
     ["a device list that is not a list", { device_keys: { "@alice:localhost": "DEVICE" } }],
     ["a device list with a number", { device_keys: { "@alice:localhost": [1] } }],
   ])("answers %s with 400 M_BAD_JSON, as Synapse checks it", async (_name, body) => {
-    const { bob } = await twoUsers();
+    const { bob } = await twoUsers(start);
     expect(await bob.call("POST", "keys/query", body)).toMatchObject({
       status: 400,
       body: { errcode: "M_BAD_JSON" },
@@ -230,15 +236,17 @@ describe("POST keys/query", () => {
   });
 
   it("answers a timeout that is not an integer with 400 M_INVALID_PARAM", async () => {
-    const { bob } = await twoUsers();
+    const { bob } = await twoUsers(start);
     const res = await bob.call("POST", "keys/query?timeout=soon", { device_keys: {} });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_INVALID_PARAM" } });
   });
 });
 
-describe("POST keys/claim", () => {
+describe.each(transports)("POST keys/claim (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("claims one-time keys oldest first, then the fallback key again and again", async () => {
-    const { mock, alice, bob } = await twoUsers();
+    const { mock, alice, bob } = await twoUsers(start);
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "otk") },
       fallback_keys: { "signed_curve25519:F": signedCurveKey(alice, "fb", true) },
@@ -273,7 +281,7 @@ describe("POST keys/claim", () => {
   });
 
   it("leaves out devices with no key and reports remote servers as failures", async () => {
-    const { alice, bob } = await twoUsers();
+    const { alice, bob } = await twoUsers(start);
 
     const res = await bob.call("POST", "keys/claim", {
       one_time_keys: {
@@ -289,7 +297,7 @@ describe("POST keys/claim", () => {
   });
 
   it("answers a malformed user id with 400 M_INVALID_PARAM without burning anyone's key", async () => {
-    const { mock, alice, bob } = await twoUsers();
+    const { mock, alice, bob } = await twoUsers(start);
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "k") },
     });
@@ -309,7 +317,7 @@ describe("POST keys/claim", () => {
     ],
     ["one_time_keys that is a string", { one_time_keys: "all of them" }],
   ])("answers %s with 400 M_BAD_JSON", async (_name, body) => {
-    const { bob } = await twoUsers();
+    const { bob } = await twoUsers(start);
     expect(await bob.call("POST", "keys/claim", body)).toMatchObject({
       status: 400,
       body: { errcode: "M_BAD_JSON" },
@@ -317,7 +325,7 @@ describe("POST keys/claim", () => {
   });
 
   it("treats a body without one_time_keys as asking for nothing, as Synapse does", async () => {
-    const { bob } = await twoUsers();
+    const { bob } = await twoUsers(start);
     expect(await bob.call("POST", "keys/claim", {})).toEqual({
       status: 200,
       body: { one_time_keys: {}, failures: {} },
@@ -335,9 +343,11 @@ function changesSince(device: TestDevice, from: string, to?: string) {
   return device.call("GET", `keys/changes?${query}`);
 }
 
-describe("GET keys/changes", () => {
+describe.each(transports)("GET keys/changes (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("lists the caller after their device keys change, and nothing from an up-to-date token", async () => {
-    const { alice } = await twoUsers();
+    const { alice } = await twoUsers(start);
     const from = await syncToken(alice);
 
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
@@ -350,7 +360,7 @@ describe("GET keys/changes", () => {
   });
 
   it("does not tell a user about another user they share no room with", async () => {
-    const { alice, bob } = await twoUsers();
+    const { alice, bob } = await twoUsers(start);
     const from = await syncToken(bob);
     await alice.call("POST", "keys/upload", { device_keys: deviceKeysFor(alice) });
 
@@ -358,16 +368,16 @@ describe("GET keys/changes", () => {
   });
 
   it("reports room members whose keys changed and newcomers as changed, and users sharing no room any more as left", async () => {
-    const { mock, alice, bob } = await twoUsers();
-    const carol = await registerUser(mock, "carol");
-    const dave = await registerUser(mock, "dave");
+    const { server, alice, bob } = await twoUsers(start);
+    const carol = await registerUser(server, "carol");
+    const dave = await registerUser(server, "dave");
     const roomId = await sharedRoom(alice, bob, dave);
     const from = await syncToken(alice);
 
     await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
     await invite(alice, roomId, carol);
     await leave(dave, roomId);
-    const stranger = await registerUser(mock, "erin");
+    const stranger = await registerUser(server, "erin");
     await stranger.call("POST", "keys/upload", { device_keys: deviceKeysFor(stranger) });
 
     expect(await changesSince(alice, from)).toEqual({
@@ -377,12 +387,12 @@ describe("GET keys/changes", () => {
   });
 
   it("answers what a /sync from the same token reports in device_lists", async () => {
-    const { mock, alice, bob } = await twoUsers();
-    const carol = await registerUser(mock, "carol");
+    const { server, alice, bob } = await twoUsers(start);
+    const carol = await registerUser(server, "carol");
     const roomId = await sharedRoom(alice, bob, carol);
     const from = await syncToken(alice);
 
-    await loginDevice(mock, "bob");
+    await loginDevice(server, "bob");
     await leave(carol, roomId);
     const changes = await changesSince(alice, from);
     const synced = await sync(alice, since(from));
@@ -392,7 +402,7 @@ describe("GET keys/changes", () => {
   });
 
   it("ignores to, as Synapse does, and reports changes after it too", async () => {
-    const { alice, bob } = await twoUsers();
+    const { alice, bob } = await twoUsers(start);
     await sharedRoom(alice, bob);
     const from = await syncToken(alice);
 
@@ -402,7 +412,7 @@ describe("GET keys/changes", () => {
   });
 
   it("does not acknowledge to-device messages, unlike a /sync from the same token", async () => {
-    const { mock, alice } = await twoUsers();
+    const { mock, alice } = await twoUsers(start);
     mock.state.toDevice.enqueue(alice.userId, alice.deviceId, {
       type: "m.test",
       sender: alice.userId,
@@ -416,7 +426,7 @@ describe("GET keys/changes", () => {
   });
 
   it("answers a missing from with M_MISSING_PARAM", async () => {
-    const { alice } = await twoUsers();
+    const { alice } = await twoUsers(start);
     expect(await alice.call("GET", "keys/changes")).toMatchObject({
       status: 400,
       body: { errcode: "M_MISSING_PARAM" },
@@ -430,7 +440,7 @@ describe("GET keys/changes", () => {
     ["an empty token", ""],
     ["a sync token with a non-numeric part", "s0_0_x_0"],
   ])("answers %s with 400 M_UNKNOWN Invalid stream token, as Synapse does", async (_name, from) => {
-    const { alice } = await twoUsers();
+    const { alice } = await twoUsers(start);
     expect(await changesSince(alice, from)).toEqual({
       status: 400,
       body: { errcode: "M_UNKNOWN", error: "Invalid stream token" },
@@ -438,7 +448,7 @@ describe("GET keys/changes", () => {
   });
 
   it("refuses a token ahead of the server, as from an earlier mock instance, like /sync does", async () => {
-    const { alice } = await twoUsers();
+    const { alice } = await twoUsers(start);
     const now = await syncToken(alice);
     const ahead = now.replace(/^s(\d+)_/, (_m, rooms: string) => `s${Number(rooms) + 1}_`);
 
@@ -447,10 +457,12 @@ describe("GET keys/changes", () => {
   });
 });
 
-describe("device deletion", () => {
+describe.each(transports)("device deletion (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("removes the device's keys from queries and claims and changes the device list", async () => {
-    const { mock, alice, bob } = await twoUsers();
-    const second = await loginDevice(mock, "alice");
+    const { server, alice, bob } = await twoUsers(start);
+    const second = await loginDevice(server, "alice");
     await second.call("POST", "keys/upload", {
       device_keys: deviceKeysFor(second),
       one_time_keys: { "signed_curve25519:A": signedCurveKey(second, "otk") },

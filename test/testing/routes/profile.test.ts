@@ -1,16 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 import { sharedRoom } from "./room-support.js";
 
-async function setup() {
-  const mock = new MockHomeserver();
-  return { mock, alice: await registerUser(mock, "alice"), bob: await registerUser(mock, "bob") };
+async function setup(start: StartHarness) {
+  const server = await start();
+  const mock = server.homeserver;
+  return { mock, alice: await registerUser(server, "alice"), bob: await registerUser(server, "bob") };
 }
 
-describe("profiles", () => {
+describe.each(transports)("profiles (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("starts every user with their localpart as display name", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
 
     expect((await alice.call("GET", `profile/${encodeURIComponent(bob.userId)}`)).body).toEqual({
       displayname: "bob",
@@ -19,7 +22,7 @@ describe("profiles", () => {
   });
 
   it("changes the display name and updates the member event in every joined room", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
     const me = encodeURIComponent(bob.userId);
 
@@ -32,7 +35,7 @@ describe("profiles", () => {
   });
 
   it("sets and reads the avatar url, and refuses to edit someone else's profile", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const me = encodeURIComponent(alice.userId);
 
     expect((await alice.call("GET", `profile/${me}/avatar_url`)).status).toBe(404);

@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import { harnessesOn, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 
-describe("GET pushrules/", () => {
+describe.each(transports)("GET pushrules/ (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("answers the predefined rule set, with the user's own id and localpart in it", async () => {
-    const mock = new MockHomeserver();
-    const alice = await registerUser(mock, "alice");
+    const alice = await registerUser(await start(), "alice");
 
     const res = await alice.call("GET", "pushrules/");
     const global = (

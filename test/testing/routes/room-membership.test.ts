@@ -1,21 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 import { createRoom, invite, join, sharedRoom } from "./room-support.js";
 
-async function setup() {
-  const mock = new MockHomeserver();
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  const carol = await registerUser(mock, "carol");
-  return { mock, alice, bob, carol };
+async function setup(start: StartHarness) {
+  const server = await start();
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  const carol = await registerUser(server, "carol");
+  return { server, mock, alice, bob, carol };
 }
 
 const path = (roomId: string, rest: string) => `rooms/${encodeURIComponent(roomId)}/${rest}`;
 
-describe("room membership", () => {
+describe.each(transports)("room membership (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("lets an invited user join by room id, answering the room id", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const roomId = await createRoom(alice);
     await invite(alice, roomId, bob);
 
@@ -25,7 +28,7 @@ describe("room membership", () => {
   });
 
   it("refuses to let an uninvited user into an invite-only room, and lets anyone into a public one", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const closed = await createRoom(alice);
     const open = await createRoom(alice, { preset: "public_chat", room_alias_name: "open" });
 
@@ -39,7 +42,7 @@ describe("room membership", () => {
   });
 
   it("answers 404 for unknown rooms and aliases", async () => {
-    const { bob } = await setup();
+    const { bob } = await setup(start);
 
     expect((await bob.call("POST", `join/${encodeURIComponent("!nope:localhost")}`, {})).status).toBe(404);
     expect((await bob.call("POST", `join/${encodeURIComponent("#nope:localhost")}`, {})).body.errcode).toBe(
@@ -48,7 +51,7 @@ describe("room membership", () => {
   });
 
   it("needs a joined inviter, and refuses to invite someone already joined", async () => {
-    const { alice, bob, carol } = await setup();
+    const { alice, bob, carol } = await setup(start);
     const roomId = await createRoom(alice);
     await invite(alice, roomId, bob);
 
@@ -62,19 +65,19 @@ describe("room membership", () => {
   });
 
   it("lets an invitee reject by leaving, and a member leave twice without error", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     const roomId = await createRoom(alice);
     await invite(alice, roomId, bob);
 
     expect((await bob.call("POST", path(roomId, "leave"), {})).status).toBe(200);
     expect(mock.state.rooms.membership(roomId, bob.userId)).toBe("leave");
     expect((await bob.call("POST", path(roomId, "leave"))).status).toBe(200);
-    const stranger = await registerUser(mock, "dave");
+    const stranger = await registerUser(server, "dave");
     expect((await stranger.call("POST", path(roomId, "leave"), {})).status).toBe(403);
   });
 
   it("enforces kick and ban power levels, and keeps banned users out", async () => {
-    const { mock, alice, bob, carol } = await setup();
+    const { mock, alice, bob, carol } = await setup(start);
     const roomId = await sharedRoom(alice, bob, carol);
 
     expect((await bob.call("POST", path(roomId, "kick"), { user_id: carol.userId })).status).toBe(403);
@@ -99,7 +102,7 @@ describe("room membership", () => {
   });
 
   it("accepts a membership request without a body, as Synapse does", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const roomId = await createRoom(alice);
     await invite(alice, roomId, bob);
 

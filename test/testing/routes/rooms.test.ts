@@ -1,20 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
+import type { MockHomeserverOptions } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 import { createRoom, invite, join, leave, sendText, sharedRoom } from "./room-support.js";
 
-async function setup(options: ConstructorParameters<typeof MockHomeserver>[0] = {}) {
-  const mock = new MockHomeserver(options);
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+async function setup(start: StartHarness, options: MockHomeserverOptions = {}) {
+  const server = await start(options);
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { server, mock, alice, bob };
 }
 
 const path = (roomId: string, rest: string) => `rooms/${encodeURIComponent(roomId)}/${rest}`;
 
-describe("POST createRoom", () => {
+describe.each(transports)("POST createRoom (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("writes Synapse's initial state in order, with initial_state, name and invites last", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const roomId = await createRoom(alice, {
       preset: "trusted_private_chat",
       name: "Secrets",
@@ -63,7 +67,7 @@ describe("POST createRoom", () => {
   });
 
   it("makes a public room from visibility public, with an alias, and no guest access", async () => {
-    const { mock, alice } = await setup();
+    const { mock, alice } = await setup(start);
     const res = await alice.call("POST", "createRoom", { visibility: "public", room_alias_name: "lobby" });
 
     expect(res.body.room_alias).toBe("#lobby:localhost");
@@ -81,14 +85,14 @@ describe("POST createRoom", () => {
   });
 
   it("leaves creator out of m.room.create from room version 11", async () => {
-    const { mock, alice } = await setup({ profile: "tuwunel" });
+    const { mock, alice } = await setup(start, { profile: "tuwunel" });
     const roomId = await createRoom(alice);
 
     expect(mock.state.rooms.stateEvent(roomId, "m.room.create", "")?.content).toEqual({ room_version: "11" });
   });
 
   it("refuses unknown room versions, presets and malformed invitees", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
 
     expect((await alice.call("POST", "createRoom", { room_version: "99" })).body.errcode).toBe(
       "M_UNSUPPORTED_ROOM_VERSION",
@@ -99,14 +103,16 @@ describe("POST createRoom", () => {
   });
 });
 
-describe("PUT rooms/{roomId}/send/{eventType}/{txnId}", () => {
+describe.each(transports)("PUT rooms/{roomId}/send/{eventType}/{txnId} (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("returns the same event for a repeated transaction id from the same device only", async () => {
-    const { mock, alice } = await setup();
+    const { server, mock, alice } = await setup(start);
     const roomId = await createRoom(alice);
     const first = await alice.call("PUT", path(roomId, "send/m.room.message/same"), { body: "one" });
     const again = await alice.call("PUT", path(roomId, "send/m.room.message/same"), { body: "two" });
     const { loginDevice } = await import("./e2ee-test-users.js");
-    const laptop = await loginDevice(mock, "alice");
+    const laptop = await loginDevice(server, "alice");
     const other = await laptop.call("PUT", path(roomId, "send/m.room.message/same"), { body: "three" });
 
     expect(first.status).toBe(200);
@@ -116,7 +122,7 @@ describe("PUT rooms/{roomId}/send/{eventType}/{txnId}", () => {
   });
 
   it("refuses senders who are not joined, invited ones included", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await createRoom(alice);
     await invite(alice, roomId, bob);
 
@@ -126,15 +132,17 @@ describe("PUT rooms/{roomId}/send/{eventType}/{txnId}", () => {
   });
 
   it("answers 403 for a room that does not exist", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
 
     expect((await alice.call("PUT", path("!nope:localhost", "send/m.room.message/t"), {})).status).toBe(403);
   });
 });
 
-describe("room state", () => {
+describe.each(transports)("room state (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("reads and writes state, with an empty state key written as a trailing slash", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice);
 
     const put = await alice.call("PUT", path(roomId, "state/m.room.topic/"), { topic: "cats" });
@@ -149,7 +157,7 @@ describe("room state", () => {
   });
 
   it("does not send an unchanged state event again", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice);
 
     const a = await alice.call("PUT", path(roomId, "state/m.room.topic"), { topic: "x" });
@@ -158,7 +166,7 @@ describe("room state", () => {
   });
 
   it("enforces power levels: a default member may not rename the room", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
 
     const res = await bob.call("PUT", path(roomId, "state/m.room.name"), { name: "mine" });
@@ -167,7 +175,7 @@ describe("room state", () => {
   });
 
   it("refuses state keys that name another user", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await createRoom(alice);
 
     const res = await alice.call("PUT", path(roomId, `state/m.custom/${encodeURIComponent(bob.userId)}`), {});
@@ -175,7 +183,7 @@ describe("room state", () => {
   });
 
   it("lists the whole state with room ids, and gives a member who left the state at their leave", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
     await leave(bob, roomId);
     await alice.call("PUT", path(roomId, "state/m.room.topic"), { topic: "after bob" });
@@ -192,10 +200,12 @@ describe("room state", () => {
   });
 });
 
-describe("members and joined_members", () => {
+describe.each(transports)("members and joined_members (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("filters members by membership and not_membership", async () => {
-    const { mock, alice, bob } = await setup();
-    const carol = await registerUser(mock, "carol");
+    const { server, alice, bob } = await setup(start);
+    const carol = await registerUser(server, "carol");
     const roomId = await sharedRoom(alice, bob);
     await invite(alice, roomId, carol);
     await leave(bob, roomId);
@@ -214,7 +224,7 @@ describe("members and joined_members", () => {
   });
 
   it("lists joined members with their display names, for members only", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
 
     const res = await alice.call("GET", path(roomId, "joined_members"));
@@ -229,9 +239,11 @@ describe("members and joined_members", () => {
   });
 });
 
-describe("GET rooms/{roomId}/messages", () => {
+describe.each(transports)("GET rooms/{roomId}/messages (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("pages backwards newest first and forwards from a token, with end only while more remain", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice);
     for (let i = 0; i < 5; i++) await sendText(alice, roomId, `m${i}`);
 
@@ -248,7 +260,7 @@ describe("GET rooms/{roomId}/messages", () => {
   });
 
   it("hides events from before the join when history visibility is joined, and shows them when shared", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const hidden = await createRoom(alice, {
       initial_state: [{ type: "m.room.history_visibility", content: { history_visibility: "joined" } }],
     });
@@ -273,9 +285,9 @@ describe("GET rooms/{roomId}/messages", () => {
   });
 
   it("refuses a malformed from token and a bad dir, and non-members", async () => {
-    const { mock, alice } = await setup();
+    const { server, alice } = await setup(start);
     const roomId = await createRoom(alice);
-    const carol = await registerUser(mock, "carol");
+    const carol = await registerUser(server, "carol");
 
     expect((await alice.call("GET", path(roomId, "messages?from=banana"))).status).toBe(400);
     expect((await alice.call("GET", path(roomId, "messages?dir=up"))).body.errcode).toBe("M_INVALID_PARAM");

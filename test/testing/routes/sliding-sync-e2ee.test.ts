@@ -1,19 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver, type MockHomeserverOptions } from "../../../src/testing/index.js";
+import type { MockHomeserverOptions } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { deviceKeysFor, registerUser, signedCurveKey, type TestDevice } from "./e2ee-test-users.js";
 import { appendEvent, createRoomInStore, E2EE_ONLY, extension, slide } from "./sliding-sync-helpers.js";
 
-async function setup(options: MockHomeserverOptions = {}) {
-  const mock = new MockHomeserver(options);
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
+async function setup(start: StartHarness, options: MockHomeserverOptions = {}) {
+  const server = await start(options);
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
   /** One e2ee-only request as `device`, returning the extension and the next pos. */
   const e2ee = async (device: TestDevice, pos?: string) => {
-    const res = await slide(mock, device, E2EE_ONLY, pos === undefined ? {} : { pos });
+    const res = await slide(server, device, E2EE_ONLY, pos === undefined ? {} : { pos });
     expect(res.status).toBe(200);
     return { ext: extension(res, "e2ee"), pos: res.body.pos as string };
   };
-  return { mock, alice, bob, e2ee };
+  return { server, mock, alice, bob, e2ee };
 }
 
 const uploadOneTimeKeys = (d: TestDevice, ...ids: string[]) =>
@@ -31,9 +33,11 @@ const claimOne = (claimer: TestDevice, owner: TestDevice) =>
     one_time_keys: { [owner.userId]: { [owner.deviceId]: "signed_curve25519" } },
   });
 
-describe("sliding sync e2ee extension under Synapse", () => {
+describe.each(transports)("sliding sync e2ee extension under Synapse (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("sends both key fields with a seeded zero count, and no device_lists without a pos", async () => {
-    const { alice, e2ee } = await setup();
+    const { alice, e2ee } = await setup(start);
     const { ext } = await e2ee(alice);
     expect(ext).toEqual({
       device_one_time_keys_count: { signed_curve25519: 0 },
@@ -42,7 +46,7 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 
   it("sends device_lists on every request with a pos, empty when nothing changed", async () => {
-    const { alice, e2ee } = await setup();
+    const { alice, e2ee } = await setup(start);
     const first = await e2ee(alice);
     const { ext } = await e2ee(alice, first.pos);
     expect(ext).toEqual({
@@ -53,7 +57,7 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 
   it("repeats unchanged key fields in every response", async () => {
-    const { alice, e2ee } = await setup();
+    const { alice, e2ee } = await setup(start);
     await uploadOneTimeKeys(alice, "A", "B");
     await uploadFallbackKey(alice, "F");
     const first = await e2ee(alice);
@@ -66,7 +70,7 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 
   it("reports claimed one-time keys and a used fallback key", async () => {
-    const { alice, bob, e2ee } = await setup();
+    const { alice, bob, e2ee } = await setup(start);
     await uploadOneTimeKeys(alice, "A");
     await uploadFallbackKey(alice, "F");
     const first = await e2ee(alice);
@@ -81,8 +85,8 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 
   it("lists users sharing a room whose keys changed, and users who no longer share one", async () => {
-    const { mock, alice, bob, e2ee } = await setup();
-    const carol = await registerUser(mock, "carol");
+    const { server, mock, alice, bob, e2ee } = await setup(start);
+    const carol = await registerUser(server, "carol");
     createRoomInStore(mock, "!shared:localhost", alice.userId, { members: [bob.userId, carol.userId] });
     const first = await e2ee(alice);
 
@@ -102,7 +106,7 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 
   it("does not list a user who shares no room with the caller", async () => {
-    const { alice, bob, e2ee } = await setup();
+    const { alice, bob, e2ee } = await setup(start);
     const first = await e2ee(alice);
     await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
     const { ext } = await e2ee(alice, first.pos);
@@ -110,73 +114,80 @@ describe("sliding sync e2ee extension under Synapse", () => {
   });
 });
 
-describe("sliding sync e2ee extension under the msc profile (MSC3884 delta semantics)", () => {
-  it("sends every key field first — counts unseeded — and nothing once nothing changed", async () => {
-    const { alice, e2ee } = await setup({ profile: "msc" });
-    const first = await e2ee(alice);
-    const second = await e2ee(alice, first.pos);
+describe.each(transports)(
+  "sliding sync e2ee extension under the msc profile (MSC3884 delta semantics) (%s)",
+  (transport) => {
+    const start = harnessesOn(transport);
 
-    expect(first.ext).toEqual({ device_one_time_keys_count: {}, device_unused_fallback_key_types: [] });
-    expect(second.ext).toEqual({});
-  });
+    it("sends every key field first — counts unseeded — and nothing once nothing changed", async () => {
+      const { alice, e2ee } = await setup(start, { profile: "msc" });
+      const first = await e2ee(alice);
+      const second = await e2ee(alice, first.pos);
 
-  it("sends only the field that changed", async () => {
-    const { alice, e2ee } = await setup({ profile: "msc" });
-    await uploadFallbackKey(alice, "F");
-    const first = await e2ee(alice);
+      expect(first.ext).toEqual({ device_one_time_keys_count: {}, device_unused_fallback_key_types: [] });
+      expect(second.ext).toEqual({});
+    });
 
-    await uploadOneTimeKeys(alice, "A", "B", "C");
-    const second = await e2ee(alice, first.pos);
+    it("sends only the field that changed", async () => {
+      const { alice, e2ee } = await setup(start, { profile: "msc" });
+      await uploadFallbackKey(alice, "F");
+      const first = await e2ee(alice);
 
-    expect(first.ext.device_unused_fallback_key_types).toEqual(["signed_curve25519"]);
-    expect(second.ext).toEqual({ device_one_time_keys_count: { signed_curve25519: 3 } });
-  });
+      await uploadOneTimeKeys(alice, "A", "B", "C");
+      const second = await e2ee(alice, first.pos);
 
-  it("sends an empty fallback list when the fallback key was used, which is not the same as omitting it", async () => {
-    const { alice, bob, e2ee } = await setup({ profile: "msc" });
-    await uploadFallbackKey(alice, "F");
-    const first = await e2ee(alice);
+      expect(first.ext.device_unused_fallback_key_types).toEqual(["signed_curve25519"]);
+      expect(second.ext).toEqual({ device_one_time_keys_count: { signed_curve25519: 3 } });
+    });
 
-    await claimOne(bob, alice);
-    const used = await e2ee(alice, first.pos);
-    const after = await e2ee(alice, used.pos);
+    it("sends an empty fallback list when the fallback key was used, which is not the same as omitting it", async () => {
+      const { alice, bob, e2ee } = await setup(start, { profile: "msc" });
+      await uploadFallbackKey(alice, "F");
+      const first = await e2ee(alice);
 
-    expect(used.ext).toEqual({ device_unused_fallback_key_types: [] });
-    expect(after.ext).not.toHaveProperty("device_unused_fallback_key_types");
-  });
+      await claimOne(bob, alice);
+      const used = await e2ee(alice, first.pos);
+      const after = await e2ee(alice, used.pos);
 
-  it("computes the delta from the pos sent, so a retried request gets the change again", async () => {
-    const { alice, bob, e2ee } = await setup({ profile: "msc" });
-    await uploadOneTimeKeys(alice, "A");
-    const first = await e2ee(alice);
-    await claimOne(bob, alice);
+      expect(used.ext).toEqual({ device_unused_fallback_key_types: [] });
+      expect(after.ext).not.toHaveProperty("device_unused_fallback_key_types");
+    });
 
-    const lostResponse = await e2ee(alice, first.pos);
-    const retry = await e2ee(alice, first.pos);
-    const next = await e2ee(alice, retry.pos);
+    it("computes the delta from the pos sent, so a retried request gets the change again", async () => {
+      const { alice, bob, e2ee } = await setup(start, { profile: "msc" });
+      await uploadOneTimeKeys(alice, "A");
+      const first = await e2ee(alice);
+      await claimOne(bob, alice);
 
-    expect(lostResponse.ext).toEqual({ device_one_time_keys_count: {} });
-    expect(retry.ext).toEqual({ device_one_time_keys_count: {} });
-    expect(next.ext).toEqual({});
-  });
+      const lostResponse = await e2ee(alice, first.pos);
+      const retry = await e2ee(alice, first.pos);
+      const next = await e2ee(alice, retry.pos);
 
-  it("leaves device_lists out when it would be empty and sends it when someone changed", async () => {
-    const { mock, alice, bob, e2ee } = await setup({ profile: "msc" });
-    createRoomInStore(mock, "!shared:localhost", alice.userId, { members: [bob.userId] });
-    const first = await e2ee(alice);
-    const quiet = await e2ee(alice, first.pos);
+      expect(lostResponse.ext).toEqual({ device_one_time_keys_count: {} });
+      expect(retry.ext).toEqual({ device_one_time_keys_count: {} });
+      expect(next.ext).toEqual({});
+    });
 
-    await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
-    const changed = await e2ee(alice, quiet.pos);
+    it("leaves device_lists out when it would be empty and sends it when someone changed", async () => {
+      const { mock, alice, bob, e2ee } = await setup(start, { profile: "msc" });
+      createRoomInStore(mock, "!shared:localhost", alice.userId, { members: [bob.userId] });
+      const first = await e2ee(alice);
+      const quiet = await e2ee(alice, first.pos);
 
-    expect(quiet.ext).not.toHaveProperty("device_lists");
-    expect(changed.ext).toEqual({ device_lists: { changed: [bob.userId], left: [] } });
-  });
-});
+      await bob.call("POST", "keys/upload", { device_keys: deviceKeysFor(bob) });
+      const changed = await e2ee(alice, quiet.pos);
 
-describe("sliding sync e2ee extension under tuwunel", () => {
+      expect(quiet.ext).not.toHaveProperty("device_lists");
+      expect(changed.ext).toEqual({ device_lists: { changed: [bob.userId], left: [] } });
+    });
+  },
+);
+
+describe.each(transports)("sliding sync e2ee extension under tuwunel (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("omits a zero one-time key count, so a client reading omission as unchanged keeps a stale count", async () => {
-    const { alice, bob, e2ee } = await setup({ profile: "tuwunel" });
+    const { alice, bob, e2ee } = await setup(start, { profile: "tuwunel" });
     const empty = await e2ee(alice);
     await uploadOneTimeKeys(alice, "A");
     const one = await e2ee(alice, empty.pos);
@@ -190,44 +201,49 @@ describe("sliding sync e2ee extension under tuwunel", () => {
   });
 
   it("leaves out an empty device_lists even on a request with a pos", async () => {
-    const { alice, e2ee } = await setup({ profile: "tuwunel" });
+    const { alice, e2ee } = await setup(start, { profile: "tuwunel" });
     const first = await e2ee(alice);
     const { ext } = await e2ee(alice, first.pos);
     expect(ext).not.toHaveProperty("device_lists");
   });
 });
 
-describe("sliding sync e2ee profile flags, one at a time on the Synapse profile", () => {
-  it("slidingE2eeKeyFields: when-changed drops unchanged key fields", async () => {
-    const { alice, e2ee } = await setup({ overrides: { slidingE2eeKeyFields: "when-changed" } });
-    const first = await e2ee(alice);
-    const { ext } = await e2ee(alice, first.pos);
-    expect(first.ext).toEqual({
-      device_one_time_keys_count: { signed_curve25519: 0 },
-      device_unused_fallback_key_types: [],
+describe.each(transports)(
+  "sliding sync e2ee profile flags, one at a time on the Synapse profile (%s)",
+  (transport) => {
+    const start = harnessesOn(transport);
+
+    it("slidingE2eeKeyFields: when-changed drops unchanged key fields", async () => {
+      const { alice, e2ee } = await setup(start, { overrides: { slidingE2eeKeyFields: "when-changed" } });
+      const first = await e2ee(alice);
+      const { ext } = await e2ee(alice, first.pos);
+      expect(first.ext).toEqual({
+        device_one_time_keys_count: { signed_curve25519: 0 },
+        device_unused_fallback_key_types: [],
+      });
+      expect(ext).toEqual({ device_lists: { changed: [], left: [] } });
     });
-    expect(ext).toEqual({ device_lists: { changed: [], left: [] } });
-  });
 
-  it("slidingE2eeDeviceLists: when-nonempty drops the empty device_lists", async () => {
-    const { alice, e2ee } = await setup({ overrides: { slidingE2eeDeviceLists: "when-nonempty" } });
-    const first = await e2ee(alice);
-    const { ext } = await e2ee(alice, first.pos);
-    expect(ext).toEqual({
-      device_one_time_keys_count: { signed_curve25519: 0 },
-      device_unused_fallback_key_types: [],
+    it("slidingE2eeDeviceLists: when-nonempty drops the empty device_lists", async () => {
+      const { alice, e2ee } = await setup(start, { overrides: { slidingE2eeDeviceLists: "when-nonempty" } });
+      const first = await e2ee(alice);
+      const { ext } = await e2ee(alice, first.pos);
+      expect(ext).toEqual({
+        device_one_time_keys_count: { signed_curve25519: 0 },
+        device_unused_fallback_key_types: [],
+      });
     });
-  });
 
-  it("slidingOmitZeroKeyCounts drops the seeded zero count", async () => {
-    const { alice, e2ee } = await setup({ overrides: { slidingOmitZeroKeyCounts: true } });
-    const { ext } = await e2ee(alice);
-    expect(ext).toEqual({ device_unused_fallback_key_types: [] });
-  });
+    it("slidingOmitZeroKeyCounts drops the seeded zero count", async () => {
+      const { alice, e2ee } = await setup(start, { overrides: { slidingOmitZeroKeyCounts: true } });
+      const { ext } = await e2ee(alice);
+      expect(ext).toEqual({ device_unused_fallback_key_types: [] });
+    });
 
-  it("sends no e2ee extension at all when the request does not enable it", async () => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, { extensions: { e2ee: { enabled: false } } });
-    expect(res.body.extensions).toEqual({});
-  });
-});
+    it("sends no e2ee extension at all when the request does not enable it", async () => {
+      const { server, alice } = await setup(start);
+      const res = await slide(server, alice, { extensions: { e2ee: { enabled: false } } });
+      expect(res.body.extensions).toEqual({});
+    });
+  },
+);

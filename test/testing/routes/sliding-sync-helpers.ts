@@ -1,5 +1,6 @@
 import type { MockHomeserver } from "../../../src/testing/index.js";
 import { SLIDING_SYNC_PATH } from "../../../src/testing/routes/sliding-sync.js";
+import type { FetchTarget } from "../support/transports.js";
 import type { TestDevice } from "./e2ee-test-users.js";
 
 /** Helpers shared by the sliding sync route tests. */
@@ -11,7 +12,7 @@ export interface SlidingReply {
 
 /** One sliding sync request as `device`; `query` carries `pos` / `timeout`. */
 export async function slide(
-  mock: MockHomeserver,
+  server: FetchTarget,
   device: Pick<TestDevice, "accessToken">,
   body: unknown,
   query: Record<string, string | number> = {},
@@ -19,7 +20,7 @@ export async function slide(
 ): Promise<SlidingReply> {
   const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
   const search = params.size > 0 ? `?${params}` : "";
-  const res = await mock.fetch(`${SLIDING_SYNC_PATH}${search}`, {
+  const res = await server.fetch(`${SLIDING_SYNC_PATH}${search}`, {
     method: "POST",
     headers: { authorization: `Bearer ${device.accessToken}`, "content-type": "application/json" },
     body: typeof body === "string" ? body : JSON.stringify(body),

@@ -1,7 +1,15 @@
 import { describe, expect, it, vi } from "vitest";
-import { ManualClock, MockHomeserver } from "../../../src/testing/index.js";
+import { ManualClock } from "../../../src/testing/index.js";
 import { SLIDING_SYNC_PATH } from "../../../src/testing/routes/sliding-sync.js";
-import { call, register, startHarness, type TestUser } from "../support/transports.js";
+import {
+  call,
+  harnessesOn,
+  register,
+  type StartHarness,
+  startHarness,
+  type TestUser,
+  transports,
+} from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 import {
   appendEvent,
@@ -11,12 +19,13 @@ import {
   slide,
 } from "./sliding-sync-helpers.js";
 
-async function setup() {
+async function setup(start: StartHarness) {
   const clock = new ManualClock();
-  const mock = new MockHomeserver({ clock });
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { clock, mock, alice, bob };
+  const server = await start({ clock });
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { clock, server, mock, alice, bob };
 }
 
 type RoomWire = Record<string, unknown> & {
@@ -32,16 +41,18 @@ const list = (ranges: [number, number][] | undefined, extra: Record<string, unkn
   ...extra,
 });
 
-describe("sliding sync room lists", () => {
+describe.each(transports)("sliding sync room lists (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("counts the user's rooms, newest activity first, and sends the ones in range", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!old:localhost", alice.userId, { members: [bob.userId] });
     createRoomInStore(mock, "!mid:localhost", alice.userId);
     createRoomInStore(mock, "!new:localhost", alice.userId);
     createRoomInStore(mock, "!not-mine:localhost", bob.userId);
     sendMessage(mock, "!old:localhost", bob.userId, "bump");
 
-    const res = await slide(mock, alice, { lists: { all: list([[0, 1]]) } });
+    const res = await slide(server, alice, { lists: { all: list([[0, 1]]) } });
 
     expect(res.body.lists).toEqual({
       all: { count: 3, ops: [{ op: "SYNC", range: [0, 1], room_ids: ["!old:localhost", "!new:localhost"] }] },
@@ -50,17 +61,17 @@ describe("sliding sync room lists", () => {
   });
 
   it("reports only the count of a list without ranges, and sends none of its rooms", async () => {
-    const { mock, alice } = await setup();
+    const { server, mock, alice } = await setup(start);
     createRoomInStore(mock, "!a:localhost", alice.userId);
 
-    const res = await slide(mock, alice, { lists: { all: list(undefined) } });
+    const res = await slide(server, alice, { lists: { all: list(undefined) } });
 
     expect(res.body.lists).toEqual({ all: { count: 1, ops: [] } });
     expect(rooms(res)).toEqual({});
   });
 
   it("sends a room the first time with initial, name, counts, required_state and the newest timeline_limit events", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", alice.userId, {
       members: [bob.userId],
       encrypted: true,
@@ -70,7 +81,7 @@ describe("sliding sync room lists", () => {
     sendMessage(mock, "!r:localhost", bob.userId, "two");
     const three = sendMessage(mock, "!r:localhost", bob.userId, "three");
 
-    const res = await slide(mock, alice, {
+    const res = await slide(server, alice, {
       lists: {
         all: list([[0, 0]], {
           timeline_limit: 2,
@@ -106,15 +117,15 @@ describe("sliding sync room lists", () => {
   });
 
   it("sends a room again only when something happened in it, with just the new events", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId] });
     createRoomInStore(mock, "!quiet:localhost", alice.userId);
     const body = { lists: { all: list([[0, 9]], { timeline_limit: 5 }) } };
-    const first = await slide(mock, alice, body);
+    const first = await slide(server, alice, body);
 
-    const nothing = await slide(mock, alice, body, { pos: first.body.pos as string });
+    const nothing = await slide(server, alice, body, { pos: first.body.pos as string });
     sendMessage(mock, "!r:localhost", bob.userId, "news");
-    const news = await slide(mock, alice, body, { pos: nothing.body.pos as string });
+    const news = await slide(server, alice, body, { pos: nothing.body.pos as string });
 
     expect(rooms(nothing)).toEqual({});
     expect(Object.keys(rooms(news))).toEqual(["!r:localhost"]);
@@ -125,20 +136,20 @@ describe("sliding sync room lists", () => {
   });
 
   it("marks an incremental timeline limited when more happened than timeline_limit", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId] });
     const body = { lists: { all: list([[0, 0]], { timeline_limit: 2 }) } };
-    const first = await slide(mock, alice, body);
+    const first = await slide(server, alice, body);
 
     for (const text of ["a", "b", "c"]) sendMessage(mock, "!r:localhost", bob.userId, text);
-    const res = await slide(mock, alice, body, { pos: first.body.pos as string });
+    const res = await slide(server, alice, body, { pos: first.body.pos as string });
 
     expect(rooms(res)["!r:localhost"]).toMatchObject({ limited: true, num_live: 2 });
     expect(bodies(rooms(res)["!r:localhost"])).toEqual(["b", "c"]);
   });
 
   it("sends an invite with stripped invite_state and no timeline, and the room in full once joined", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!dm:localhost", bob.userId, { encrypted: true, name: "Bob" });
     appendEvent(
       mock,
@@ -150,10 +161,10 @@ describe("sliding sync room lists", () => {
     );
     const body = { lists: { all: list([[0, 9]]) } };
 
-    const invited = await slide(mock, alice, body);
-    const again = await slide(mock, alice, body, { pos: invited.body.pos as string });
+    const invited = await slide(server, alice, body);
+    const again = await slide(server, alice, body, { pos: invited.body.pos as string });
     appendEvent(mock, "!dm:localhost", alice.userId, "m.room.member", { membership: "join" }, alice.userId);
-    const joined = await slide(mock, alice, body, { pos: again.body.pos as string });
+    const joined = await slide(server, alice, body, { pos: again.body.pos as string });
 
     const invite = rooms(invited)["!dm:localhost"]!;
     expect(invite).toMatchObject({ initial: true, name: "Bob", is_dm: true });
@@ -175,12 +186,12 @@ describe("sliding sync room lists", () => {
   });
 
   it("filters lists by is_invite and is_encrypted", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!plain:localhost", alice.userId);
     createRoomInStore(mock, "!secret:localhost", alice.userId, { encrypted: true });
     createRoomInStore(mock, "!invite:localhost", bob.userId, { invited: [alice.userId] });
 
-    const res = await slide(mock, alice, {
+    const res = await slide(server, alice, {
       lists: {
         invites: list([[0, 9]], { filters: { is_invite: true } }),
         encrypted: list([[0, 9]], { filters: { is_encrypted: true, is_invite: false } }),
@@ -194,12 +205,12 @@ describe("sliding sync room lists", () => {
   });
 
   it("sends a subscribed room outside every range, and ignores a subscription to a room the user is not in", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!far:localhost", alice.userId);
     createRoomInStore(mock, "!near:localhost", alice.userId);
     createRoomInStore(mock, "!bobs:localhost", bob.userId);
 
-    const res = await slide(mock, alice, {
+    const res = await slide(server, alice, {
       lists: { top: list([[0, 0]]) },
       room_subscriptions: {
         "!far:localhost": { required_state: [["*", "*"]], timeline_limit: 0 },
@@ -217,15 +228,15 @@ describe("sliding sync room lists", () => {
   });
 
   it("tells the user once that they left a room, with their leave in the timeline", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", bob.userId, { members: [alice.userId] });
     const body = { lists: { all: list([[0, 9]]) } };
-    const first = await slide(mock, alice, body);
+    const first = await slide(server, alice, body);
 
     appendEvent(mock, "!r:localhost", alice.userId, "m.room.member", { membership: "leave" }, alice.userId);
     sendMessage(mock, "!r:localhost", bob.userId, "after you left");
-    const left = await slide(mock, alice, body, { pos: first.body.pos as string });
-    const later = await slide(mock, alice, body, { pos: left.body.pos as string });
+    const left = await slide(server, alice, body, { pos: first.body.pos as string });
+    const later = await slide(server, alice, body, { pos: left.body.pos as string });
 
     const timeline = rooms(left)["!r:localhost"]!.timeline ?? [];
     expect(timeline.map((e) => [e.type, e.content.membership])).toEqual([["m.room.member", "leave"]]);
@@ -235,7 +246,7 @@ describe("sliding sync room lists", () => {
   });
 
   it("counts notifications from others after the user's own latest message, highlighting mentions", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId] });
     sendMessage(mock, "!r:localhost", bob.userId, "before");
     sendMessage(mock, "!r:localhost", alice.userId, "mine");
@@ -245,13 +256,13 @@ describe("sliding sync room lists", () => {
       "m.mentions": { user_ids: [alice.userId] },
     });
 
-    const res = await slide(mock, alice, { lists: { all: list([[0, 0]]) } });
+    const res = await slide(server, alice, { lists: { all: list([[0, 0]]) } });
 
     expect(rooms(res)["!r:localhost"]).toMatchObject({ notification_count: 2, highlight_count: 1 });
   });
 
   it("counts unread messages as classic /sync does: a notice does not notify, an @room mention highlights", async () => {
-    const { mock, alice, bob } = await setup();
+    const { server, mock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId] });
     appendEvent(mock, "!r:localhost", bob.userId, "m.room.message", { msgtype: "m.notice", body: "bot" });
     appendEvent(mock, "!r:localhost", bob.userId, "m.room.message", {
@@ -259,7 +270,7 @@ describe("sliding sync room lists", () => {
       "m.mentions": { room: true },
     });
 
-    const res = await slide(mock, alice, { lists: { all: list([[0, 0]]) } });
+    const res = await slide(server, alice, { lists: { all: list([[0, 0]]) } });
 
     expect(rooms(res)["!r:localhost"]).toMatchObject({ notification_count: 1, highlight_count: 1 });
     expect(mock.state.rooms.unreadCounts("!r:localhost", alice.userId)).toEqual({
@@ -269,13 +280,13 @@ describe("sliding sync room lists", () => {
   });
 
   it("lazy-loads the members who sent the timeline events with $LAZY", async () => {
-    const { mock, alice, bob } = await setup();
-    const carol = await registerUser(mock, "carol");
+    const { server, mock, alice, bob } = await setup(start);
+    const carol = await registerUser(server, "carol");
     createRoomInStore(mock, "!r:localhost", alice.userId, { members: [bob.userId, carol.userId] });
     sendMessage(mock, "!r:localhost", carol.userId, "old");
     sendMessage(mock, "!r:localhost", bob.userId, "latest");
 
-    const res = await slide(mock, alice, {
+    const res = await slide(server, alice, {
       lists: { all: list([[0, 0]], { required_state: [["m.room.member", "$LAZY"]], timeline_limit: 1 }) },
     });
 
@@ -286,14 +297,14 @@ describe("sliding sync room lists", () => {
   });
 
   it("ends a long-poll when a message arrives in one of the user's rooms, but not in another room", async () => {
-    const { clock, mock, alice, bob } = await setup();
+    const { server, mock, clock, alice, bob } = await setup(start);
     createRoomInStore(mock, "!mine:localhost", alice.userId, { members: [bob.userId] });
     createRoomInStore(mock, "!other:localhost", bob.userId);
     const body = { lists: { all: list([[0, 9]]) } };
-    const pos = (await slide(mock, alice, body)).body.pos as string;
+    const pos = (await slide(server, alice, body)).body.pos as string;
 
     let settled = false;
-    const pending = slide(mock, alice, body, { pos, timeout: 30_000 }).finally(() => {
+    const pending = slide(server, alice, body, { pos, timeout: 30_000 }).finally(() => {
       settled = true;
     });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
 import { MAX_TO_DEVICE_EVENTS_PER_RESPONSE } from "../../../src/testing/sync/sliding-to-device.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { loginDevice, registerUser, type TestDevice } from "./e2ee-test-users.js";
 import { extension, slide } from "./sliding-sync-helpers.js";
 
-async function setup() {
-  const mock = new MockHomeserver();
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
+async function setup(start: StartHarness) {
+  const server = await start();
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
   /** Queues `n` messages from bob for `to`, numbered from `first`. */
   const queue = (to: TestDevice, n: number, first = 1) => {
     for (let i = first; i < first + n; i++) {
@@ -33,23 +34,25 @@ async function setup() {
         },
       },
     };
-    const res = await slide(mock, device, body);
+    const res = await slide(server, device, body);
     expect(res.status).toBe(200);
     const ext = extension(res, "to_device") as { next_batch: string; events: { content: { n: number } }[] };
     return { nextBatch: ext.next_batch, numbers: ext.events.map((e) => e.content.n), ext };
   };
-  return { mock, alice, bob, queue, toDevice };
+  return { server, mock, alice, bob, queue, toDevice };
 }
 
-describe("sliding sync to_device extension", () => {
+describe.each(transports)("sliding sync to_device extension (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("always sends events, possibly empty, and next_batch as a string", async () => {
-    const { toDevice, alice } = await setup();
+    const { toDevice, alice } = await setup(start);
     const { ext } = await toDevice(alice);
     expect(ext).toEqual({ next_batch: expect.stringMatching(/^\d+$/), events: [] });
   });
 
   it("delivers messages as {type, sender, content}, oldest first", async () => {
-    const { mock, alice, bob, toDevice } = await setup();
+    const { mock, alice, bob, toDevice } = await setup(start);
     await bob.call("PUT", "sendToDevice/m.room_key_request/t1", {
       messages: { [alice.userId]: { [alice.deviceId]: { action: "request" } } },
     });
@@ -65,7 +68,7 @@ describe("sliding sync to_device extension", () => {
   });
 
   it("keeps messages until a later request acknowledges them with since", async () => {
-    const { mock, alice, queue, toDevice } = await setup();
+    const { mock, alice, queue, toDevice } = await setup(start);
     queue(alice, 3);
 
     const first = await toDevice(alice);
@@ -79,8 +82,8 @@ describe("sliding sync to_device extension", () => {
   });
 
   it("acknowledges per device, not per connection: since on one conn_id deletes for every conn_id", async () => {
-    const { mock, alice, queue, toDevice } = await setup();
-    const aliceLaptop = await loginDevice(mock, "alice");
+    const { server, alice, queue, toDevice } = await setup(start);
+    const aliceLaptop = await loginDevice(server, "alice");
     queue(alice, 2);
     queue(aliceLaptop, 2, 10);
 
@@ -95,7 +98,7 @@ describe("sliding sync to_device extension", () => {
   });
 
   it(`caps a page at ${MAX_TO_DEVICE_EVENTS_PER_RESPONSE} events whatever the limit, and pages on with next_batch`, async () => {
-    const { alice, queue, toDevice } = await setup();
+    const { alice, queue, toDevice } = await setup(start);
     queue(alice, 150);
 
     const first = await toDevice(alice, { limit: 500 });
@@ -107,7 +110,7 @@ describe("sliding sync to_device extension", () => {
   });
 
   it("honours a limit below the cap", async () => {
-    const { alice, queue, toDevice } = await setup();
+    const { alice, queue, toDevice } = await setup(start);
     queue(alice, 5);
 
     const first = await toDevice(alice, { limit: 2 });
@@ -118,7 +121,7 @@ describe("sliding sync to_device extension", () => {
   });
 
   it("answers a since from the future with no events and echoes it, deleting nothing", async () => {
-    const { mock, alice, queue, toDevice } = await setup();
+    const { mock, alice, queue, toDevice } = await setup(start);
     queue(alice, 2);
 
     const res = await toDevice(alice, { since: "999999" });
@@ -128,9 +131,9 @@ describe("sliding sync to_device extension", () => {
   });
 
   it("sends no to_device extension unless enabled", async () => {
-    const { mock, alice, queue } = await setup();
+    const { server, mock, alice, queue } = await setup(start);
     queue(alice, 1);
-    const res = await slide(mock, alice, { extensions: { to_device: { enabled: false, since: "1" } } });
+    const res = await slide(server, alice, { extensions: { to_device: { enabled: false, since: "1" } } });
     expect(res.body.extensions).toEqual({});
     expect(mock.state.toDevice.pendingCount(alice.userId, alice.deviceId)).toBe(1);
   });

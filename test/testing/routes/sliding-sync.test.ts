@@ -1,41 +1,44 @@
 import { describe, expect, it, vi } from "vitest";
-import { ManualClock, MockHomeserver, type MockHomeserverOptions } from "../../../src/testing/index.js";
+import { ManualClock, type MockHomeserverOptions } from "../../../src/testing/index.js";
 import { SLIDING_SYNC_PATH } from "../../../src/testing/routes/sliding-sync.js";
 import { SLIDING_CONNECTION_IDLE_EXPIRY_MS } from "../../../src/testing/state/sliding-connections.js";
-import { call, register, startHarness } from "../support/transports.js";
+import { call, harnessesOn, register, type StartHarness, transports } from "../support/transports.js";
 import { loginDevice, registerUser, signedCurveKey } from "./e2ee-test-users.js";
 import { E2EE_ONLY, extension, slide } from "./sliding-sync-helpers.js";
 
-async function setup(options: MockHomeserverOptions = {}) {
+async function setup(start: StartHarness, options: MockHomeserverOptions = {}) {
   const clock = new ManualClock();
-  const mock = new MockHomeserver({ clock, ...options });
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { clock, mock, alice, bob };
+  const server = await start({ clock, ...options });
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { clock, server, mock, alice, bob };
 }
 
 const TO_DEVICE = { extensions: { to_device: { enabled: true } } };
 
-describe("simplified sliding sync: connections and pos", () => {
-  it("answers a first request with a pos, empty rooms and extensions, and no lists when none were asked for", async () => {
-    const { mock, alice } = await setup();
+describe.each(transports)("simplified sliding sync: connections and pos (%s)", (transport) => {
+  const start = harnessesOn(transport);
 
-    const res = await slide(mock, alice, {});
+  it("answers a first request with a pos, empty rooms and extensions, and no lists when none were asked for", async () => {
+    const { server, alice } = await setup(start);
+
+    const res = await slide(server, alice, {});
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ pos: expect.any(String), rooms: {}, extensions: {} });
   });
 
   it("accepts the same pos again (a retried request), after which positions issued from others are gone", async () => {
-    const { mock, alice } = await setup();
-    const first = (await slide(mock, alice, {})).body.pos as string;
-    const lost = (await slide(mock, alice, {}, { pos: first })).body.pos as string;
+    const { server, alice } = await setup(start);
+    const first = (await slide(server, alice, {})).body.pos as string;
+    const lost = (await slide(server, alice, {}, { pos: first })).body.pos as string;
 
     // The client never saw `lost` and retries with `first`: Synapse forgets the other positions.
-    const retry = await slide(mock, alice, {}, { pos: first });
-    const next = await slide(mock, alice, {}, { pos: retry.body.pos as string });
-    const staleFirst = await slide(mock, alice, {}, { pos: first });
-    const staleLost = await slide(mock, alice, {}, { pos: lost });
+    const retry = await slide(server, alice, {}, { pos: first });
+    const next = await slide(server, alice, {}, { pos: retry.body.pos as string });
+    const staleFirst = await slide(server, alice, {}, { pos: first });
+    const staleLost = await slide(server, alice, {}, { pos: lost });
 
     expect(retry.status).toBe(200);
     expect(next.status).toBe(200);
@@ -47,8 +50,8 @@ describe("simplified sliding sync: connections and pos", () => {
   });
 
   it("answers a pos it never handed out with 400 M_UNKNOWN_POS", async () => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, {}, { pos: "987654" });
+    const { server, alice } = await setup(start);
+    const res = await slide(server, alice, {}, { pos: "987654" });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN_POS" } });
   });
 
@@ -57,21 +60,21 @@ describe("simplified sliding sync: connections and pos", () => {
     ["a Synapse-shaped token", "5/s2633508_17_338"],
     ["an empty string", ""],
   ])("answers an unparseable pos (%s) with 400 M_UNKNOWN", async (_name, pos) => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, {}, { pos });
+    const { server, alice } = await setup(start);
+    const res = await slide(server, alice, {}, { pos });
     expect(res).toEqual({ status: 400, body: { errcode: "M_UNKNOWN", error: "Invalid stream token" } });
   });
 
   it("refuses another user's pos, another device's pos and another conn_id's pos with M_UNKNOWN_POS", async () => {
-    const { mock, alice, bob } = await setup();
-    const aliceLaptop = await loginDevice(mock, "alice");
-    const pos = (await slide(mock, alice, { conn_id: "main" })).body.pos as string;
+    const { server, alice, bob } = await setup(start);
+    const aliceLaptop = await loginDevice(server, "alice");
+    const pos = (await slide(server, alice, { conn_id: "main" })).body.pos as string;
 
-    const asBob = await slide(mock, bob, { conn_id: "main" }, { pos });
-    const asOtherDevice = await slide(mock, aliceLaptop, { conn_id: "main" }, { pos });
-    const asOtherConn = await slide(mock, alice, { conn_id: "notifications" }, { pos });
-    const withoutConnId = await slide(mock, alice, {}, { pos });
-    const asOwner = await slide(mock, alice, { conn_id: "main" }, { pos });
+    const asBob = await slide(server, bob, { conn_id: "main" }, { pos });
+    const asOtherDevice = await slide(server, aliceLaptop, { conn_id: "main" }, { pos });
+    const asOtherConn = await slide(server, alice, { conn_id: "notifications" }, { pos });
+    const withoutConnId = await slide(server, alice, {}, { pos });
+    const asOwner = await slide(server, alice, { conn_id: "main" }, { pos });
 
     for (const res of [asBob, asOtherDevice, asOtherConn, withoutConnId]) {
       expect(res).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN_POS" } });
@@ -80,11 +83,11 @@ describe("simplified sliding sync: connections and pos", () => {
   });
 
   it("ignores a pos in the body, as Synapse does: only the query parameter counts", async () => {
-    const { mock, alice } = await setup();
-    const pos = (await slide(mock, alice, E2EE_ONLY)).body.pos as string;
+    const { server, alice } = await setup(start);
+    const pos = (await slide(server, alice, E2EE_ONLY)).body.pos as string;
 
-    const withBodyPos = await slide(mock, alice, { ...E2EE_ONLY, pos: "garbage" });
-    const validBodyPos = await slide(mock, alice, { ...E2EE_ONLY, pos });
+    const withBodyPos = await slide(server, alice, { ...E2EE_ONLY, pos: "garbage" });
+    const validBodyPos = await slide(server, alice, { ...E2EE_ONLY, pos });
 
     expect(withBodyPos.status).toBe(200);
     // A request with `pos` only in the body is a first request: no device_lists under Synapse.
@@ -92,33 +95,35 @@ describe("simplified sliding sync: connections and pos", () => {
   });
 
   it("forgets a connection's positions when a request without pos restarts it", async () => {
-    const { mock, alice } = await setup();
-    const old = (await slide(mock, alice, { conn_id: "c" })).body.pos as string;
+    const { server, alice } = await setup(start);
+    const old = (await slide(server, alice, { conn_id: "c" })).body.pos as string;
 
-    await slide(mock, alice, { conn_id: "c" });
-    const res = await slide(mock, alice, { conn_id: "c" }, { pos: old });
+    await slide(server, alice, { conn_id: "c" });
+    const res = await slide(server, alice, { conn_id: "c" }, { pos: old });
 
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN_POS" } });
   });
 
   it("expires a connection idle for more than 7 days, and keeps one used within them", async () => {
-    const { clock, mock, alice } = await setup();
-    const idle = (await slide(mock, alice, { conn_id: "idle" })).body.pos as string;
-    let busy = (await slide(mock, alice, { conn_id: "busy" })).body.pos as string;
+    const { server, clock, alice } = await setup(start);
+    const idle = (await slide(server, alice, { conn_id: "idle" })).body.pos as string;
+    let busy = (await slide(server, alice, { conn_id: "busy" })).body.pos as string;
 
     for (let day = 0; day < 8; day++) {
       await clock.advance(24 * 60 * 60 * 1000);
-      busy = (await slide(mock, alice, { conn_id: "busy" }, { pos: busy })).body.pos as string;
+      busy = (await slide(server, alice, { conn_id: "busy" }, { pos: busy })).body.pos as string;
     }
-    const res = await slide(mock, alice, { conn_id: "idle" }, { pos: idle });
+    const res = await slide(server, alice, { conn_id: "idle" }, { pos: idle });
 
     expect(SLIDING_CONNECTION_IDLE_EXPIRY_MS).toBe(7 * 24 * 60 * 60 * 1000);
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_UNKNOWN_POS" } });
-    expect((await slide(mock, alice, { conn_id: "busy" }, { pos: busy })).status).toBe(200);
+    expect((await slide(server, alice, { conn_id: "busy" }, { pos: busy })).status).toBe(200);
   });
 });
 
-describe("simplified sliding sync: request validation", () => {
+describe.each(transports)("simplified sliding sync: request validation (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it.each([
     ["a timeout that is not an integer", { timeout: "soon" }, {}, "M_INVALID_PARAM"],
     ["a negative timeout", { timeout: -1 }, {}, "M_INVALID_PARAM"],
@@ -148,42 +153,44 @@ describe("simplified sliding sync: request validation", () => {
       "M_INVALID_PARAM",
     ],
   ])("answers %s with 400 %s", async (_name, query, body, errcode) => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, body, query as Record<string, string>);
+    const { server, alice } = await setup(start);
+    const res = await slide(server, alice, body, query as Record<string, string>);
     expect(res).toMatchObject({ status: 400, body: { errcode } });
   });
 
   it("checks the body before the pos, so a bad body with an unknown pos is M_BAD_JSON", async () => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, { lists: [] }, { pos: "424242" });
+    const { server, alice } = await setup(start);
+    const res = await slide(server, alice, { lists: [] }, { pos: "424242" });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
   });
 
   it("reports every body problem as M_BAD_JSON under tuwunel's validation", async () => {
-    const { mock, alice } = await setup({ profile: "tuwunel" });
-    const res = await slide(mock, alice, { extensions: { to_device: { enabled: true, since: "abc" } } });
+    const { server, alice } = await setup(start, { profile: "tuwunel" });
+    const res = await slide(server, alice, { extensions: { to_device: { enabled: true, since: "abc" } } });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
   });
 
   it("needs an access token", async () => {
-    const { mock } = await setup();
-    const res = await slide(mock, { accessToken: "" }, {});
+    const { server } = await setup(start);
+    const res = await slide(server, { accessToken: "" }, {});
     expect(res).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
   });
 });
 
-describe("simplified sliding sync: long-polling", () => {
+describe.each(transports)("simplified sliding sync: long-polling (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("answers a request without pos at once, whatever its timeout", async () => {
-    const { mock, alice } = await setup();
-    const res = await slide(mock, alice, TO_DEVICE, { timeout: 30_000 });
+    const { server, alice } = await setup(start);
+    const res = await slide(server, alice, TO_DEVICE, { timeout: 30_000 });
     expect(res.status).toBe(200);
   });
 
   it("waits on a pos with nothing new and returns as soon as a to-device message arrives", async () => {
-    const { clock, mock, alice, bob } = await setup();
-    const pos = (await slide(mock, alice, TO_DEVICE)).body.pos as string;
+    const { server, clock, alice, bob } = await setup(start);
+    const pos = (await slide(server, alice, TO_DEVICE)).body.pos as string;
 
-    const pending = slide(mock, alice, TO_DEVICE, { pos, timeout: 30_000 });
+    const pending = slide(server, alice, TO_DEVICE, { pos, timeout: 30_000 });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await bob.call("PUT", "sendToDevice/m.test/1", {
       messages: { [alice.userId]: { [alice.deviceId]: { n: 1 } } },
@@ -198,11 +205,11 @@ describe("simplified sliding sync: long-polling", () => {
   });
 
   it("returns an empty response with a new pos when the timeout passes without news", async () => {
-    const { clock, mock, alice } = await setup();
-    const pos = (await slide(mock, alice, TO_DEVICE)).body.pos as string;
+    const { server, clock, alice } = await setup(start);
+    const pos = (await slide(server, alice, TO_DEVICE)).body.pos as string;
 
     let settled = false;
-    const pending = slide(mock, alice, TO_DEVICE, { pos, timeout: 30_000 }).finally(() => {
+    const pending = slide(server, alice, TO_DEVICE, { pos, timeout: 30_000 }).finally(() => {
       settled = true;
     });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
@@ -217,14 +224,14 @@ describe("simplified sliding sync: long-polling", () => {
   });
 
   it("does not end the wait for a one-time key count change under Synapse, but keeps waiting", async () => {
-    const { clock, mock, alice, bob } = await setup();
+    const { server, clock, alice, bob } = await setup(start);
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "key-a") },
     });
-    const pos = (await slide(mock, alice, E2EE_ONLY)).body.pos as string;
+    const pos = (await slide(server, alice, E2EE_ONLY)).body.pos as string;
 
     let settled = false;
-    const pending = slide(mock, alice, E2EE_ONLY, { pos, timeout: 10_000 }).finally(() => {
+    const pending = slide(server, alice, E2EE_ONLY, { pos, timeout: 10_000 }).finally(() => {
       settled = true;
     });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
@@ -240,13 +247,13 @@ describe("simplified sliding sync: long-polling", () => {
   });
 
   it("ends the wait for a one-time key count change under the msc profile's delta semantics", async () => {
-    const { clock, mock, alice, bob } = await setup({ profile: "msc" });
+    const { server, clock, alice, bob } = await setup(start, { profile: "msc" });
     await alice.call("POST", "keys/upload", {
       one_time_keys: { "signed_curve25519:A": signedCurveKey(alice, "key-a") },
     });
-    const pos = (await slide(mock, alice, E2EE_ONLY)).body.pos as string;
+    const pos = (await slide(server, alice, E2EE_ONLY)).body.pos as string;
 
-    const pending = slide(mock, alice, E2EE_ONLY, { pos, timeout: 10_000 });
+    const pending = slide(server, alice, E2EE_ONLY, { pos, timeout: 10_000 });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await bob.call("POST", "keys/claim", {
       one_time_keys: { [alice.userId]: { [alice.deviceId]: "signed_curve25519" } },
@@ -257,10 +264,10 @@ describe("simplified sliding sync: long-polling", () => {
   });
 
   it("answers M_UNKNOWN_POS when the connection is expired while the request waits", async () => {
-    const { clock, mock, alice } = await setup();
-    const pos = (await slide(mock, alice, TO_DEVICE)).body.pos as string;
+    const { server, mock, clock, alice } = await setup(start);
+    const pos = (await slide(server, alice, TO_DEVICE)).body.pos as string;
 
-    const pending = slide(mock, alice, TO_DEVICE, { pos, timeout: 5_000 });
+    const pending = slide(server, alice, TO_DEVICE, { pos, timeout: 5_000 });
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     mock.control.expireSlidingSyncConnections({ userId: alice.userId });
     await clock.advance(5_000);
@@ -269,40 +276,44 @@ describe("simplified sliding sync: long-polling", () => {
   });
 
   it("stops waiting when the client goes away, leaving no new position behind", async () => {
-    const { clock, mock, alice } = await setup();
-    const pos = (await slide(mock, alice, TO_DEVICE)).body.pos as string;
+    const { server, mock, clock, alice } = await setup(start);
+    const pos = (await slide(server, alice, TO_DEVICE)).body.pos as string;
     const abort = new AbortController();
 
-    const pending = slide(mock, alice, TO_DEVICE, { pos, timeout: 60_000 }, abort.signal);
+    const pending = slide(server, alice, TO_DEVICE, { pos, timeout: 60_000 }, abort.signal);
     await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     abort.abort();
 
-    // In-process the aborted fetch may still settle; either way the wait must end.
+    // In-process the aborted fetch may still settle; either way the wait must end. Over a socket
+    // the server hears of the abort when the connection closes, a moment later.
     await pending.catch(() => undefined);
-    expect(clock.pendingSleeps).toBe(0);
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(0));
     expect(mock.control.slidingSyncConnections(alice.userId)[0]?.positions).toEqual([Number(pos)]);
   });
 });
 
-describe("simplified sliding sync: expiring connections through the control API", () => {
-  it("expires one conn_id in-process and leaves the user's other connections alone", async () => {
-    const { mock, alice } = await setup();
-    const main = (await slide(mock, alice, { conn_id: "main" })).body.pos as string;
-    const other = (await slide(mock, alice, { conn_id: "other" })).body.pos as string;
+describe.each(transports)(
+  "simplified sliding sync: expiring connections through the control API (%s)",
+  (transport) => {
+    const start = harnessesOn(transport);
 
-    const expired = mock.control.expireSlidingSyncConnections({ userId: alice.userId, connId: "main" });
+    it("expires one conn_id through MockControl and leaves the user's other connections alone", async () => {
+      const { server, mock, alice } = await setup(start);
+      const main = (await slide(server, alice, { conn_id: "main" })).body.pos as string;
+      const other = (await slide(server, alice, { conn_id: "other" })).body.pos as string;
 
-    expect(expired).toBe(1);
-    expect(await slide(mock, alice, { conn_id: "main" }, { pos: main })).toMatchObject({
-      status: 400,
-      body: { errcode: "M_UNKNOWN_POS" },
+      const expired = mock.control.expireSlidingSyncConnections({ userId: alice.userId, connId: "main" });
+
+      expect(expired).toBe(1);
+      expect(await slide(server, alice, { conn_id: "main" }, { pos: main })).toMatchObject({
+        status: 400,
+        body: { errcode: "M_UNKNOWN_POS" },
+      });
+      expect((await slide(server, alice, { conn_id: "other" }, { pos: other })).status).toBe(200);
     });
-    expect((await slide(mock, alice, { conn_id: "other" }, { pos: other })).status).toBe(200);
-  });
 
-  it("expires every connection of a user over HTTP, lists connections, and leaves other users alone", async () => {
-    const h = await startHarness("socket");
-    try {
+    it("expires every connection of a user over HTTP, lists connections, and leaves other users alone", async () => {
+      const h = await start();
       const alice = await register(h, "alice");
       const bob = await register(h, "bob");
       const syncAs = (token: string, body: unknown, pos?: string) =>
@@ -343,8 +354,6 @@ describe("simplified sliding sync: expiring connections through the control API"
       expect((await syncAs(alice.token, { conn_id: "a" }, a1)).body.errcode).toBe("M_UNKNOWN_POS");
       expect((await syncAs(alice.token, { conn_id: "b" }, a2)).body.errcode).toBe("M_UNKNOWN_POS");
       expect((await syncAs(bob.token, { conn_id: "a" }, b1)).status).toBe(200);
-    } finally {
-      await h.close();
-    }
-  });
-});
+    });
+  },
+);

@@ -1,20 +1,23 @@
-import { describe, expect, it } from "vitest";
-import { ManualClock, MockHomeserver, type MockHomeserverOptions } from "../../../src/testing/index.js";
+import { describe, expect, it, vi } from "vitest";
+import { ManualClock, type MockHomeserverOptions } from "../../../src/testing/index.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { loginDevice, registerUser } from "./e2ee-test-users.js";
 import { createRoom, invite, join, leave, sendText, sharedRoom, since, sync } from "./room-support.js";
 
-async function setup(options: MockHomeserverOptions = {}) {
-  const mock = new MockHomeserver(options);
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  return { mock, alice, bob };
+async function setup(start: StartHarness, options: MockHomeserverOptions = {}) {
+  const server = await start(options);
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  return { server, mock: server.homeserver, alice, bob };
 }
 
 const path = (roomId: string, rest: string) => `rooms/${encodeURIComponent(roomId)}/${rest}`;
 
-describe("GET /sync: rooms", () => {
+describe.each(transports)("GET /sync: rooms (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("gives an initial sync every joined room with state, timeline, prev_batch and empty extras", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice, { name: "Room" });
     await sendText(alice, roomId, "hello");
 
@@ -37,7 +40,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("puts the state before a limited timeline into state, and prev_batch continues in /messages", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice);
     for (let i = 0; i < 6; i++) await sendText(alice, roomId, `m${i}`);
 
@@ -61,7 +64,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("sends only what is new after since, and leaves out quiet rooms", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const busy = await createRoom(alice);
     const quiet = await createRoom(alice);
     const first = await sync(alice);
@@ -76,7 +79,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("shows the invite with stripped state, then the room with full state once joined", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const before = await sync(bob);
     const roomId = await createRoom(alice, {
       name: "Secret",
@@ -109,7 +112,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("reports a room the user left under leave, with the leave event, once", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
     const before = await sync(bob);
     await leave(bob, roomId);
@@ -127,7 +130,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("shows a rejected invite under leave with only the leave event and no room state", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await createRoom(alice, { name: "Private" });
     await invite(alice, roomId, bob);
     const invited = await sync(bob);
@@ -140,7 +143,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("sends full state again with full_state=true", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const roomId = await createRoom(alice);
     const first = await sync(alice);
 
@@ -149,7 +152,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("counts unread messages from others since the user's own last event", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
     await sendText(bob, roomId, "mine");
     await sendText(alice, roomId, "one");
@@ -166,7 +169,7 @@ describe("GET /sync: rooms", () => {
   });
 
   it("gives the member counts as a summary when the filter lazy-loads members", async () => {
-    const { alice, bob } = await setup();
+    const { alice, bob } = await setup(start);
     const roomId = await sharedRoom(alice, bob);
     const lazy = `filter=${encodeURIComponent('{"room":{"state":{"lazy_load_members":true}}}')}`;
 
@@ -178,9 +181,11 @@ describe("GET /sync: rooms", () => {
   });
 });
 
-describe("GET /sync: account data, to-device and keys", () => {
+describe.each(transports)("GET /sync: account data, to-device and keys (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("sends all account data and the push rules initially, then only what was written since", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     await alice.call("PUT", `user/${encodeURIComponent(alice.userId)}/account_data/m.one`, { a: 1 });
     const first = await sync(alice);
     await alice.call("PUT", `user/${encodeURIComponent(alice.userId)}/account_data/m.two`, { b: 2 });
@@ -191,7 +196,7 @@ describe("GET /sync: account data, to-device and keys", () => {
   });
 
   it("delivers to-device messages and deletes them only when the next since acknowledges them", async () => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const first = await sync(bob);
     await alice.call("PUT", "sendToDevice/m.test/1", {
       messages: { [bob.userId]: { [bob.deviceId]: { n: 1 } } },
@@ -212,7 +217,7 @@ describe("GET /sync: account data, to-device and keys", () => {
   });
 
   it("hands out at most 100 to-device messages per response and the rest next time", async () => {
-    const { mock, bob } = await setup();
+    const { mock, bob } = await setup(start);
     for (let i = 0; i < 130; i++)
       mock.state.toDevice.enqueue(bob.userId, bob.deviceId, {
         type: "m.n",
@@ -230,14 +235,14 @@ describe("GET /sync: account data, to-device and keys", () => {
   });
 
   it("reports users sharing a room whose keys changed, newcomers, and users who left", async () => {
-    const { mock, alice, bob } = await setup();
-    const carol = await registerUser(mock, "carol");
-    const stranger = await registerUser(mock, "dave");
+    const { server, alice, bob } = await setup(start);
+    const carol = await registerUser(server, "carol");
+    const stranger = await registerUser(server, "dave");
     const roomId = await sharedRoom(alice, bob);
     const first = await sync(alice);
 
-    await loginDevice(mock, "bob");
-    await loginDevice(mock, "dave");
+    await loginDevice(server, "bob");
+    await loginDevice(server, "dave");
     await invite(alice, roomId, carol);
     const changed = await sync(alice, since(first.next_batch));
     expect(changed.device_lists).toEqual({ changed: [bob.userId, carol.userId] });
@@ -249,7 +254,7 @@ describe("GET /sync: account data, to-device and keys", () => {
   });
 
   it("always sends the one-time key count with signed_curve25519 and the unused fallback key types", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     const empty = await sync(alice);
     expect(empty.device_one_time_keys_count).toEqual({ signed_curve25519: 0 });
     expect(empty.device_unused_fallback_key_types).toEqual([]);
@@ -264,15 +269,17 @@ describe("GET /sync: account data, to-device and keys", () => {
   });
 
   it("leaves a zero signed_curve25519 count out under a profile that does not seed it", async () => {
-    const { alice } = await setup({ overrides: { seedSignedCurve25519Count: false } });
+    const { alice } = await setup(start, { overrides: { seedSignedCurve25519Count: false } });
 
     expect((await sync(alice)).device_one_time_keys_count).toEqual({});
   });
 });
 
-describe("GET /sync: parameters and long-polling", () => {
+describe.each(transports)("GET /sync: parameters and long-polling (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("answers 400 M_UNKNOWN for a malformed since and one from the future", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
 
     for (const token of ["garbage", "s1_2_3", "s99999_0_0_0"]) {
       const res = await alice.call("GET", `sync?since=${token}`);
@@ -284,7 +291,7 @@ describe("GET /sync: parameters and long-polling", () => {
   });
 
   it("accepts an uploaded filter id and inline JSON, and refuses unknown ids and bad JSON", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
     await createRoom(alice);
     const uploaded = await alice.call("POST", `user/${encodeURIComponent(alice.userId)}/filter`, {
       room: { timeline: { limit: 1 } },
@@ -301,7 +308,7 @@ describe("GET /sync: parameters and long-polling", () => {
   });
 
   it("refuses bad timeout, full_state and set_presence values", async () => {
-    const { alice } = await setup();
+    const { alice } = await setup(start);
 
     expect((await alice.call("GET", "sync?timeout=soon")).body.errcode).toBe("M_INVALID_PARAM");
     expect((await alice.call("GET", "sync?full_state=yes")).body.errcode).toBe("M_INVALID_PARAM");
@@ -310,7 +317,7 @@ describe("GET /sync: parameters and long-polling", () => {
 
   it("waits for the timeout on the server's clock when nothing happens", async () => {
     const clock = new ManualClock();
-    const { alice } = await setup({ clock });
+    const { alice } = await setup(start, { clock });
     const first = await sync(alice);
 
     let done = false;
@@ -318,6 +325,7 @@ describe("GET /sync: parameters and long-polling", () => {
       done = true;
       return b;
     });
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await clock.advance(29_000);
     expect(done).toBe(false);
     await clock.advance(1_000);
@@ -328,17 +336,18 @@ describe("GET /sync: parameters and long-polling", () => {
 
   it("returns early when a message arrives in one of the user's rooms, but not for other rooms", async () => {
     const clock = new ManualClock();
-    const { mock, alice, bob } = await setup({ clock });
+    const { server, alice, bob } = await setup(start, { clock });
     const roomId = await sharedRoom(alice, bob);
-    const elsewhere = await createRoom(await registerUser(mock, "carol"));
+    const elsewhere = await createRoom(await registerUser(server, "carol"));
     const first = await sync(bob);
 
     let body: Awaited<ReturnType<typeof sync>> | undefined;
     const pending = sync(bob, since(first.next_batch, "timeout=30000")).then((b) => {
       body = b;
     });
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await clock.advance(10);
-    await sendText(await loginDevice(mock, "carol"), elsewhere, "not for bob");
+    await sendText(await loginDevice(server, "carol"), elsewhere, "not for bob");
     await clock.advance(10);
     expect(body).toBeUndefined();
     await sendText(alice, roomId, "for bob");
@@ -349,10 +358,11 @@ describe("GET /sync: parameters and long-polling", () => {
 
   it("returns early for a to-device message to this device", async () => {
     const clock = new ManualClock();
-    const { alice, bob } = await setup({ clock });
+    const { alice, bob } = await setup(start, { clock });
     const first = await sync(bob);
 
     const pending = sync(bob, since(first.next_batch, "timeout=60000"));
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await clock.advance(5);
     await alice.call("PUT", "sendToDevice/m.ping/1", { messages: { [bob.userId]: { "*": {} } } });
     expect((await pending).to_device?.events.map((e) => e.type)).toEqual(["m.ping"]);
@@ -360,30 +370,32 @@ describe("GET /sync: parameters and long-polling", () => {
 
   it("stops waiting when the client goes away", async () => {
     const clock = new ManualClock();
-    const { mock, bob } = await setup({ clock });
+    const { server, bob } = await setup(start, { clock });
     const first = await sync(bob);
     const abort = new AbortController();
 
-    const pending = mock.fetch(`/_matrix/client/v3/sync?${since(first.next_batch, "timeout=60000")}`, {
+    const pending = server.fetch(`/_matrix/client/v3/sync?${since(first.next_batch, "timeout=60000")}`, {
       headers: { authorization: `Bearer ${bob.accessToken}` },
       signal: abort.signal,
     });
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1));
     await clock.advance(5);
     expect(clock.pendingSleeps).toBe(1);
     abort.abort();
     // The request settles (how the in-process fetch reports an abort is its own business) and the
-    // server's long-poll lets go of its timer and subscriptions.
+    // server's long-poll lets go of its timer and subscriptions; over a socket the server learns
+    // of the abort when the connection closes, a moment later.
     await pending.then(
       (res) => res.body?.cancel(),
       () => undefined,
     );
     await clock.advance(0);
-    expect(clock.pendingSleeps).toBe(0);
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(0));
   });
 
   it("answers an initial sync at once whatever the timeout", async () => {
     const clock = new ManualClock();
-    const { alice } = await setup({ clock });
+    const { alice } = await setup(start, { clock });
 
     expect((await sync(alice, "timeout=60000")).next_batch).toMatch(/^s/);
   });

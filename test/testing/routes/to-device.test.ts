@@ -1,21 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { MockHomeserver } from "../../../src/testing/index.js";
 import { MAX_TO_DEVICE_CONTENT_BYTES } from "../../../src/testing/routes/to-device.js";
+import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { loginDevice, registerUser, send } from "./e2ee-test-users.js";
 
-async function setup() {
-  const mock = new MockHomeserver();
-  const alice = await registerUser(mock, "alice");
-  const bob = await registerUser(mock, "bob");
-  const bobPhone = await loginDevice(mock, "bob");
+async function setup(start: StartHarness) {
+  const server = await start();
+  const mock = server.homeserver;
+  const alice = await registerUser(server, "alice");
+  const bob = await registerUser(server, "bob");
+  const bobPhone = await loginDevice(server, "bob");
   const inbox = (d: { userId: string; deviceId: string }) =>
     mock.state.toDevice.inbox(d.userId, d.deviceId).map((e) => e.event);
-  return { mock, alice, bob, bobPhone, inbox };
+  return { server, mock, alice, bob, bobPhone, inbox };
 }
 
-describe("PUT sendToDevice/{eventType}/{txnId}", () => {
+describe.each(transports)("PUT sendToDevice/{eventType}/{txnId} (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
   it("delivers {type, sender, content} to the named device only", async () => {
-    const { alice, bob, bobPhone, inbox } = await setup();
+    const { alice, bob, bobPhone, inbox } = await setup(start);
 
     const res = await alice.call("PUT", "sendToDevice/m.test/txn1", {
       messages: { [bob.userId]: { [bob.deviceId]: { hello: "laptop" } } },
@@ -27,8 +30,8 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it('expands a lone "*" to every device of the user, the sender\'s own included', async () => {
-    const { mock, alice, bob, bobPhone, inbox } = await setup();
-    const aliceTablet = await loginDevice(mock, "alice");
+    const { server, alice, bob, bobPhone, inbox } = await setup(start);
+    const aliceTablet = await loginDevice(server, "alice");
 
     await bob.call("PUT", "sendToDevice/m.test/t", {
       messages: { [alice.userId]: { "*": { n: 1 } }, [bob.userId]: { "*": { n: 2 } } },
@@ -41,7 +44,7 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it('treats "*" next to other device ids as an unknown device, as Synapse does', async () => {
-    const { alice, bob, bobPhone, inbox } = await setup();
+    const { alice, bob, bobPhone, inbox } = await setup(start);
 
     await alice.call("PUT", "sendToDevice/m.test/t", {
       messages: { [bob.userId]: { "*": { n: "all" }, [bob.deviceId]: { n: "one" } } },
@@ -52,7 +55,7 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it("drops messages for unknown devices, unknown users, malformed ids and other servers", async () => {
-    const { mock, alice, bob, inbox } = await setup();
+    const { mock, alice, bob, inbox } = await setup(start);
 
     const res = await alice.call("PUT", "sendToDevice/m.test/t", {
       messages: {
@@ -69,8 +72,8 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it("delivers a repeated transaction once, but the same txnId from another device or event type again", async () => {
-    const { mock, alice, bob, inbox } = await setup();
-    const aliceTablet = await loginDevice(mock, "alice");
+    const { server, alice, bob, inbox } = await setup(start);
+    const aliceTablet = await loginDevice(server, "alice");
     const body = { messages: { [bob.userId]: { [bob.deviceId]: { n: 1 } } } };
 
     const first = await alice.call("PUT", "sendToDevice/m.test/same", body);
@@ -88,7 +91,7 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it("refuses a message over 64 KiB with 413 M_TOO_LARGE, delivers none, and lets the txnId be retried", async () => {
-    const { alice, bob, bobPhone, inbox } = await setup();
+    const { alice, bob, bobPhone, inbox } = await setup(start);
     const big = { blob: "x".repeat(MAX_TO_DEVICE_CONTENT_BYTES) };
 
     const tooLarge = await alice.call("PUT", "sendToDevice/m.test/retry", {
@@ -110,7 +113,7 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
     ["messages that is a list", { messages: [] }, "M_BAD_JSON"],
     ["a message that is a string", { messages: { "@bob:localhost": { DEV: "hello" } } }, "M_BAD_JSON"],
   ])("answers %s with 400 %s and delivers nothing", async (_name, body, errcode) => {
-    const { mock, alice, bob } = await setup();
+    const { mock, alice, bob } = await setup(start);
     const res = await alice.call("PUT", "sendToDevice/m.test/bad", body);
     expect(res).toMatchObject({ status: 400, body: { errcode } });
     expect(mock.state.toDevice.position).toBe(0);
@@ -118,13 +121,13 @@ describe("PUT sendToDevice/{eventType}/{txnId}", () => {
   });
 
   it("needs an access token", async () => {
-    const { mock } = await setup();
-    const res = await send(mock, "PUT", "sendToDevice/m.test/t", { body: { messages: {} } });
+    const { server } = await setup(start);
+    const res = await send(server, "PUT", "sendToDevice/m.test/t", { body: { messages: {} } });
     expect(res).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
   });
 
   it("drops the inbox of a deleted device", async () => {
-    const { alice, bob, bobPhone, mock } = await setup();
+    const { mock, alice, bob, bobPhone } = await setup(start);
     await alice.call("PUT", "sendToDevice/m.test/t", { messages: { [bob.userId]: { "*": { n: 1 } } } });
 
     await bob.call("DELETE", `devices/${bobPhone.deviceId}`, { auth: { type: "m.login.dummy" } });

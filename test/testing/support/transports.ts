@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 import {
   createMockHomeserver,
   type MockHomeserver,
@@ -29,7 +30,39 @@ export async function startHarness(
     return { homeserver, url: homeserver.baseUrl, fetch: homeserver.fetch, close: async () => {} };
   }
   const running = await startMockServer({ homeserver });
-  return { homeserver, url: running.url, fetch: (input, init) => fetch(input, init), close: running.close };
+  // Relative paths resolve against the socket, as the in-process `fetch` resolves them against `baseUrl`.
+  return {
+    homeserver,
+    url: running.url,
+    fetch: (input, init) => fetch(new URL(input, running.url), init),
+    close: running.close,
+  };
+}
+
+/**
+ * What the route-test helpers send through: a `MockHomeserver` itself (in-process) or a `Harness`.
+ * Paths may be relative on both.
+ */
+export interface FetchTarget {
+  fetch(input: string, init?: RequestInit): Promise<Response>;
+}
+
+export type StartHarness = (options?: MockHomeserverOptions) => Promise<Harness>;
+
+/**
+ * For a `describe` body: a `start` that opens a fresh harness on `transport` whenever a test asks
+ * for one (several per test if it needs them) and closes each after that test.
+ */
+export function harnessesOn(transport: TransportName): StartHarness {
+  const open: Harness[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((h) => h.close()));
+  });
+  return async (options) => {
+    const h = await startHarness(transport, options);
+    open.push(h);
+    return h;
+  };
 }
 
 export interface JsonReply {
