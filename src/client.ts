@@ -12,7 +12,15 @@ import { OutgoingRequestLoop } from "./crypto/outgoing-requests.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
 import { DehydrationManager } from "./dehydration/dehydration-manager.js";
 import { DehydratedDeviceDrainer } from "./dehydration/drain-dehydrated-device.js";
+import {
+  type DehydratedDeviceResetOutcome,
+  drainBeforeIdentityReset,
+  type PreResetDrain,
+  replaceAfterIdentityReset,
+  type StaleDehydratedDeviceReason,
+} from "./dehydration/identity-reset.js";
 import { DehydratedDeviceRotation } from "./dehydration/rotation.js";
+import { errorSummary } from "./errors/error-summary.js";
 import { SdkError } from "./errors/sdk-error.js";
 import { TypedEmitter } from "./events/emitter.js";
 import {
@@ -36,6 +44,7 @@ import {
   SecretStorage,
   type SecretStorageKey,
 } from "./secret-storage/secret-storage.js";
+import { IndexedDbStateStore } from "./state/indexeddb-state-store.js";
 import { MemoryStateStore } from "./state/memory-state-store.js";
 import type { StateStore } from "./state/state-store.js";
 import { type Clock, systemClock } from "./time/clock.js";
@@ -57,7 +66,14 @@ export interface CreateE2eeClientOptions {
   olmMachine?: OlmMachine;
   /** Where a machine created here keeps its keys (IndexedDB); omit for an in-memory machine. */
   cryptoStore?: CryptoStoreOptions;
-  /** For feature modules' own state (checkpoints, positions). Default: in memory. */
+  /**
+   * For feature modules' own state: drain checkpoints, the dehydrated-device rotation record. The
+   * default follows the crypto store, so that state lives as long as the keys it describes: with
+   * `cryptoStore`, an IndexedDB database named `${cryptoStore.name}-matrix-e2ee-devices-state`
+   * (durability `cryptoStoreDurability`), opened here and closed by `close()`; without it (an
+   * in-memory machine, or the app's own `olmMachine`), in memory. In memory, every start looks
+   * like a new login to the rotation: it drains and replaces the dehydrated device each time.
+   */
   stateStore?: StateStore;
   /**
    * How durable the crypto store is; drain checkpoints are never kept more durably than the room
@@ -85,8 +101,24 @@ export type ClientErrorCode =
   | "cross_signing_identity_unknown"
   | "cross_signing_identity_exists";
 
-/** Everything the client reports: the transport's events and the crypto layer's. */
-export interface E2eeClientEvents extends MatrixHttpEvents, CryptoEvents {}
+/**
+ * Everything the client reports: the transport's events, the crypto layer's, and its own. Payloads
+ * never hold key material.
+ */
+export interface E2eeClientEvents extends MatrixHttpEvents, CryptoEvents {
+  /**
+   * An identity reset left the dehydrated device in place, signed by the old identity: senders
+   * withhold room keys from it until it is replaced. Keys already queued on it are still there (see
+   * `docs/dehydration.md`, "Resetting the identity"): retry `dehydrationDrainer.drain()` and then
+   * call `dehydration.afterIdentityReset()`, or give them up with `dehydrationRotation.replaceNow({
+   * force: true })`.
+   */
+  dehydratedDeviceStale: {
+    deviceId: string | undefined;
+    reason: StaleDehydratedDeviceReason;
+    error: unknown;
+  };
+}
 
 /** Options of `E2eeClient.bootstrapCrossSigning`. */
 export interface ClientBootstrapCrossSigningOptions {
@@ -112,6 +144,11 @@ export interface ClientBootstrapCrossSigningResult {
   secretStorageKey: SecretStorageKey | undefined;
   /** Which private keys went into secret storage. */
   storedInSecretStorage: CrossSigningKeyRole[];
+  /**
+   * With `reset`: what became of the dehydrated device — drained and replaced, none, or left
+   * `stale` (also a `dehydratedDeviceStale` event). `undefined` without `reset`.
+   */
+  dehydratedDevice: DehydratedDeviceResetOutcome | undefined;
 }
 
 /** Options of `E2eeClient.restoreFromRecoveryKey`. */
@@ -163,6 +200,12 @@ export interface E2eeClient {
    * Refuses (`cross_signing_identity_exists`) when the account already has an identity whose
    * private keys this device lacks, unless `reset` is set: bootstrapping would silently replace
    * it. Restore it with `restoreFromRecoveryKey` instead.
+   *
+   * With `reset`, the dehydrated device (MSC3814) is handled too, in the only order that loses no
+   * key: drain it while it still validates, reset the identity, then replace it with a device
+   * signed by the new identity. If the drain cannot complete, the identity is still reset but the
+   * old device is kept and reported (`dehydratedDevice.outcome: "stale"`, `dehydratedDeviceStale`).
+   * The drain reads the dehydration key with `secretStorageKey`, else the key cached here.
    */
   bootstrapCrossSigning(
     options?: ClientBootstrapCrossSigningOptions,
@@ -237,7 +280,38 @@ export async function createE2eeClient(options: CreateE2eeClientOptions): Promis
     wasmUrl: options.wasmUrl,
     logger,
   });
-  return new Client(options, http, machine, logger);
+  const durability = cryptoStoreDurability(options);
+  let stateStore: StateStore;
+  try {
+    stateStore = await defaultStateStore(options, durability);
+  } catch (error) {
+    if (options.olmMachine === undefined) machine.close();
+    throw error;
+  }
+  return new Client(options, { http, machine, logger, stateStore, durability });
+}
+
+/** The database the default state store of a client with `cryptoStore` lives in. */
+export function defaultStateStoreName(cryptoStoreName: string): string {
+  return `${cryptoStoreName}-matrix-e2ee-devices-state`;
+}
+
+function cryptoStoreDurability(options: CreateE2eeClientOptions): "memory" | "durable" {
+  return options.cryptoStoreDurability ?? (options.cryptoStore ? "durable" : "memory");
+}
+
+/**
+ * The app's store, else one as durable as the crypto store: the rotation record and drain
+ * checkpoints describe what the crypto store holds, and must survive exactly when it does (issue
+ * #6: a rotation that forgets on reload replaces the device on every start).
+ */
+async function defaultStateStore(
+  options: CreateE2eeClientOptions,
+  durability: "memory" | "durable",
+): Promise<StateStore> {
+  if (options.stateStore !== undefined) return options.stateStore;
+  if (options.cryptoStore === undefined) return new MemoryStateStore();
+  return IndexedDbStateStore.open(defaultStateStoreName(options.cryptoStore.name), { durability });
 }
 
 class Client implements E2eeClient {
@@ -254,18 +328,36 @@ class Client implements E2eeClient {
   readonly dehydrationDrainer: DehydratedDeviceDrainer;
   readonly dehydrationRotation: DehydratedDeviceRotation;
   readonly #ownsMachine: boolean;
+  /** The default IndexedDB state store, opened by `createE2eeClient`: closed with the client. */
+  readonly #ownedStateStore: IndexedDbStateStore | undefined;
+  readonly #logger: Logger;
   readonly #uiaCallback: UiaCallback | undefined;
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
 
-  constructor(options: CreateE2eeClientOptions, http: MatrixHttpClient, machine: OlmMachine, logger: Logger) {
+  constructor(
+    options: CreateE2eeClientOptions,
+    parts: {
+      http: MatrixHttpClient;
+      machine: OlmMachine;
+      logger: Logger;
+      stateStore: StateStore;
+      durability: "memory" | "durable";
+    },
+  ) {
+    const { http, machine, logger } = parts;
     this.userId = options.userId;
     this.deviceId = options.deviceId;
     this.http = http;
     this.machine = machine;
     this.#ownsMachine = options.olmMachine === undefined;
     this.#uiaCallback = options.uiaCallback;
-    this.stateStore = options.stateStore ?? new MemoryStateStore();
+    this.#logger = logger;
+    this.stateStore = parts.stateStore;
+    this.#ownedStateStore =
+      options.stateStore === undefined && parts.stateStore instanceof IndexedDbStateStore
+        ? parts.stateStore
+        : undefined;
     this.events = new TypedEmitter<E2eeClientEvents>(logger);
     this.accountData = createHttpAccountData(http, options.userId, { signal: this.#closing.signal });
     this.secretStorage = new SecretStorage(this.accountData);
@@ -276,13 +368,19 @@ class Client implements E2eeClient {
       random: options.random,
       logger,
     });
-    this.dehydration = new DehydrationManager({ machine, http, secretStorage: this.secretStorage, logger });
+    this.dehydration = new DehydrationManager({
+      machine,
+      http,
+      outgoingRequests: this.outgoingRequests,
+      secretStorage: this.secretStorage,
+      logger,
+    });
     this.dehydrationDrainer = new DehydratedDeviceDrainer({
       rehydrator: this.dehydration,
       http,
       userId: options.userId,
       stateStore: this.stateStore,
-      cryptoStoreDurability: options.cryptoStoreDurability ?? (options.cryptoStore ? "durable" : "memory"),
+      cryptoStoreDurability: parts.durability,
       clock: options.clock,
       logger,
       signal: this.#closing.signal,
@@ -318,6 +416,16 @@ class Client implements E2eeClient {
     // an identity already on the server is known before deciding to make one.
     await this.outgoingRequests.run();
     if (!options.reset) await this.#refuseSilentReplacement();
+    // Before the identity changes: afterwards the dehydrated device no longer validates, and the
+    // keys queued on it could only be given up (see `dehydration/identity-reset.ts`).
+    const drained = options.reset
+      ? await drainBeforeIdentityReset({
+          drainer: this.dehydrationDrainer,
+          secretStorageKey: options.secretStorageKey,
+          signal,
+          logger: this.#logger,
+        })
+      : undefined;
     await bootstrapCrossSigningKeys({
       machine: this.machine,
       http: this.http,
@@ -327,6 +435,26 @@ class Client implements E2eeClient {
     });
     await this.outgoingRequests.run();
 
+    // The identity is reset whether or not secret storage takes its keys: the dehydrated device
+    // follows it either way (if storing failed, with the previous secret-storage key or the key
+    // cached here — the new key is not the default then).
+    let stored: Omit<ClientBootstrapCrossSigningResult, "dehydratedDevice">;
+    try {
+      stored = await this.#storeCrossSigningKeys(options);
+    } catch (error) {
+      if (drained !== undefined) await this.#afterIdentityReset(drained, options.secretStorageKey, signal);
+      throw error;
+    }
+    const dehydratedDevice =
+      drained === undefined
+        ? undefined
+        : await this.#afterIdentityReset(drained, stored.secretStorageKey, signal);
+    return { ...stored, dehydratedDevice };
+  }
+
+  async #storeCrossSigningKeys(
+    options: ClientBootstrapCrossSigningOptions,
+  ): Promise<Omit<ClientBootstrapCrossSigningResult, "dehydratedDevice">> {
     const create = options.createSecretStorageKey;
     if (create === undefined) {
       const key = options.secretStorageKey;
@@ -343,6 +471,30 @@ class Client implements E2eeClient {
     const stored = await storeCrossSigningKeys(this.machine, this.secretStorage, key);
     if (setAsDefault) await this.secretStorage.setDefaultKeyId(created.keyId);
     return { recoveryKey: created.recoveryKey, secretStorageKey: key, storedInSecretStorage: stored };
+  }
+
+  /** Step 3 of a reset: replace the drained device, or report it stale. Never throws. */
+  async #afterIdentityReset(
+    drained: PreResetDrain,
+    secretStorageKey: SecretStorageKey | undefined,
+    signal: AbortSignal,
+  ): Promise<DehydratedDeviceResetOutcome> {
+    const outcome = await replaceAfterIdentityReset(drained, {
+      manager: this.dehydration,
+      secretStorageKey,
+      signal,
+      logger: this.#logger,
+    });
+    if (outcome.outcome === "replaced") {
+      // The rotation would otherwise take the new device for another client's.
+      await this.dehydrationRotation.noteUploaded(outcome.deviceId).catch((error: unknown) => {
+        this.#logger.warn("could not record the replaced dehydrated device", errorSummary(error));
+      });
+    } else if (outcome.outcome === "stale") {
+      const { deviceId, reason, error } = outcome;
+      this.events.emit("dehydratedDeviceStale", { deviceId, reason, error });
+    }
+    return outcome;
   }
 
   async restoreFromRecoveryKey(
@@ -378,6 +530,7 @@ class Client implements E2eeClient {
       await this.dehydrationDrainer.stop();
       await this.outgoingRequests.stop();
       if (this.#ownsMachine) this.machine.close();
+      await this.#ownedStateStore?.close();
     })();
     return this.#closed;
   }

@@ -11,6 +11,7 @@ export {
   type ClientErrorCode,
   type CreateE2eeClientOptions,
   createE2eeClient,
+  defaultStateStoreName,
   type E2eeClient,
   type E2eeClientEvents,
   type RestoreFromRecoveryKeyOptions,
@@ -33,6 +34,7 @@ export {
   createOlmMachine,
 } from "./crypto/olm-machine.js";
 export { OutgoingRequestLoop, type OutgoingRequestLoopOptions } from "./crypto/outgoing-requests.js";
+export { type KeyQueryLoop, refreshDeviceLists } from "./crypto/refresh-device-lists.js";
 export type { OutgoingRequest, OutgoingRequestKind } from "./crypto/request-endpoints.js";
 export { type RequestMachine, sendOutgoingRequest } from "./crypto/send-outgoing-request.js";
 export {
@@ -72,6 +74,10 @@ export {
 export { DrainError, type DrainErrorCode, isDrainError } from "./dehydration/drain-errors.js";
 export type { DrainEvents } from "./dehydration/drain-events.js";
 export { DehydrationError, type DehydrationErrorCode, isDehydrationError } from "./dehydration/errors.js";
+export type {
+  DehydratedDeviceResetOutcome,
+  StaleDehydratedDeviceReason,
+} from "./dehydration/identity-reset.js";
 export {
   DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
   DEHYDRATED_DEVICE_PATH,

@@ -17,4 +17,6 @@ export type CryptoErrorCode =
   /** crypto-wasm produced a request type this SDK does not know. */
   | "unknown_outgoing_request"
   /** crypto-wasm produced a request body that is not a JSON object. */
-  | "malformed_outgoing_request";
+  | "malformed_outgoing_request"
+  /** A key query the SDK waited for failed or was not sent: the machine's device list may be stale. */
+  | "key_query_failed";

@@ -13,6 +13,9 @@ export interface DehydrationEvents {
   keyCached: { source: "secret-storage" | "created" };
   /** Secret storage holds another key than the one cached here: another client changed it. */
   keyChanged: { source: "secret-storage" };
-  /** The server's device failed validation and was refused (and kept on the server). */
+  /**
+   * The server's device failed validation; it is kept on the server and refused for rehydration —
+   * unless it is the device this manager validated under our previous identity (see `rehydrate`).
+   */
   validationFailed: { deviceId: string; reasons: readonly DehydratedDeviceRejection[] };
 }

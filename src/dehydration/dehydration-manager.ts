@@ -1,6 +1,7 @@
 import { DehydratedDeviceKey, type OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { getCrossSigningStatus } from "../crypto/cross-signing.js";
 import { toDeviceId } from "../crypto/identifiers.js";
+import type { KeyQueryLoop } from "../crypto/refresh-device-lists.js";
 import { TypedEmitter } from "../events/emitter.js";
 import type { MatrixHttp } from "../http/types.js";
 import { type Logger, prefixedLogger, silentLogger } from "../logger.js";
@@ -36,6 +37,11 @@ import type { DehydratedDeviceInfo } from "./wire-schemas.js";
 export interface DehydrationManagerOptions {
   machine: OlmMachine;
   http: MatrixHttp;
+  /**
+   * The machine's outgoing-request loop (the client's `outgoingRequests`). Validation re-queries
+   * our own keys through it: the machine batches its key queries, so there is no second path.
+   */
+  outgoingRequests: KeyQueryLoop;
   /** Where the dehydration key lives (account data of the machine's user). */
   secretStorage: SecretStorage;
   /**
@@ -85,6 +91,7 @@ export class DehydrationManager {
   readonly events: TypedEmitter<DehydrationEvents>;
   readonly #machine: OlmMachine;
   readonly #http: MatrixHttp;
+  readonly #loop: KeyQueryLoop;
   readonly #storage: SecretStorage;
   readonly #getSecretStorageKey: (() => Promise<SecretStorageKey | undefined>) | undefined;
   readonly #displayName: string;
@@ -96,6 +103,7 @@ export class DehydrationManager {
   constructor(options: DehydrationManagerOptions) {
     this.#machine = options.machine;
     this.#http = options.http;
+    this.#loop = options.outgoingRequests;
     this.#storage = options.secretStorage;
     this.#getSecretStorageKey = options.getSecretStorageKey;
     this.#displayName = options.displayName ?? DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME;
@@ -203,6 +211,10 @@ export class DehydrationManager {
    * Opens the server's device for this login: fetch, validate, find the key, rehydrate.
    * `undefined` when there is no device. A device that fails validation is refused with
    * `device_rejected` and left on the server; `wrong_key` when no available key opens it.
+   *
+   * One exception, so that keys are not lost to an identity reset: the device this manager itself
+   * validated or uploaded under our previous identity, failing nothing but the owner signature,
+   * is opened (to be drained, then replaced). It is known only to this manager, in memory.
    */
   async rehydrate(options: DehydrationCallOptions = {}): Promise<RehydratedDevice | undefined> {
     const { signal } = options;
@@ -217,7 +229,12 @@ export class DehydrationManager {
       );
     }
     const status = await this.#judge(device, signal);
-    if (status.status === "invalid") throw deviceRejectedError(device.deviceId, status.reasons);
+    if (status.status === "invalid") {
+      if (!signedOnlyByPreviousIdentity(status)) throw deviceRejectedError(device.deviceId, status.reasons);
+      this.#logger.info(
+        `opening ${device.deviceId}, validated here under our previous identity, to drain it`,
+      );
+    }
 
     const storageKey = await this.#secretStorageKey(options);
     // Secret storage is the truth; the cached key serves when it is out of reach or empty.
@@ -255,6 +272,10 @@ export class DehydrationManager {
    * old self-signing key, so every sender withholds room keys from it (MSC3814): it is replaced by
    * a device signed with the new key (`replace`, default, needs the private self-signing key),
    * otherwise deleted. A device that already validates under the current identity is kept.
+   *
+   * This does not drain the device: keys queued on it are lost unless drained first (the client's
+   * `bootstrapCrossSigning({ reset: true })` drains before resetting; after a reset, this session's
+   * drainer still opens the device it validated under the previous identity).
    */
   async afterIdentityReset(
     options: DehydrationCallOptions & { replace?: boolean } = {},
@@ -292,7 +313,7 @@ export class DehydrationManager {
     device: DehydratedDeviceInfo,
     signal: AbortSignal | undefined,
   ): Promise<DehydratedDeviceStatus> {
-    const facts = await collectDeviceFacts(this.#machine, this.#http, device.deviceId, signal);
+    const facts = await collectDeviceFacts(this.#machine, this.#loop, device.deviceId, signal);
     const verdict = validateDehydratedDevice(facts);
     const seen = this.#signedUnder;
     if (verdict.ok) {
@@ -448,6 +469,21 @@ export class DehydrationManager {
     }
     return key;
   }
+}
+
+/**
+ * The device failed only the owner-signature rule, and only because our identity was reset after
+ * this manager had validated that very device (same id, which is its Curve25519 key) under the
+ * previous one. The room keys queued on it were sent to a device we trusted; a server cannot make
+ * another device pass for it, since the id, the flag and the key checks still hold.
+ */
+function signedOnlyByPreviousIdentity(
+  status: Extract<DehydratedDeviceStatus, { status: "invalid" }>,
+): boolean {
+  return (
+    status.signedByPreviousIdentity &&
+    status.reasons.every((reason) => reason === "not_cross_signed_by_owner")
+  );
 }
 
 function unsupported(): DehydrationError {

@@ -1,8 +1,7 @@
 import { type DeviceId, type OlmMachine, OwnUserIdentity } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { getCrossSigningStatus } from "../crypto/cross-signing.js";
 import { machineUserId, toDeviceId, toUserId } from "../crypto/identifiers.js";
-import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
-import type { MatrixHttp } from "../http/types.js";
+import { type KeyQueryLoop, refreshDeviceLists } from "../crypto/refresh-device-lists.js";
 import type { DehydratedDeviceFacts } from "./device-validation.js";
 
 /** The facts, plus which self-signing key our identity has now (to notice an identity reset). */
@@ -12,24 +11,20 @@ export interface CollectedDeviceFacts extends DehydratedDeviceFacts {
 }
 
 /**
- * Queries our own keys through the machine — so the device list, our identity and every signature
- * are the machine's own, checked by crypto-wasm — then reads what it knows about `deviceId`.
+ * Has the machine query our own keys again — so the device list, our identity and every signature
+ * are the machine's own, checked by crypto-wasm — then reads what it knows about `deviceId`. The
+ * query goes through the outgoing-request loop like every other (`refresh-device-lists.ts`);
+ * rejects with `key_query_failed` rather than judge a device by a list that was not refreshed.
  */
 export async function collectDeviceFacts(
   machine: OlmMachine,
-  http: MatrixHttp,
+  loop: KeyQueryLoop,
   deviceId: string,
   signal?: AbortSignal,
 ): Promise<CollectedDeviceFacts> {
   const userId = machineUserId(machine);
-  // A fresh query, not the machine's cache: the device may have been uploaded moments ago. The
-  // query consumes the ids it is given; the request it returns is ours to free.
-  const query = machine.queryKeysForUsers([toUserId(userId)]);
-  try {
-    await sendOutgoingRequest(machine, http, query, signal);
-  } finally {
-    query.free();
-  }
+  // A fresh query, not the machine's cache: the device may have been uploaded moments ago.
+  await refreshDeviceLists(machine, loop, [userId], signal);
 
   // getIdentity and getDevice only borrow these.
   const user = toUserId(userId);

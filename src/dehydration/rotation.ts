@@ -211,6 +211,17 @@ export class DehydratedDeviceRotation {
     });
   }
 
+  /**
+   * Records `deviceId` as uploaded here now, for a device uploaded outside the rotation (the
+   * client's identity reset replaces the device itself): the next pass then waits a full interval
+   * instead of taking it for another client's.
+   */
+  noteUploaded(deviceId: string): Promise<void> {
+    return this.#exclusive(() =>
+      this.#records.save({ deviceId, sinceMs: this.#clock.now(), uploadedHere: true }),
+    );
+  }
+
   async #loop(
     settings: { rehydrate: boolean; rotateEveryMs: number },
     signal: AbortSignal,

@@ -6,6 +6,7 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createOlmMachine } from "../../src/crypto/olm-machine.js";
+import { OutgoingRequestLoop } from "../../src/crypto/outgoing-requests.js";
 import type { DehydrationEvents } from "../../src/dehydration/dehydration-events.js";
 import { DehydrationManager } from "../../src/dehydration/dehydration-manager.js";
 import { DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/names.js";
@@ -13,6 +14,7 @@ import { createMatrixHttp } from "../../src/http/matrix-http.js";
 import { decodeBase64, encodeUnpaddedBase64 } from "../../src/secret-storage/base64.js";
 import { SecretStorage, type SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import { createMockHomeserver } from "../../src/testing/index.js";
+import { systemClock } from "../../src/time/clock.js";
 import { InMemoryAccountData } from "../secret-storage/in-memory-account-data.js";
 
 /**
@@ -50,7 +52,8 @@ async function setup(): Promise<Setup> {
   const storage = new SecretStorage(new InMemoryAccountData());
   const created = await storage.createKey();
   const ssKey = { keyId: created.keyId, key: created.key };
-  const manager = new DehydrationManager({ machine, http, secretStorage: storage });
+  const outgoingRequests = new OutgoingRequestLoop({ machine, http, clock: systemClock });
+  const manager = new DehydrationManager({ machine, http, outgoingRequests, secretStorage: storage });
   const seen: Setup["seen"] = [];
   for (const name of ["uploaded", "deleted", "keyCached", "keyChanged", "validationFailed"] as const) {
     manager.events.on(name, (payload) => seen.push({ name, payload }));

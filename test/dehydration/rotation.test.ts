@@ -126,6 +126,25 @@ function setup(serverDevice?: string) {
 }
 
 describe("DehydratedDeviceRotation", () => {
+  it("counts a device uploaded outside it (after an identity reset) as its own: the next start waits", async () => {
+    const t = setup("RESET1");
+    const rotation = t.make();
+    await rotation.noteUploaded("RESET1");
+    expect(await rotation.record()).toEqual({
+      deviceId: "RESET1",
+      sinceMs: t.clock.now(),
+      uploadedHere: true,
+    });
+    expect(await rotation.start()).toEqual({
+      action: "waited",
+      deviceId: "RESET1",
+      dueAtMs: t.clock.now() + week,
+    });
+    expect(t.calls).toEqual(["fetch"]);
+    expect(t.seen.map((e) => e.name)).not.toContain("adopted");
+    await rotation.stop();
+  });
+
   it("uploads a device when the server has none, remembers it, and schedules the next rotation", async () => {
     const t = setup();
     const rotation = t.make();

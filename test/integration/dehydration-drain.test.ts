@@ -23,7 +23,10 @@ import {
   passwordLogin,
   type RoomMessage,
   type SentEventsRequest,
+  watchAlice,
+  watchDehydrationKey,
 } from "./support/dehydration-drain-fixtures.js";
+import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
  * Issue #6 end to end, per server profile, over a real socket with real crypto-wasm machines: Bob
@@ -42,6 +45,9 @@ const EVENTS_PATTERN = `${DEHYDRATED_DEVICE_PATH}/{deviceId}/events`;
 beforeAll(async () => {
   await initAsync();
 });
+
+/** Every client, drainer and secret of this file: logs, errors and events must not show a secret. */
+const watch = new LeakWatch();
 
 type Seen = { name: keyof DrainEvents; payload: unknown }[];
 
@@ -63,8 +69,9 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   beforeAll(async () => {
     server = await startMockServer({ profile });
     speaksGet = server.homeserver.profile.dehydratedEventsGet;
-    alice = await aliceWithDehydratedDevice(server);
-    messages = await bobSharesRoomKeys(server, alice.userId, ROOMS);
+    alice = await aliceWithDehydratedDevice(server, "alice", watch);
+    watchAlice(watch, alice);
+    messages = await bobSharesRoomKeys(server, alice.userId, ROOMS, "bob", watch);
     // Every room key is queued for the dehydrated device: that is the only place a new login finds it.
     expect(server.homeserver.state.toDevice.inbox(alice.userId, alice.dehydratedDeviceId)).toHaveLength(
       ROOMS,
@@ -77,8 +84,12 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   });
 
   async function login(options: Parameters<typeof newLogin>[2] = {}) {
-    const opened = await newLogin(server, alice, options);
+    const opened = await newLogin(server, alice, { watch, ...options });
     clients.push(opened.client);
+    // A test's probe that no message decrypts yet makes the machine queue a room-key request per
+    // session, to every device of Alice's — the dehydrated one included. Validation runs the
+    // outgoing-request loop, which would send them into the very inbox these tests count.
+    opened.client.machine.roomKeyRequestsEnabled = false;
     return opened;
   }
 
@@ -90,7 +101,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     const { client, secretStorageKey } = await login({ fetch: cursorRecordingFetch(sent) });
     expect(await decryptable(client, messages)).toBe(0);
 
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES, sliceSize: 10 });
+    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES, sliceSize: 10 }, watch);
     const seen = record(drainer);
     const answeredAtPage: number[] = [];
     drainer.events.on("page", () => {
@@ -149,7 +160,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     });
     const retried: MatrixHttpEvents["requestRetried"][] = [];
     client.events.on("requestRetried", (e) => retried.push(e));
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES });
+    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
     const control = server.homeserver.control;
     control.clearRequestLog();
     control.scriptFailure({ path: EVENTS_PATTERN, status: 503 });
@@ -191,16 +202,18 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       server,
       alice,
       {
+        watch,
         cryptoStore,
         stateStore: await IndexedDbStateStore.open(stateStoreName, { durability: "durable" }),
         fetch: cursorRecordingFetch(sentBefore),
       },
       session,
     );
-    const before = drainerFor(first.client, {
-      targetPageBytes: TARGET_PAGE_BYTES,
-      cryptoStoreDurability: "durable",
-    });
+    const before = drainerFor(
+      first.client,
+      { targetPageBytes: TARGET_PAGE_BYTES, cryptoStoreDurability: "durable" },
+      watch,
+    );
     const abort = new AbortController();
     let storedPages = 0;
     before.events.on("page", (page) => {
@@ -213,6 +226,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
         () => undefined,
         (error: unknown) => error,
       );
+    watch.errors.push(failure);
     expect(isDrainError(failure) && failure.code).toBe("aborted");
     const checkpoint = await before.checkpoints.load();
     expect(checkpoint).toMatchObject({
@@ -232,15 +246,17 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     // time (the dehydration key is cached in the crypto store).
     const sentAfter: SentEventsRequest[] = [];
     const second = await openClient(server, session, {
+      watch,
       cryptoStore,
       stateStore: await IndexedDbStateStore.open(stateStoreName, { durability: "durable" }),
       fetch: cursorRecordingFetch(sentAfter),
     });
     clients.push(second);
-    const after = drainerFor(second, {
-      targetPageBytes: TARGET_PAGE_BYTES,
-      cryptoStoreDurability: "durable",
-    });
+    const after = drainerFor(
+      second,
+      { targetPageBytes: TARGET_PAGE_BYTES, cryptoStoreDurability: "durable" },
+      watch,
+    );
     const seen = record(after);
     const result = await after.drain();
 
@@ -265,7 +281,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
   it("is truncated, and the device kept, when the server repeats a cursor", async () => {
     const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES });
+    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
     const seen = record(drainer);
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "repeat-cursor", userId: alice.userId, afterPages: 1 });
@@ -288,7 +304,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
   it("is truncated at the event cap, and the device kept, when the server never ends", async () => {
     const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES });
+    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, eventsPerPage: 40 });
     try {
@@ -302,7 +318,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
   it("is truncated when a GET server sends empty pages forever; a POST server's empty page is its end", async () => {
     const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES });
+    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, afterPages: 1 });
     try {
@@ -314,5 +330,12 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       control.clearDehydratedEventsFault();
     }
     expect(control.dehydratedDevice(alice.userId)?.deviceId).toBe(alice.dehydratedDeviceId);
+  });
+
+  it("leaks no key, recovery key or access token into logs, errors or events", async () => {
+    for (const client of clients) await watchDehydrationKey(watch, client);
+    expect(watch.events.some((e) => e.name === "page")).toBe(true);
+    expect(watch.errors.length).toBeGreaterThan(0);
+    watch.expectNoLeaks();
   });
 });

@@ -31,6 +31,8 @@ import { decodeBase64 } from "../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import { type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import { canonicalJson } from "../../src/testing/state/canonical-json.js";
+import { watchDehydrationKey } from "./support/dehydration-drain-fixtures.js";
+import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
  * MSC3814 part 1 end to end, per server profile: the SDK's transport and facade, real crypto-wasm
@@ -56,6 +58,9 @@ beforeAll(async () => {
   await initAsync();
 });
 
+/** Every client, manager and secret of this file: logs, errors and events must not show a secret. */
+const leaks = new LeakWatch();
+
 interface Login {
   client: E2eeClient;
   manager: DehydrationManager;
@@ -67,6 +72,7 @@ function watch(manager: DehydrationManager): Login["seen"] {
   for (const name of ["uploaded", "deleted", "keyCached", "keyChanged", "validationFailed"] as const) {
     manager.events.on(name, (payload) => seen.push({ name, payload }));
   }
+  leaks.watchEvents(manager.events, ["uploaded", "deleted", "keyCached", "keyChanged", "validationFailed"]);
   return seen;
 }
 
@@ -94,19 +100,24 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
   });
 
   async function open(deviceId: string, accessToken: string, userId = aliceId): Promise<Login> {
+    leaks.secret(accessToken);
     const client = await createE2eeClient({
       baseUrl: server.url,
       userId,
       deviceId,
       accessToken,
       uiaCallback: dummyAuth,
+      logger: leaks.logger,
     });
+    leaks.watch(client);
     clients.push(client);
     // The facade's `dehydration` is the same manager type; a private one keeps the events apart.
     const manager = new DehydrationManager({
       machine: client.machine,
       http: client.http,
+      outgoingRequests: client.outgoingRequests,
       secretStorage: client.secretStorage,
+      logger: leaks.logger,
     });
     return { client, manager, seen: watch(manager) };
   }
@@ -136,10 +147,13 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     const boot = await first.client.bootstrapCrossSigning({ createSecretStorageKey: true });
     recoveryKey = boot.recoveryKey!;
     ssKey = boot.secretStorageKey!;
+    leaks.secret(recoveryKey);
+    leaks.secretBytes(ssKey.key);
 
     server.homeserver.control.clearRequestLog();
     const { deviceId } = await first.manager.createAndUpload({ secretStorageKey: ssKey });
     uploadedId = deviceId;
+    await watchDehydrationKey(leaks, first.client);
     const puts = server.homeserver.control
       .requestLog()
       .filter((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
@@ -189,11 +203,11 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     // It cannot trust the identity that signed the device: no private keys, not verified.
     const stranger = await login("alice");
     server.homeserver.control.clearRequestLog();
-    await expect(stranger.manager.rehydrate()).rejects.toMatchObject({
+    expect(await leaks.rejection(stranger.manager.rehydrate())).toMatchObject({
       code: "device_rejected",
       details: { deviceId: uploadedId, reasons: ["own_identity_not_trusted"] },
     });
-    await expect(stranger.manager.createAndUpload()).rejects.toMatchObject({
+    expect(await leaks.rejection(stranger.manager.createAndUpload())).toMatchObject({
       code: "missing_self_signing_key",
     });
     expect(
@@ -284,7 +298,7 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     async function expectRefusedAndKept(deviceId: string, reasons: DehydratedDeviceRejection[]) {
       second.seen.length = 0;
       const refusal = second.manager.rehydrate({ secretStorageKey: ssKey });
-      await expect(refusal).rejects.toMatchObject({
+      expect(await leaks.rejection(refusal)).toMatchObject({
         name: "DehydrationError",
         code: "device_rejected",
         message: expect.stringMatching(/may be injecting a device/),
@@ -370,6 +384,7 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     it("reads a key that matrix-js-sdk stored under the unstable name only, as Element does", async () => {
       const element = elementSecretStorage(first.client, ssKey);
       const theirKey = globalThis.crypto.getRandomValues(new Uint8Array(32));
+      leaks.secretBytes(theirKey);
       await element.store(UNSTABLE, Buffer.from(theirKey).toString("base64").replace(/=+$/, ""));
       // With no device on the server to decide between the two names, the reader takes the
       // unstable name's key (Element's).
@@ -388,6 +403,7 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
 
     it("lets matrix-js-sdk read the key we stored, and that key opens our device", async () => {
       await first.manager.resetKey({ secretStorageKey: ssKey });
+      await watchDehydrationKey(leaks, first.client);
       const { deviceId } = await first.manager.createAndUpload({ secretStorageKey: ssKey });
       const element = elementSecretStorage(second.client, ssKey);
       const text = await element.get(UNSTABLE);
@@ -408,24 +424,33 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     });
   });
 
-  it("replaces the device after Alice resets her cross-signing identity", async () => {
+  it("drains the device, then replaces it, when Alice resets her cross-signing identity", async () => {
     const { deviceId: before } = await first.manager.createAndUpload({ secretStorageKey: ssKey });
-    await first.client.bootstrapCrossSigning({ reset: true, secretStorageKey: ssKey });
-    expect(await first.manager.identityChangedSinceUpload()).toBe(true);
-    const stale = await first.manager.checkDevice();
-    expect(stale).toMatchObject({
-      status: "invalid",
-      deviceId: before,
-      reasons: ["not_cross_signed_by_owner"],
-      signedByPreviousIdentity: true,
-    });
-
-    first.seen.length = 0;
-    expect(await first.manager.afterIdentityReset({ secretStorageKey: ssKey })).toBe("replaced");
+    server.homeserver.control.clearRequestLog();
+    const reset = await first.client.bootstrapCrossSigning({ reset: true, secretStorageKey: ssKey });
     const after = await serverDeviceId(first.client);
     expect(after).not.toBe(before);
+    expect(reset.dehydratedDevice).toEqual({
+      outcome: "replaced",
+      previousDeviceId: before,
+      deviceId: after,
+    });
+
+    // On the wire: the old device's inbox was read before the new identity went up, and the
+    // device was replaced only after that.
+    const log = server.homeserver.control.requestLog();
+    const at = (match: (e: (typeof log)[number]) => boolean) => log.findIndex(match);
+    const drained = at((e) => e.path === dehydratedDeviceEventsPath(before) && e.status === 200);
+    const newIdentity = at((e) => e.path.endsWith("/keys/device_signing/upload") && e.status === 200);
+    const replaced = at((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
+    expect(drained).toBeGreaterThanOrEqual(0);
+    expect(drained).toBeLessThan(newIdentity);
+    expect(newIdentity).toBeLessThan(replaced);
+    expect(log.filter((e) => e.method === "DELETE")).toEqual([]);
+
+    // The manager that uploaded the old device sees the identity change; the new device validates.
+    expect(await first.manager.identityChangedSinceUpload()).toBe(true);
     expect(await first.manager.checkDevice()).toEqual({ status: "valid", deviceId: after });
-    expect(first.seen.map((e) => e.name)).toContain("uploaded");
     expect(await first.manager.afterIdentityReset({ secretStorageKey: ssKey })).toBe("kept");
   });
 
@@ -438,6 +463,13 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     expect(await first.manager.delete()).toBeUndefined();
     expect(await first.manager.afterIdentityReset()).toBe("none");
   });
+
+  it("leaks no key, recovery key or access token into logs, errors or events", async () => {
+    for (const client of clients) await watchDehydrationKey(leaks, client);
+    expect(leaks.errors.length).toBeGreaterThan(0);
+    expect(leaks.events.some((e) => e.name === "validationFailed")).toBe(true);
+    leaks.expectNoLeaks();
+  });
 });
 
 describe("a server with dehydrated devices switched off", () => {
@@ -447,13 +479,16 @@ describe("a server with dehydrated devices switched off", () => {
   beforeAll(async () => {
     server = await startMockServer({ profile: "synapse-1.157", overrides: { dehydratedDevices: false } });
     const user = server.homeserver.control.createUser("carol", { password: PASSWORD })!;
+    leaks.secret(user.accessToken);
     client = await createE2eeClient({
       baseUrl: server.url,
       userId: user.userId,
       deviceId: user.deviceId,
       accessToken: user.accessToken,
       uiaCallback: dummyAuth,
+      logger: leaks.logger,
     });
+    leaks.watch(client);
   });
 
   afterAll(async () => {
@@ -465,20 +500,25 @@ describe("a server with dehydrated devices switched off", () => {
     const manager = new DehydrationManager({
       machine: client.machine,
       http: client.http,
+      outgoingRequests: client.outgoingRequests,
       secretStorage: client.secretStorage,
+      logger: leaks.logger,
     });
     expect(await manager.isSupported()).toBe(false);
     expect(await manager.fetchDevice()).toBeUndefined();
     expect(await manager.rehydrate()).toBeUndefined();
     expect(await manager.delete()).toBeUndefined();
     const boot = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
-    await expect(manager.createAndUpload({ secretStorageKey: boot.secretStorageKey! })).rejects.toMatchObject(
-      {
-        name: "DehydrationError",
-        code: "unsupported",
-      },
-    );
+    leaks.secret(boot.recoveryKey);
+    leaks.secretBytes(boot.secretStorageKey!.key);
+    expect(
+      await leaks.rejection(manager.createAndUpload({ secretStorageKey: boot.secretStorageKey! })),
+    ).toMatchObject({
+      name: "DehydrationError",
+      code: "unsupported",
+    });
     // No key was made for a device that cannot exist.
     expect(await client.secretStorage.get(UNSTABLE, boot.secretStorageKey!)).toBeUndefined();
+    leaks.expectNoLeaks();
   });
 });

@@ -1,8 +1,9 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
+import type { DehydrationEvents } from "../../src/dehydration/dehydration-events.js";
 import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain-dehydrated-device.js";
-import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/names.js";
+import { DEHYDRATED_DEVICE_PATH, DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/names.js";
 import { DehydratedDeviceRotation, type RotationEvents } from "../../src/dehydration/rotation.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import {
@@ -19,7 +20,9 @@ import {
   newLogin,
   openClient,
   PASSWORD,
+  watchDehydrationKey,
 } from "./support/dehydration-drain-fixtures.js";
+import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
  * Replacement and rotation end to end (issue #6), on a `ManualClock`, over a real socket with real
@@ -34,6 +37,9 @@ const profiles: ProfileName[] = ["synapse-1.157", "synapse-1.156", "tuwunel", "m
 beforeAll(async () => {
   await initAsync();
 });
+
+/** Every client, rotation and secret of this file: logs, errors and events must not show a secret. */
+const watch = new LeakWatch();
 
 describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   let server: RunningMockServer;
@@ -51,11 +57,13 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     server = await startMockServer({ profile });
     const created = server.homeserver.control.createUser("alice", { password: PASSWORD })!;
     aliceId = created.userId;
-    alice = await openClient(server, created);
+    alice = await openClient(server, created, { watch });
     clients.push(alice);
     const boot = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
     recoveryKey = boot.recoveryKey!;
     ssKey = boot.secretStorageKey!;
+    watch.secret(recoveryKey);
+    watch.secretBytes(ssKey.key);
   }, 60_000);
 
   afterAll(async () => {
@@ -71,8 +79,10 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
       stateStore: client.stateStore,
       userId: client.userId,
       clock,
+      logger: watch.logger,
       getSecretStorageKey: async () => ssKey,
     });
+    watch.watchEvents(made.events, ["scheduled", "replaced", "adopted", "kept", "failed"]);
     rotations.push(made);
     return made;
   }
@@ -90,7 +100,7 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   const serverDevice = () => server.homeserver.control.dehydratedDevice(aliceId)?.deviceId;
 
   it("uploads a device at start when the server has none", async () => {
-    drainer = drainerFor(alice);
+    drainer = drainerFor(alice, {}, watch);
     rotation = rotationFor(alice, drainer);
     server.homeserver.control.clearRequestLog();
     const result = await rotation.start({ rotateEveryMs: HOUR });
@@ -122,7 +132,7 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
 
   it("drains the device to its end and then replaces it, exactly when due", async () => {
     const old = serverDevice()!;
-    const messages = await bobSharesRoomKeys(server, aliceId, 3, "bob");
+    const messages = await bobSharesRoomKeys(server, aliceId, 3, "bob", watch);
     expect(server.homeserver.state.toDevice.inbox(aliceId, old)).toHaveLength(3);
     expect(await decryptable(alice, messages)).toBe(0);
     server.homeserver.control.clearRequestLog();
@@ -149,18 +159,35 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     expect(await rotation.record()).toMatchObject({ deviceId: serverDevice(), sinceMs: clock.now() });
   });
 
-  it("backs off when another client rotated: re-reads the key, reschedules, uploads nothing", async () => {
-    const other = await newLogin(server, { userId: aliceId, recoveryKey } as Alice);
+  it("backs off when another client rotated with a new key: re-reads the key, reschedules, uploads nothing", async () => {
+    const other = await newLogin(server, { userId: aliceId, recoveryKey } as Alice, { watch });
     clients.push(other.client);
+    // A real key change: the other client makes a new dehydration key before its device.
+    await other.client.dehydration.resetKey({ secretStorageKey: ssKey });
     const { deviceId: theirs } = await other.client.dehydration.createAndUpload({ secretStorageKey: ssKey });
+    await watchDehydrationKey(watch, other.client);
+    const newKey = await other.client.secretStorage.get(DEHYDRATION_KEY_SECRET_NAMES.unstable, ssKey);
+    const cachedKey = async (client: E2eeClient) =>
+      (await client.machine.dehydratedDevices().getDehydratedDeviceKey())?.toBase64();
+    expect(await cachedKey(alice)).not.toBe(newKey);
     server.homeserver.control.clearRequestLog();
 
+    const keyChanged = new Promise<DehydrationEvents["keyChanged"]>((resolve) =>
+      alice.dehydration.events.once("keyChanged", resolve),
+    );
     const adopted = next(rotation, "adopted");
     const scheduled = new Promise<RotationEvents["scheduled"]>((resolve) =>
       rotation.events.on("scheduled", (e) => e.deviceId === theirs && resolve(e)),
     );
     await clock.advance(HOUR);
     expect(await adopted).toEqual({ deviceId: theirs, reason: "replaced_elsewhere" });
+    expect(await keyChanged).toEqual({ source: "secret-storage" });
+    // The key was read again from the account data, under both names, and is now the one cached.
+    const reads = log()
+      .filter((e) => e.method === "GET" && e.path.includes("/account_data/"))
+      .map((e) => decodeURIComponent(e.path.split("/account_data/")[1]!));
+    expect(reads).toEqual(expect.arrayContaining(Object.values(DEHYDRATION_KEY_SECRET_NAMES)));
+    expect(await cachedKey(alice)).toBe(newKey);
     expect((await scheduled).dueAtMs).toBe(clock.now() + HOUR);
     expect(puts()).toEqual([]);
     expect(eventsCalls().filter((e) => e.path.endsWith("/events"))).toEqual([]);
@@ -170,8 +197,8 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
 
   it("lets a new login drain the device waiting for it, then replace it, at start", async () => {
     const waiting = serverDevice()!;
-    const messages = await bobSharesRoomKeys(server, aliceId, 2, "carol");
-    const login = await newLogin(server, { userId: aliceId, recoveryKey } as Alice);
+    const messages = await bobSharesRoomKeys(server, aliceId, 2, "carol", watch);
+    const login = await newLogin(server, { userId: aliceId, recoveryKey } as Alice, { watch });
     clients.push(login.client);
     expect(await decryptable(login.client, messages)).toBe(0);
     // This time through the facade's own drainer and rotation.
@@ -193,5 +220,11 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     server.homeserver.control.clearRequestLog();
     await clock.advance(10 * HOUR);
     expect(log().filter((e) => e.path.startsWith(DEHYDRATED_DEVICE_PATH))).toEqual([]);
+  });
+
+  it("leaks no key, recovery key or access token into logs, errors or events", async () => {
+    for (const client of clients) await watchDehydrationKey(watch, client);
+    expect(watch.events.some((e) => e.name === "replaced")).toBe(true);
+    watch.expectNoLeaks();
   });
 });

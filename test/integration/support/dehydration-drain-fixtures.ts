@@ -15,8 +15,10 @@ import {
 } from "../../../src/dehydration/drain-dehydrated-device.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/names.js";
 import { createMatrixHttp, type FetchLike } from "../../../src/http/matrix-http.js";
+import { decodeBase64 } from "../../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../../src/secret-storage/secret-storage.js";
 import type { RequestLogEntry, RunningMockServer } from "../../../src/testing/index.js";
+import type { LeakWatch } from "./foundation-fixtures.js";
 
 /**
  * Shared setup of the drain tests (issue #6): Alice with cross-signing, secret storage and a
@@ -50,19 +52,50 @@ export interface RoomMessage {
   event: Record<string, unknown>;
 }
 
+/** Client options, plus the leak watch that gets the client's logs, errors, events and token. */
+export interface FixtureClientOptions extends Partial<CreateE2eeClientOptions> {
+  watch?: LeakWatch | undefined;
+}
+
 export async function openClient(
   server: RunningMockServer,
   session: Session,
-  options: Partial<CreateE2eeClientOptions> = {},
+  options: FixtureClientOptions = {},
 ): Promise<E2eeClient> {
-  return createE2eeClient({
+  const { watch, ...clientOptions } = options;
+  watch?.secret(session.accessToken);
+  const client = await createE2eeClient({
     baseUrl: server.url,
     userId: session.userId,
     deviceId: session.deviceId,
     accessToken: session.accessToken,
     uiaCallback: dummyAuth,
-    ...options,
+    ...(watch === undefined ? {} : { logger: watch.logger }),
+    ...clientOptions,
   });
+  watch?.watch(client);
+  return client;
+}
+
+/** Registers the dehydration key cached in `client`'s crypto store (if any) as a secret. */
+export async function watchDehydrationKey(watch: LeakWatch, client: E2eeClient): Promise<void> {
+  const devices = client.machine.dehydratedDevices();
+  try {
+    const cached = await devices.getDehydratedDeviceKey();
+    if (cached === undefined) return;
+    const bytes = decodeBase64(cached.toBase64());
+    cached.free();
+    if (bytes !== undefined) watch.secretBytes(bytes);
+  } finally {
+    devices.free();
+  }
+}
+
+/** Registers everything of Alice's that must never be printed. */
+export function watchAlice(watch: LeakWatch, alice: Alice): void {
+  watch.secret(alice.recoveryKey);
+  watch.secretBytes(alice.secretStorageKey.key);
+  watch.secret(alice.firstDevice.accessToken);
 }
 
 /** A fresh login over `POST /login`, as a new browser would make. */
@@ -82,15 +115,21 @@ export async function passwordLogin(server: RunningMockServer, userId: string): 
 export async function aliceWithDehydratedDevice(
   server: RunningMockServer,
   localpart = "alice",
+  watch?: LeakWatch,
 ): Promise<Alice> {
   const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
   if (!created) throw new Error(`${localpart} exists`);
-  const client = await openClient(server, created);
+  const client = await openClient(server, created, { watch });
   try {
     const boot = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    if (watch !== undefined) {
+      watch.secret(boot.recoveryKey);
+      watch.secretBytes(boot.secretStorageKey!.key);
+    }
     const { deviceId } = await client.dehydration.createAndUpload({
       secretStorageKey: boot.secretStorageKey!,
     });
+    if (watch !== undefined) await watchDehydrationKey(watch, client);
     return {
       userId: created.userId,
       recoveryKey: boot.recoveryKey!,
@@ -113,10 +152,11 @@ export async function bobSharesRoomKeys(
   aliceId: string,
   rooms: number,
   localpart = "bob",
+  watch?: LeakWatch,
 ): Promise<RoomMessage[]> {
   const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
   if (!created) throw new Error(`${localpart} exists`);
-  const bob = await openClient(server, created);
+  const bob = await openClient(server, created, { watch });
   try {
     await bob.machine.updateTrackedUsers([new UserId(aliceId)]);
     await bob.processOutgoingRequests();
@@ -158,7 +198,7 @@ export async function bobSharesRoomKeys(
 export async function newLogin(
   server: RunningMockServer,
   alice: Alice,
-  options: Partial<CreateE2eeClientOptions> = {},
+  options: FixtureClientOptions = {},
   session?: Session,
 ): Promise<{ client: E2eeClient; session: Session; secretStorageKey: SecretStorageKey }> {
   const login = session ?? (await passwordLogin(server, alice.userId));
@@ -170,15 +210,19 @@ export async function newLogin(
 export function drainerFor(
   client: E2eeClient,
   options: Partial<DehydratedDeviceDrainerOptions> = {},
+  watch?: LeakWatch,
 ): DehydratedDeviceDrainer {
-  return new DehydratedDeviceDrainer({
+  const drainer = new DehydratedDeviceDrainer({
     rehydrator: client.dehydration,
     http: client.http,
     userId: client.userId,
     stateStore: client.stateStore,
     cryptoStoreDurability: "memory",
+    ...(watch === undefined ? {} : { logger: watch.logger }),
     ...options,
   });
+  watch?.watchEvents(drainer.events, ["found", "rehydrated", "page", "completed", "truncated", "error"]);
+  return drainer;
 }
 
 /** How many of `messages` the client decrypts to the body that was sent. */

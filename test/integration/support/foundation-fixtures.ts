@@ -11,6 +11,7 @@ import {
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
 import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
+import type { TypedEmitter } from "../../../src/events/emitter.js";
 import { createMatrixHttp } from "../../../src/http/matrix-http.js";
 import { loginResponseSchema } from "../../../src/http/schemas/auth.js";
 import type { Logger } from "../../../src/logger.js";
@@ -25,11 +26,13 @@ export interface Account {
 
 /**
  * A logger that keeps every line as the app's sink would render it (nested objects and errors
- * included), plus every error the test saw, so a test can prove no secret reached either.
+ * included), plus every error and event payload the test saw, so a test can prove no secret
+ * reached any of them.
  */
 export class LeakWatch {
   readonly lines: string[] = [];
   readonly errors: unknown[] = [];
+  readonly events: { name: string; payload: unknown }[] = [];
   readonly #secrets = new Set<string>();
 
   readonly logger: Logger = {
@@ -49,12 +52,66 @@ export class LeakWatch {
     if (compact !== value) this.#secrets.add(compact);
   }
 
-  /** Records every error a client reports through its events. */
+  /** Remembers key bytes in every text form a sink might print them: base64 (both paddings, URL-safe) and hex. */
+  secretBytes(bytes: Uint8Array): void {
+    const padded = Buffer.from(bytes).toString("base64");
+    this.secret(padded);
+    this.secret(padded.replace(/=+$/, ""));
+    this.secret(Buffer.from(bytes).toString("base64url"));
+    this.secret(Buffer.from(bytes).toString("hex"));
+  }
+
+  /**
+   * Records every error a client reports through its events, and every payload its emitters send:
+   * the client's own, and those of its dehydration manager, drainer and rotation.
+   */
   watch(client: E2eeClient): void {
     const keep = (payload: { error: unknown }) => this.errors.push(payload.error);
     for (const name of ["requestFailed", "loopFailed", "tokenRefreshFailed"] as const) {
       client.events.on(name, keep);
     }
+    this.watchEvents(client.events, [
+      "requestSent",
+      "requestFailed",
+      "loopFailed",
+      "retryScheduled",
+      "requestRetried",
+      "softLogout",
+      "loggedOut",
+      "tokenRefreshed",
+      "tokenRefreshFailed",
+      "dehydratedDeviceStale",
+    ]);
+    this.watchEvents(client.dehydration.events, [
+      "uploaded",
+      "deleted",
+      "keyCached",
+      "keyChanged",
+      "validationFailed",
+    ]);
+    this.watchEvents(client.dehydrationDrainer.events, [
+      "found",
+      "rehydrated",
+      "page",
+      "completed",
+      "truncated",
+      "error",
+    ]);
+    this.watchEvents(client.dehydrationRotation.events, [
+      "scheduled",
+      "replaced",
+      "adopted",
+      "kept",
+      "failed",
+    ]);
+  }
+
+  /** Keeps every payload `emitter` sends under `names` for the leak check. */
+  watchEvents<Events extends { [K in keyof Events]: unknown }>(
+    emitter: TypedEmitter<Events>,
+    names: readonly (keyof Events & string)[],
+  ): void {
+    for (const name of names) emitter.on(name, (payload) => this.events.push({ name, payload }));
   }
 
   /** Awaits a promise that must reject and keeps the error for the leak check. */
@@ -73,11 +130,12 @@ export class LeakWatch {
     const rendered = [
       ...this.lines,
       ...this.errors.map((e) => `${String(e)}\n${inspect(e, { depth: 10 })}\n${safeJson(e)}`),
+      ...this.events.map((e) => `${e.name} ${inspect(e.payload, { depth: 10 })}\n${safeJson(e.payload)}`),
     ];
     for (const secret of this.#secrets) {
       const hits = rendered.filter((text) => text.includes(secret));
       // Report the count only: printing the hit would leak the secret into the test output.
-      expect(hits.length, "a secret appeared in a log line or an error").toBe(0);
+      expect(hits.length, "a secret appeared in a log line, an error or an event").toBe(0);
     }
   }
 

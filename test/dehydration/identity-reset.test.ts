@@ -1,0 +1,196 @@
+import { describe, expect, it } from "vitest";
+import type { DrainCallOptions, DrainOutcome } from "../../src/dehydration/drain-dehydrated-device.js";
+import { DrainError } from "../../src/dehydration/drain-errors.js";
+import type { DrainEvents } from "../../src/dehydration/drain-events.js";
+import { DehydrationError } from "../../src/dehydration/errors.js";
+import {
+  drainBeforeIdentityReset,
+  type PostResetManager,
+  type PreResetDrain,
+  type PreResetDrainer,
+  replaceAfterIdentityReset,
+} from "../../src/dehydration/identity-reset.js";
+import { TypedEmitter } from "../../src/events/emitter.js";
+
+/**
+ * The two halves around an identity reset, with a scripted drainer and manager: which drain results
+ * let the device be replaced, which leave it stale and why, and that only the drained device is
+ * ever replaced. The end-to-end order is in `test/integration/dehydration-identity-reset.test.ts`.
+ */
+
+const ssKey = { keyId: "KEY", key: new Uint8Array(32).fill(3) };
+const counts = { pages: 1, events: 2, roomKeys: 2 };
+
+function completed(deviceId: string): DrainOutcome {
+  return {
+    outcome: "completed",
+    endReason: "no_next_batch",
+    deviceId,
+    totals: counts,
+    run: { ...counts, invalidEvents: 0 },
+    resumedFrom: undefined,
+    cursor: undefined,
+    durationMs: 1,
+    longestSliceMs: 1,
+  };
+}
+
+/** Drains with one scripted result; emits `found` for `deviceId` first, as the real one does. */
+class ScriptedDrainer implements PreResetDrainer {
+  readonly events = new TypedEmitter<DrainEvents>();
+  readonly options: DrainCallOptions[] = [];
+
+  constructor(
+    readonly result: DrainOutcome | Error,
+    readonly deviceId?: string,
+  ) {}
+
+  async drain(options: DrainCallOptions = {}): Promise<DrainOutcome> {
+    this.options.push(options);
+    if (this.deviceId !== undefined)
+      this.events.emit("found", { deviceId: this.deviceId, resumeFrom: undefined });
+    if (this.result instanceof Error) throw this.result;
+    return this.result;
+  }
+}
+
+class ScriptedManager implements PostResetManager {
+  readonly uploads: unknown[] = [];
+  uploadError: Error | undefined;
+
+  constructor(public device: string | undefined) {}
+
+  async fetchDevice() {
+    return this.device === undefined ? undefined : { deviceId: this.device };
+  }
+
+  async createAndUpload(options: unknown = {}) {
+    this.uploads.push(options);
+    if (this.uploadError !== undefined) throw this.uploadError;
+    this.device = "NEW";
+    return { deviceId: "NEW" };
+  }
+}
+
+const drainError = (code: "fetch_failed" | "aborted", deviceId: string | undefined) =>
+  new DrainError(code, "drain stopped", {
+    details: { deviceId, cursor: "c1", pages: 1, events: 1, roomKeys: 1 },
+  });
+
+async function drainFirst(drainer: PreResetDrainer, signal = new AbortController().signal) {
+  return drainBeforeIdentityReset({ drainer, secretStorageKey: ssKey, signal });
+}
+
+describe("drainBeforeIdentityReset", () => {
+  it("passes the secret-storage key and the signal to the drain", async () => {
+    const drainer = new ScriptedDrainer(completed("OLD"));
+    const signal = new AbortController().signal;
+    expect(await drainFirst(drainer, signal)).toEqual({ kind: "drained", deviceId: "OLD" });
+    expect(drainer.options).toEqual([{ secretStorageKey: ssKey, signal }]);
+  });
+
+  it.each([
+    ["no device", { outcome: "no_device" } as DrainOutcome, undefined, { kind: "none" }],
+    [
+      "a truncated drain",
+      { ...completed("OLD"), outcome: "truncated", reason: "repeated_cursor" } as DrainOutcome,
+      "OLD",
+      { kind: "not_drained", deviceId: "OLD", reason: "drain_truncated", error: undefined },
+    ],
+  ])("maps %s to %j", async (_name, result, found, expected) => {
+    expect(await drainFirst(new ScriptedDrainer(result, found))).toEqual(expected);
+  });
+
+  it.each([
+    ["a failed fetch", drainError("fetch_failed", "OLD"), undefined, "OLD", "drain_failed"],
+    [
+      "a refused device",
+      new DehydrationError("device_rejected", "refused", { details: { deviceId: "EVIL" } }),
+      "EVIL",
+      "EVIL",
+      "rejected",
+    ],
+    ["no key", new DehydrationError("no_key", "no key"), "OLD", "OLD", "cannot_open"],
+    [
+      "a wrong key",
+      new DehydrationError("wrong_key", "wrong", { details: { deviceId: "OLD" } }),
+      "OLD",
+      "OLD",
+      "cannot_open",
+    ],
+    ["a key query that failed", new Error("network down"), undefined, undefined, "drain_failed"],
+  ])("keeps the device after %s, naming it and saying why", async (_name, error, found, deviceId, reason) => {
+    expect(await drainFirst(new ScriptedDrainer(error, found))).toEqual({
+      kind: "not_drained",
+      deviceId,
+      reason,
+      error,
+    });
+  });
+
+  it("rejects when aborted, so the reset does not go ahead either", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error("closed"));
+    const failure = new Error("network aborted");
+    await expect(drainFirst(new ScriptedDrainer(failure, "OLD"), controller.signal)).rejects.toBe(failure);
+    const aborted = drainError("aborted", "OLD");
+    await expect(drainFirst(new ScriptedDrainer(aborted, "OLD"))).rejects.toBe(aborted);
+  });
+});
+
+describe("replaceAfterIdentityReset", () => {
+  const replaceAfter = (drained: PreResetDrain, manager: ScriptedManager) =>
+    replaceAfterIdentityReset(drained, {
+      manager,
+      secretStorageKey: ssKey,
+      signal: new AbortController().signal,
+    });
+
+  it("replaces the drained device with the secret-storage key", async () => {
+    const manager = new ScriptedManager("OLD");
+    expect(await replaceAfter({ kind: "drained", deviceId: "OLD" }, manager)).toEqual({
+      outcome: "replaced",
+      previousDeviceId: "OLD",
+      deviceId: "NEW",
+    });
+    expect(manager.uploads).toEqual([expect.objectContaining({ secretStorageKey: ssKey })]);
+  });
+
+  it("does not replace a device other than the one drained", async () => {
+    const manager = new ScriptedManager("THEIRS");
+    expect(await replaceAfter({ kind: "drained", deviceId: "OLD" }, manager)).toEqual({
+      outcome: "stale",
+      deviceId: "THEIRS",
+      reason: "device_changed",
+      error: undefined,
+    });
+    expect(manager.uploads).toEqual([]);
+  });
+
+  it("uploads nothing when the device is gone, or there was none", async () => {
+    const gone = new ScriptedManager(undefined);
+    expect(await replaceAfter({ kind: "drained", deviceId: "OLD" }, gone)).toEqual({ outcome: "none" });
+    expect(await replaceAfter({ kind: "none" }, gone)).toEqual({ outcome: "none" });
+    expect(gone.uploads).toEqual([]);
+  });
+
+  it("reports an undrained device stale without touching it", async () => {
+    const manager = new ScriptedManager("OLD");
+    const error = drainError("fetch_failed", "OLD");
+    expect(
+      await replaceAfter({ kind: "not_drained", deviceId: "OLD", reason: "drain_failed", error }, manager),
+    ).toEqual({ outcome: "stale", deviceId: "OLD", reason: "drain_failed", error });
+    expect(manager.uploads).toEqual([]);
+  });
+
+  it("reports a failed upload as stale instead of throwing: the reset has happened", async () => {
+    const manager = new ScriptedManager("OLD");
+    manager.uploadError = new Error("503");
+    expect(await replaceAfter({ kind: "drained", deviceId: "OLD" }, manager)).toEqual({
+      outcome: "stale",
+      deviceId: "OLD",
+      reason: "replace_failed",
+      error: manager.uploadError,
+    });
+  });
+});
