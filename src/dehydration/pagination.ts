@@ -2,7 +2,7 @@
  * The pagination planner for a dehydrated device's to-device inbox (MSC3814, "Fetching to-device
  * messages"), as pure functions: data in, decision out; no network, no clock.
  *
- * Three wire variants are live (see `/work/shared/PROTOCOL.md`):
+ * Three wire variants are live:
  * - `"get"`  — the current MSC text, Synapse ≥ 1.157: `GET …/events?from=&limit=`; `next_batch` is
  *   present iff more may follow; an empty page is not by itself the end.
  * - `"post"` — the legacy form, Synapse ≤ 1.156 (still accepted by 1.157) and ruma servers

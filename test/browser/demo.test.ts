@@ -236,7 +236,7 @@ describe("the demo", () => {
 
       const stats = await drainStats(page);
       expect(stats["Room keys imported"]).toBe("60");
-      // tuwunel serves pages of 50 (PROTOCOL.md): 60 events cannot come in one.
+      // tuwunel serves pages of 50: 60 events cannot come in one.
       expect(Number(stats.Pages)).toBeGreaterThanOrEqual(2);
       const shown = await messages(page);
       expect(shown).toHaveLength(120);
