@@ -29,15 +29,15 @@ async function clientFor(server: MockHomeserver, localpart: string, extra: { olm
   return { client, account };
 }
 
+/** Options the option checks refuse before any request: nothing listens at this URL. */
+const deviceA = { baseUrl: "http://localhost", userId: "@a:localhost", deviceId: "A", accessToken: "token" };
+
 describe("createE2eeClient", () => {
   it("refuses both an OlmMachine and a crypto store", async () => {
     const machine = await OlmMachine.initialize(new UserId("@a:localhost"), new DeviceId("A"));
     await expect(
       createE2eeClient({
-        baseUrl: "http://localhost",
-        userId: "@a:localhost",
-        deviceId: "A",
-        accessToken: "token",
+        ...deviceA,
         olmMachine: machine,
         cryptoStore: { name: "store", passphrase: "pass" },
       }),
@@ -46,27 +46,17 @@ describe("createE2eeClient", () => {
   });
 
   it("refuses a missing access token without echoing anything", async () => {
-    await expect(
-      createE2eeClient({
-        baseUrl: "http://localhost",
-        userId: "@a:localhost",
-        deviceId: "A",
-        accessToken: "",
-      }),
-    ).rejects.toMatchObject({ code: "invalid_options", message: "an access token is required" });
+    await expect(createE2eeClient({ ...deviceA, accessToken: "" })).rejects.toMatchObject({
+      code: "invalid_options",
+      message: "an access token is required",
+    });
   });
 
   it("refuses an OlmMachine of another device", async () => {
     const machine = await OlmMachine.initialize(new UserId("@a:localhost"), new DeviceId("OTHER"));
-    await expect(
-      createE2eeClient({
-        baseUrl: "http://localhost",
-        userId: "@a:localhost",
-        deviceId: "A",
-        accessToken: "token",
-        olmMachine: machine,
-      }),
-    ).rejects.toMatchObject({ code: "olm_machine_mismatch" });
+    await expect(createE2eeClient({ ...deviceA, olmMachine: machine })).rejects.toMatchObject({
+      code: "olm_machine_mismatch",
+    });
     machine.close();
   });
 

@@ -104,36 +104,27 @@ export function httpCallFor(request: OutgoingRequest): OutgoingHttpCall {
       );
     case RequestType.ToDevice: {
       const r = request as ToDeviceRequest;
-      return {
-        kind: "ToDevice",
-        method: "PUT",
-        path: matrixPath`/_matrix/client/v3/sendToDevice/${r.event_type}/${r.txn_id}`,
-        body: parseOutgoingBody(r.body, "ToDevice"),
-        retry: "safe",
-        schema: emptyResponseSchema,
-      };
+      return put(
+        "ToDevice",
+        matrixPath`/_matrix/client/v3/sendToDevice/${r.event_type}/${r.txn_id}`,
+        r.body,
+        emptyResponseSchema,
+      );
     }
     case RequestType.RoomMessage: {
       const r = request as RoomMessageRequest;
-      return {
-        kind: "RoomMessage",
-        method: "PUT",
-        path: matrixPath`/_matrix/client/v3/rooms/${r.room_id}/send/${r.event_type}/${r.txn_id}`,
-        body: parseOutgoingBody(r.body, "RoomMessage"),
-        retry: "safe",
-        schema: roomSendResponseSchema,
-      };
+      return put(
+        "RoomMessage",
+        matrixPath`/_matrix/client/v3/rooms/${r.room_id}/send/${r.event_type}/${r.txn_id}`,
+        r.body,
+        roomSendResponseSchema,
+      );
     }
     case RequestType.KeysBackup: {
       const r = request as KeysBackupRequest;
       return {
-        kind: "KeysBackup",
-        method: "PUT",
-        path: `${CLIENT_V3}/room_keys/keys`,
+        ...put("KeysBackup", `${CLIENT_V3}/room_keys/keys`, r.body, keysBackupResponseSchema),
         query: { version: r.version },
-        body: parseOutgoingBody(r.body, "KeysBackup"),
-        retry: "safe",
-        schema: keysBackupResponseSchema,
       };
     }
     default:
@@ -168,6 +159,11 @@ function post(
     retry,
     schema,
   };
+}
+
+/** Every PUT this SDK sends is idempotent per path (txnId, or the same sessions): see above. */
+function put(kind: OutgoingRequestKind, path: string, body: string, schema: z.ZodType): OutgoingHttpCall {
+  return { kind, method: "PUT", path, body: parseOutgoingBody(body, kind), retry: "safe", schema };
 }
 
 /**

@@ -66,6 +66,16 @@ function newLoop(machine: RequestMachine, http: FakeMatrixHttp, clock: ManualClo
   return loop;
 }
 
+/** A loop over a fresh machine whose every POST fails at the network, so each pass schedules a retry. */
+async function unreachableLoop() {
+  const clock = new ManualClock();
+  const http = new FakeMatrixHttp();
+  http.on("POST", /.*/, () => {
+    throw new NetworkError("POST", "x");
+  });
+  return { clock, http, loop: newLoop(await newMachine(), http, clock) };
+}
+
 describe("OutgoingRequestLoop", () => {
   it("sends the machine's keys upload and query to their endpoints and marks each sent with the response", async () => {
     const machine = await newMachine();
@@ -320,13 +330,7 @@ describe("OutgoingRequestLoop", () => {
   });
 
   it("keeps one pending retry however many passes fail meanwhile", async () => {
-    const machine = await newMachine();
-    const clock = new ManualClock();
-    const http = new FakeMatrixHttp();
-    http.on("POST", /.*/, () => {
-      throw new NetworkError("POST", "x");
-    });
-    const loop = newLoop(machine, http, clock);
+    const { clock, loop } = await unreachableLoop();
     await loop.run();
     await loop.run();
     await loop.run();
@@ -334,13 +338,7 @@ describe("OutgoingRequestLoop", () => {
   });
 
   it("stop() cancels the pending retry and makes later run() calls no-ops", async () => {
-    const machine = await newMachine();
-    const clock = new ManualClock();
-    const http = new FakeMatrixHttp();
-    http.on("POST", /.*/, () => {
-      throw new NetworkError("POST", "x");
-    });
-    const loop = newLoop(machine, http, clock);
+    const { clock, http, loop } = await unreachableLoop();
     await loop.run();
     const sent = http.calls.length;
     await loop.stop();

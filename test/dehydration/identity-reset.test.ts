@@ -11,6 +11,7 @@ import {
   replaceAfterIdentityReset,
 } from "../../src/dehydration/identity-reset.js";
 import { TypedEmitter } from "../../src/events/emitter.js";
+import { completedDrain, truncatedDrain } from "./support/drain-outcomes.js";
 
 /**
  * The two halves around an identity reset, with a scripted drainer and manager: which drain results
@@ -19,22 +20,6 @@ import { TypedEmitter } from "../../src/events/emitter.js";
  */
 
 const ssKey = { keyId: "KEY", key: new Uint8Array(32).fill(3) };
-const counts = { pages: 1, events: 2, roomKeys: 2 };
-
-function completed(deviceId: string): DrainOutcome {
-  return {
-    outcome: "completed",
-    endReason: "no_next_batch",
-    deviceId,
-    totals: counts,
-    run: { ...counts, invalidEvents: 0 },
-    resumedFrom: undefined,
-    cursor: undefined,
-    durationMs: 1,
-    longestSliceMs: 1,
-  };
-}
-
 /** Drains with one scripted result; emits `found` for `deviceId` first, as the real one does. */
 class ScriptedDrainer implements PreResetDrainer {
   readonly events = new TypedEmitter<DrainEvents>();
@@ -83,7 +68,7 @@ async function drainFirst(drainer: PreResetDrainer, signal = new AbortController
 
 describe("drainBeforeIdentityReset", () => {
   it("passes the secret-storage key and the signal to the drain", async () => {
-    const drainer = new ScriptedDrainer(completed("OLD"));
+    const drainer = new ScriptedDrainer(completedDrain("OLD"));
     const signal = new AbortController().signal;
     expect(await drainFirst(drainer, signal)).toEqual({ kind: "drained", deviceId: "OLD" });
     expect(drainer.options).toEqual([{ secretStorageKey: ssKey, signal }]);
@@ -93,7 +78,7 @@ describe("drainBeforeIdentityReset", () => {
     ["no device", { outcome: "no_device" } as DrainOutcome, undefined, { kind: "none" }],
     [
       "a truncated drain",
-      { ...completed("OLD"), outcome: "truncated", reason: "repeated_cursor" } as DrainOutcome,
+      truncatedDrain("OLD"),
       "OLD",
       { kind: "not_drained", deviceId: "OLD", reason: "drain_truncated", error: undefined },
     ],

@@ -11,6 +11,7 @@ import {
 import { defaultRotateEveryMs } from "../../src/dehydration/rotation-plan.js";
 import { MemoryStateStore } from "../../src/state/memory-state-store.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
+import { completedDrain, truncatedDrain } from "./support/drain-outcomes.js";
 
 const week = defaultRotateEveryMs;
 
@@ -66,38 +67,8 @@ class FakeDrainer implements RotationDrainer {
     if (next instanceof Error) throw next;
     if (next !== undefined) return next;
     if (this.manager.device === undefined) return { outcome: "no_device" };
-    return completed(this.manager.device);
+    return completedDrain(this.manager.device);
   }
-}
-
-function completed(deviceId: string): DrainOutcome {
-  const counts = { pages: 1, events: 1, roomKeys: 1 };
-  return {
-    outcome: "completed",
-    endReason: "no_next_batch",
-    deviceId,
-    totals: counts,
-    run: { ...counts, invalidEvents: 0 },
-    resumedFrom: undefined,
-    cursor: undefined,
-    durationMs: 1,
-    longestSliceMs: 1,
-  };
-}
-
-function truncated(deviceId: string): DrainOutcome {
-  const counts = { pages: 2, events: 2, roomKeys: 2 };
-  return {
-    outcome: "truncated",
-    reason: "repeated_cursor",
-    deviceId,
-    totals: counts,
-    run: { ...counts, invalidEvents: 0 },
-    resumedFrom: undefined,
-    cursor: "c1",
-    durationMs: 1,
-    longestSliceMs: 1,
-  };
 }
 
 function setup(serverDevice?: string) {
@@ -249,7 +220,7 @@ describe("DehydratedDeviceRotation", () => {
   it("does not replace a device another client put there while it was draining", async () => {
     const t = setup("OLD");
     const rotation = t.make();
-    t.drainer.script.push(completed("OLD"));
+    t.drainer.script.push(completedDrain("OLD"));
     const manager = t.manager;
     const original = manager.fetchDevice.bind(manager);
     let fetches = 0;
@@ -265,7 +236,7 @@ describe("DehydratedDeviceRotation", () => {
   it("keeps the device after a truncated drain, and retries with backoff without uploading", async () => {
     const t = setup("WAITING");
     const rotation = t.make();
-    t.drainer.script.push(truncated("WAITING"));
+    t.drainer.script.push(truncatedDrain("WAITING"));
     const result = await rotation.start();
     expect(result).toEqual({ action: "kept", deviceId: "WAITING", retryAtMs: t.clock.now() + 60_000 });
     expect(t.calls).toEqual(["fetch", "drain WAITING"]);
@@ -346,7 +317,7 @@ describe("DehydratedDeviceRotation", () => {
   it("replaceNow() refuses to replace after a truncated drain unless forced", async () => {
     const t = setup("OLD");
     const rotation = t.make();
-    t.drainer.script.push(truncated("OLD"), truncated("OLD"));
+    t.drainer.script.push(truncatedDrain("OLD"), truncatedDrain("OLD"));
     await expect(rotation.replaceNow()).rejects.toMatchObject({ code: "drain_incomplete" });
     expect(t.calls).not.toContain("upload");
     expect(await rotation.replaceNow({ force: true })).toMatchObject({

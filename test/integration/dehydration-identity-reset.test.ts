@@ -4,7 +4,12 @@ import type { E2eeClient, E2eeClientEvents } from "../../src/client.js";
 import { isDrainError } from "../../src/dehydration/drain-errors.js";
 import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/names.js";
 import { buildDehydratedDeviceUpload } from "../../src/dehydration/upload-request.js";
-import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
+import {
+  type RunningMockServer,
+  type ScriptedFailureSpec,
+  startMockServer,
+} from "../../src/testing/index.js";
 import {
   type Alice,
   aliceWithDehydratedDevice,
@@ -75,6 +80,20 @@ describe("resetting the identity of a user with a dehydrated device", () => {
       .requestLog()
       .filter((e) => e.path === DEHYDRATED_DEVICE_PATH && (e.method === "PUT" || e.method === "DELETE"));
 
+  /** Resets the identity while the server answers `failure`; the server recovers afterwards. */
+  async function resetWhileFailing(
+    client: E2eeClient,
+    secretStorageKey: SecretStorageKey,
+    failure: ScriptedFailureSpec,
+  ) {
+    server.homeserver.control.scriptFailure(failure);
+    try {
+      return await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
+    } finally {
+      server.homeserver.control.clearScriptedFailures();
+    }
+  }
+
   function staleEvents(client: E2eeClient): E2eeClientEvents["dehydratedDeviceStale"][] {
     const seen: E2eeClientEvents["dehydratedDeviceStale"][] = [];
     client.events.on("dehydratedDeviceStale", (e) => seen.push(e));
@@ -139,15 +158,12 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const { user, messages } = await offlineUser("bea", 2);
     const { client, secretStorageKey } = await login(user, fastRetry);
     const stale = staleEvents(client);
-    const control = server.homeserver.control;
-    control.scriptFailure({ path: EVENTS_PATTERN, status: 500, times: 100 });
-    control.clearRequestLog();
-    let reset: Awaited<ReturnType<E2eeClient["bootstrapCrossSigning"]>>;
-    try {
-      reset = await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
-    } finally {
-      control.clearScriptedFailures();
-    }
+    server.homeserver.control.clearRequestLog();
+    const reset = await resetWhileFailing(client, secretStorageKey, {
+      path: EVENTS_PATTERN,
+      status: 500,
+      times: 100,
+    });
 
     expect(reset.dehydratedDevice).toMatchObject({
       outcome: "stale",
@@ -265,14 +281,12 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const { user, messages } = await offlineUser("fay", 2);
     const { client, secretStorageKey } = await login(user, fastRetry);
     const stale = staleEvents(client);
-    const control = server.homeserver.control;
-    control.scriptFailure({ method: "PUT", path: DEHYDRATED_DEVICE_PATH, status: 500, times: 100 });
-    let reset: Awaited<ReturnType<E2eeClient["bootstrapCrossSigning"]>>;
-    try {
-      reset = await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
-    } finally {
-      control.clearScriptedFailures();
-    }
+    const reset = await resetWhileFailing(client, secretStorageKey, {
+      method: "PUT",
+      path: DEHYDRATED_DEVICE_PATH,
+      status: 500,
+      times: 100,
+    });
     expect(reset.dehydratedDevice).toMatchObject({
       outcome: "stale",
       deviceId: user.dehydratedDeviceId,

@@ -61,6 +61,17 @@ beforeAll(async () => {
 /** Every client, manager and secret of this file: logs, errors and events must not show a secret. */
 const leaks = new LeakWatch();
 
+/** A dehydration manager over `client`'s own machine and transport, apart from its `dehydration`. */
+function privateManager(client: E2eeClient): DehydrationManager {
+  return new DehydrationManager({
+    machine: client.machine,
+    http: client.http,
+    outgoingRequests: client.outgoingRequests,
+    secretStorage: client.secretStorage,
+    logger: leaks.logger,
+  });
+}
+
 interface Login {
   client: E2eeClient;
   manager: DehydrationManager;
@@ -112,13 +123,7 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     leaks.watch(client);
     clients.push(client);
     // The facade's `dehydration` is the same manager type; a private one keeps the events apart.
-    const manager = new DehydrationManager({
-      machine: client.machine,
-      http: client.http,
-      outgoingRequests: client.outgoingRequests,
-      secretStorage: client.secretStorage,
-      logger: leaks.logger,
-    });
+    const manager = privateManager(client);
     return { client, manager, seen: watch(manager) };
   }
 
@@ -497,13 +502,7 @@ describe("a server with dehydrated devices switched off", () => {
   });
 
   it("is reported unsupported, and every call says so without side effects", async () => {
-    const manager = new DehydrationManager({
-      machine: client.machine,
-      http: client.http,
-      outgoingRequests: client.outgoingRequests,
-      secretStorage: client.secretStorage,
-      logger: leaks.logger,
-    });
+    const manager = privateManager(client);
     expect(await manager.isSupported()).toBe(false);
     expect(await manager.fetchDevice()).toBeUndefined();
     expect(await manager.rehydrate()).toBeUndefined();
