@@ -11,6 +11,7 @@ import { type CryptoStoreOptions, createOlmMachine } from "./crypto/olm-machine.
 import { OutgoingRequestLoop } from "./crypto/outgoing-requests.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
 import { DehydrationManager } from "./dehydration/dehydration-manager.js";
+import type { DrainTuning } from "./dehydration/drain.js";
 import { DehydratedDeviceDrainer } from "./dehydration/drain-dehydrated-device.js";
 import {
   type DehydratedDeviceResetOutcome,
@@ -87,6 +88,17 @@ export interface CreateE2eeClientOptions {
   retry?: Partial<RetryConfig>;
   /** Where to fetch the crypto wasm from, for bundlers that move it. */
   wasmUrl?: URL | string;
+  /** Tuning of the dehydrated-device modules the client builds. */
+  dehydration?: {
+    /**
+     * How `dehydrationDrainer` paces every drain it runs — loop guards (`limits`), slice and page
+     * sizes, pipelining — handed to it whole, so a field the drainer gains is settable here too.
+     * Omit for its defaults, tuned for crypto-wasm in a UI thread; an app would set it to give a
+     * slow device a longer time budget, or to cap the events one drain imports. A drain call's own
+     * `limits` still override these.
+     */
+    drain?: DrainTuning;
+  };
 }
 
 /**
@@ -151,14 +163,14 @@ export interface ClientBootstrapCrossSigningResult {
   dehydratedDevice: DehydratedDeviceResetOutcome | undefined;
 }
 
-/** Options of `E2eeClient.restoreFromRecoveryKey`. */
+/** Options of `E2eeClient.restoreFromRecoveryKey` and `E2eeClient.restoreFromPassphrase`. */
 export interface RestoreFromRecoveryKeyOptions {
-  /** The secret-storage key the recovery key is for; default: the account's default key. */
+  /** The secret-storage key the recovery key or passphrase is for; default: the account's default key. */
   keyId?: string;
   signal?: AbortSignal;
 }
 
-/** What `E2eeClient.restoreFromRecoveryKey` restored. */
+/** What `E2eeClient.restoreFromRecoveryKey` (or `restoreFromPassphrase`) restored. */
 export interface RestoreFromRecoveryKeyResult {
   /** Private keys found in secret storage and imported. Empty when none were stored. */
   restored: CrossSigningKeyRole[];
@@ -199,7 +211,7 @@ export interface E2eeClient {
    *
    * Refuses (`cross_signing_identity_exists`) when the account already has an identity whose
    * private keys this device lacks, unless `reset` is set: bootstrapping would silently replace
-   * it. Restore it with `restoreFromRecoveryKey` instead.
+   * it. Restore it with `restoreFromRecoveryKey` or `restoreFromPassphrase` instead.
    *
    * With `reset`, the dehydrated device (MSC3814) is handled too, in the only order that loses no
    * key: drain it while it still validates, reset the identity, then replace it with a device
@@ -217,6 +229,17 @@ export interface E2eeClient {
    */
   restoreFromRecoveryKey(
     recoveryKey: string,
+    options?: RestoreFromRecoveryKeyOptions,
+  ): Promise<RestoreFromRecoveryKeyResult>;
+  /**
+   * `restoreFromRecoveryKey` for a user who chose a passphrase when the secret-storage key was
+   * created (`createSecretStorageKey: { passphrase }`): the key is derived from it with the key
+   * description's `m.pbkdf2` parameters, so the app needs no recovery-key step of its own. A wrong
+   * passphrase is `SecretStorageError` `bad_key` and a key made without one `no_passphrase`, both
+   * before anything is sent or imported; neither error nor log repeats the passphrase.
+   */
+  restoreFromPassphrase(
+    passphrase: string,
     options?: RestoreFromRecoveryKeyOptions,
   ): Promise<RestoreFromRecoveryKeyResult>;
   /**
@@ -376,6 +399,8 @@ class Client implements E2eeClient {
       logger,
     });
     this.dehydrationDrainer = new DehydratedDeviceDrainer({
+      // Whole, and first: the client's own wiring below is not the app's to override.
+      ...options.dehydration?.drain,
       rehydrator: this.dehydration,
       http,
       userId: options.userId,
@@ -497,13 +522,31 @@ class Client implements E2eeClient {
     return outcome;
   }
 
-  async restoreFromRecoveryKey(
+  restoreFromRecoveryKey(
     recoveryKey: string,
     options: RestoreFromRecoveryKeyOptions = {},
   ): Promise<RestoreFromRecoveryKeyResult> {
+    return this.#restore(() => this.secretStorage.unlockWithRecoveryKey(recoveryKey, options.keyId), options);
+  }
+
+  restoreFromPassphrase(
+    passphrase: string,
+    options: RestoreFromRecoveryKeyOptions = {},
+  ): Promise<RestoreFromRecoveryKeyResult> {
+    return this.#restore(() => this.secretStorage.unlockWithPassphrase(passphrase, options.keyId), options);
+  }
+
+  /**
+   * Both restores once the user's secret is turned into a key. `unlock` runs first and alone: a
+   * wrong recovery key or passphrase fails there, before any request or import changes state.
+   */
+  async #restore(
+    unlock: () => Promise<SecretStorageKey>,
+    options: RestoreFromRecoveryKeyOptions,
+  ): Promise<RestoreFromRecoveryKeyResult> {
     this.#assertOpen();
     const signal = this.#signal(options.signal);
-    const key = await this.secretStorage.unlockWithRecoveryKey(recoveryKey, options.keyId);
+    const key = await unlock();
     // crypto-wasm imports a private key only when it matches the public identity it knows, which
     // it learns from its own keys/query.
     await this.outgoingRequests.run();

@@ -1,6 +1,11 @@
 import { DeviceId, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createE2eeClient, type E2eeClient, type E2eeClientEvents } from "../src/client.js";
+import {
+  type CreateE2eeClientOptions,
+  createE2eeClient,
+  type E2eeClient,
+  type E2eeClientEvents,
+} from "../src/client.js";
 import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
 import type { DrainPageReport } from "../src/dehydration/drain.js";
 import { isDrainError } from "../src/dehydration/drain-errors.js";
@@ -18,7 +23,11 @@ function newServer(clock?: ManualClock): MockHomeserver {
   return createMockHomeserver(clock ? { clock } : {});
 }
 
-async function clientFor(server: MockHomeserver, localpart: string, extra: { olmMachine?: OlmMachine } = {}) {
+async function clientFor(
+  server: MockHomeserver,
+  localpart: string,
+  extra: Pick<CreateE2eeClientOptions, "olmMachine" | "dehydration"> = {},
+) {
   const account = server.control.createUser(localpart, { password: "pw" })!;
   const client = await createE2eeClient({
     baseUrl: server.baseUrl,
@@ -27,6 +36,30 @@ async function clientFor(server: MockHomeserver, localpart: string, extra: { olm
     ...extra,
   });
   return { client, account };
+}
+
+/**
+ * A client of a new user whose dehydrated device holds `count` to-device events, and the secret-storage
+ * key that opens it.
+ */
+async function clientWithQueuedEvents(
+  server: MockHomeserver,
+  localpart: string,
+  count: number,
+  extra: Pick<CreateE2eeClientOptions, "dehydration"> = {},
+) {
+  const { client, account } = await clientFor(server, localpart, extra);
+  const { secretStorageKey } = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+  const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: secretStorageKey! });
+  for (let n = 0; n < count; n++) {
+    await client.http.request({
+      method: "PUT",
+      path: `/_matrix/client/v3/sendToDevice/org.example.ping/txn-${n}`,
+      body: { messages: { [account.userId]: { [deviceId]: { n } } } },
+      schema: emptyResponseSchema,
+    });
+  }
+  return { client, secretStorageKey: secretStorageKey! };
 }
 
 /** Options the option checks refuse before any request: nothing listens at this URL. */
@@ -154,6 +187,25 @@ describe("createE2eeClient", () => {
     await client.close();
   });
 
+  it("hands dehydration.drain to the drainer: its limits bound every drain the client runs", async () => {
+    // Two events a page: a cap of one event stops the drain after its first page.
+    const server = createMockHomeserver({
+      overrides: { dehydratedEventsLimitParam: false, dehydratedEventsPageSize: 2 },
+    });
+    const capped = await clientWithQueuedEvents(server, "ines", 6, {
+      dehydration: { drain: { limits: { maxEvents: 1 } } },
+    });
+    const plain = await clientWithQueuedEvents(server, "jana", 6);
+
+    const cut = await capped.client.dehydrationDrainer.drain({ secretStorageKey: capped.secretStorageKey });
+    const whole = await plain.client.dehydrationDrainer.drain({ secretStorageKey: plain.secretStorageKey });
+
+    expect(cut).toMatchObject({ outcome: "truncated", reason: "event_cap", totals: { pages: 1, events: 2 } });
+    expect(whole).toMatchObject({ outcome: "completed", totals: { events: 6 } });
+    await capped.client.close();
+    await plain.client.close();
+  });
+
   it("refuses both a secret-storage key and a request to create one", async () => {
     const server = newServer();
     const { client } = await clientFor(server, "omar");
@@ -256,12 +308,11 @@ describe("closing the client", () => {
       cursor: last.cursor,
       pages: last.page,
     });
-    expect(await client.dehydrationDrainer.checkpoints.load()).toMatchObject({
-      deviceId,
-      cursor: last.cursor,
-      pages: last.page,
-      complete: false,
-    });
+    // Pings carry no room key, and only a page that stored one moves the resume point: the
+    // stopped drain leaves no checkpoint to resume from, and the next one reads these pages again.
+    expect(last.roomKeys).toBe(0);
+    expect(last.cursor).toBeUndefined();
+    expect(await client.dehydrationDrainer.checkpoints.load()).toBeUndefined();
     // The parked request was cancelled, and a drain after close sends nothing.
     expect(server.control.requestLog().at(-1)).toMatchObject({
       path: expect.stringMatching(/\/events$/),

@@ -1,11 +1,13 @@
 import { z } from "zod";
 import { MemoryStateStore } from "../state/memory-state-store.js";
 import type { StateStore } from "../state/state-store.js";
+import type { DrainResumeState } from "./drain.js";
 import type { EventsVariant } from "./pagination.js";
 
 /**
  * Where a drain of a dehydrated device stands, kept beside the crypto store so a network failure,
- * an abort or a reload resumes instead of starting over.
+ * an abort or a reload resumes instead of starting over. What the positions mean, and why a
+ * truncated drain rolls back to `trusted`, is the engine's rule (`drain.ts`).
  *
  * Durability rule: a checkpoint must never be more durable than the crypto store holding the room
  * keys it counts. If the keys die with the process (in-memory machine) but the checkpoint survived
@@ -13,32 +15,52 @@ import type { EventsVariant } from "./pagination.js";
  * store is in memory, checkpoints are kept in memory too (a crash restarts the drain from the
  * start — re-importing is harmless), whatever the state store could offer.
  */
-export interface DrainCheckpoint {
-  /** The dehydrated device the cursor belongs to; a checkpoint for another device is dropped. */
+export interface DrainCheckpoint extends DrainResumeState {
+  /** The dehydrated device the positions belong to; a checkpoint for another device is dropped. */
   deviceId: string;
-  /** The cursor to request next; `undefined` = the first page. */
-  cursor: string | undefined;
-  /** The last page was reached (an end rule matched): the device is drained up to `cursor`. */
+  /** The last drain reached an end rule: `position` is where it ended, and is `trusted`. */
   complete: boolean;
-  pages: number;
-  events: number;
-  roomKeys: number;
   savedAtMs: number;
 }
 
 const count = z.number().int().nonnegative();
-
-/** Stored values are untrusted (old versions, other tabs, hand edits): validated on every read. */
-const storedCheckpointSchema = z.object({
-  version: z.literal(1),
-  deviceId: z.string().min(1),
+const position = z.object({
   cursor: z.string().optional(),
-  complete: z.boolean(),
+  skip: z
+    .object({ events: z.number().int().positive(), digest: z.string().regex(/^[0-9a-f]{64}$/) })
+    .optional(),
   pages: count,
   events: count,
   roomKeys: count,
+});
+
+/**
+ * Stored values are untrusted (old versions, other tabs, hand edits): validated on every read.
+ * Version 1 checkpoints are dropped, not migrated: they kept the server's cursor for every page of
+ * a truncated run, so their cursor may lie past messages never read; the drain starts over.
+ */
+const storedCheckpointSchema = z.object({
+  version: z.literal(2),
+  deviceId: z.string().min(1),
+  position,
+  trusted: position,
+  guard: z.object({ events: count, elapsedMs: z.number().nonnegative() }),
+  complete: z.boolean(),
   savedAtMs: z.number(),
 });
+
+type StoredPosition = z.infer<typeof position>;
+
+/** Drops the keys zod leaves `undefined`, so a stored position reads back as it was written. */
+function fromStored(stored: StoredPosition): DrainResumeState["position"] {
+  const { cursor, skip, ...counts } = stored;
+  return { ...counts, cursor, ...(skip === undefined ? {} : { skip }) };
+}
+
+function toStored(position: DrainResumeState["position"]): StoredPosition {
+  const { cursor, skip, pages, events, roomKeys } = position;
+  return { pages, events, roomKeys, ...(cursor === undefined ? {} : { cursor }), ...(skip ? { skip } : {}) };
+}
 
 const storedVariantSchema = z.enum(["get", "post"]);
 
@@ -81,13 +103,28 @@ export class DrainCheckpointStore {
       await this.#store.delete(this.#key);
       return undefined;
     }
-    const { version: _version, ...checkpoint } = parsed.data;
-    return { ...checkpoint, cursor: checkpoint.cursor };
+    const { deviceId, guard, complete, savedAtMs } = parsed.data;
+    return {
+      deviceId,
+      position: fromStored(parsed.data.position),
+      trusted: fromStored(parsed.data.trusted),
+      guard,
+      complete,
+      savedAtMs,
+    };
   }
 
   async save(checkpoint: DrainCheckpoint): Promise<void> {
-    const { cursor, ...rest } = checkpoint;
-    await this.#store.set(this.#key, { version: 1, ...rest, ...(cursor === undefined ? {} : { cursor }) });
+    const { deviceId, guard, complete, savedAtMs } = checkpoint;
+    await this.#store.set(this.#key, {
+      version: 2,
+      deviceId,
+      position: toStored(checkpoint.position),
+      trusted: toStored(checkpoint.trusted),
+      guard: { events: guard.events, elapsedMs: guard.elapsedMs },
+      complete,
+      savedAtMs,
+    });
   }
 
   async clear(): Promise<void> {

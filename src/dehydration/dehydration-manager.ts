@@ -15,14 +15,23 @@ import {
 } from "./dehydrated-device-api.js";
 import type { DehydrationEvents } from "./dehydration-events.js";
 import { readDehydrationKeys, sameKey } from "./dehydration-key.js";
-import { collectDeviceFacts, readOwnSelfSigningKey } from "./device-facts.js";
+import {
+  collectDeviceFacts,
+  readDeviceFacts,
+  readOwnSelfSigningKey,
+  refreshOwnKeys,
+} from "./device-facts.js";
 import {
   type DehydratedDeviceRejection,
   deviceRejectedError,
   validateDehydratedDevice,
 } from "./device-validation.js";
 import { DehydrationError } from "./errors.js";
-import { readDehydrationKeyTexts, writeDehydrationKey } from "./key-secret-storage.js";
+import {
+  type DehydrationKeyTexts,
+  readDehydrationKeyTexts,
+  writeDehydrationKey,
+} from "./key-secret-storage.js";
 import {
   DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
   DEHYDRATION_ALGORITHMS,
@@ -60,6 +69,12 @@ export interface DehydrationCallOptions {
   /** The unlocked secret-storage key; falls back to `getSecretStorageKey`. */
   secretStorageKey?: SecretStorageKey;
   signal?: AbortSignal;
+}
+
+/** Options of `rehydrate()`. */
+export interface RehydrateOptions extends DehydrationCallOptions {
+  /** Told the server's device id as soon as it is known, before validation (so a refusal can name it). */
+  onDevice?: (deviceId: string) => void;
 }
 
 /** The server's device as this device judges it. */
@@ -216,11 +231,24 @@ export class DehydrationManager {
    * validated or uploaded under our previous identity, failing nothing but the owner signature,
    * is opened (to be drained, then replaced). It is known only to this manager, in memory.
    */
-  async rehydrate(options: DehydrationCallOptions = {}): Promise<RehydratedDevice | undefined> {
+  async rehydrate(options: RehydrateOptions = {}): Promise<RehydratedDevice | undefined> {
     const { signal } = options;
-    const lookup = await this.#lookup(signal);
+    // The lookup, our own key query and the secret reads do not depend on each other: they go out
+    // together. The query and the secrets are settled, not thrown, until a device needs them, so a
+    // server with no device answers `undefined` as before.
+    const secrets = this.#secretStorageKey(options).then(async (storageKey) =>
+      storageKey === undefined
+        ? undefined
+        : { storageKey, texts: await readDehydrationKeyTexts(this.#storage, storageKey) },
+    );
+    const [lookup, refreshed, read] = await Promise.all([
+      this.#lookup(signal),
+      settle(refreshOwnKeys(this.#machine, this.#loop, signal)),
+      settle(secrets),
+    ]);
     if (lookup.status !== "found") return undefined;
     const device = lookup.device;
+    options.onDevice?.(device.deviceId);
     if (!(DEHYDRATION_ALGORITHMS as readonly string[]).includes(device.deviceData.algorithm)) {
       throw new DehydrationError(
         "unsupported_device_algorithm",
@@ -228,20 +256,29 @@ export class DehydrationManager {
         { details: { deviceId: device.deviceId, algorithm: device.deviceData.algorithm } },
       );
     }
-    const status = await this.#judge(device, signal);
+    if (!refreshed.ok) throw refreshed.error;
+    const status = await this.#judge(device, signal, { refreshed: true });
     if (status.status === "invalid") {
+      if (status.reasons.includes("own_identity_not_trusted")) {
+        throw crossSigningNotRestored(device.deviceId, status.reasons);
+      }
       if (!signedOnlyByPreviousIdentity(status)) throw deviceRejectedError(device.deviceId, status.reasons);
       this.#logger.info(
         `opening ${device.deviceId}, validated here under our previous identity, to drain it`,
       );
     }
 
-    const storageKey = await this.#secretStorageKey(options);
+    if (!read.ok) throw read.error;
     // Secret storage is the truth; the cached key serves when it is out of reach or empty.
     const key =
-      (storageKey === undefined
+      (read.value === undefined
         ? undefined
-        : await this.#resolveKey(storageKey, { create: false, device, signal })) ?? (await this.#cachedKey());
+        : await this.#resolveKey(read.value.storageKey, {
+            create: false,
+            device,
+            signal,
+            texts: read.value.texts,
+          })) ?? (await this.#cachedKey());
     if (key === undefined) throw noKey();
     try {
       const opened = await this.#open(key, device);
@@ -312,8 +349,11 @@ export class DehydrationManager {
   async #judge(
     device: DehydratedDeviceInfo,
     signal: AbortSignal | undefined,
+    options: { refreshed?: boolean } = {},
   ): Promise<DehydratedDeviceStatus> {
-    const facts = await collectDeviceFacts(this.#machine, this.#loop, device.deviceId, signal);
+    const facts = options.refreshed
+      ? await readDeviceFacts(this.#machine, device.deviceId)
+      : await collectDeviceFacts(this.#machine, this.#loop, device.deviceId, signal);
     const verdict = validateDehydratedDevice(facts);
     const seen = this.#signedUnder;
     if (verdict.ok) {
@@ -357,9 +397,17 @@ export class DehydrationManager {
    */
   async #resolveKey(
     storageKey: SecretStorageKey,
-    purpose: { create: boolean; device?: DehydratedDeviceInfo; signal?: AbortSignal | undefined },
+    purpose: {
+      create: boolean;
+      device?: DehydratedDeviceInfo;
+      signal?: AbortSignal | undefined;
+      /** The texts, when the caller read them already. */
+      texts?: DehydrationKeyTexts;
+    },
   ): Promise<Uint8Array | undefined> {
-    const reading = readDehydrationKeys(await readDehydrationKeyTexts(this.#storage, storageKey));
+    const reading = readDehydrationKeys(
+      purpose.texts ?? (await readDehydrationKeyTexts(this.#storage, storageKey)),
+    );
     for (const { name, error } of reading.invalid) {
       this.#logger.warn(`ignoring "${name}": ${error.message}`);
     }
@@ -496,4 +544,28 @@ function noKey(): DehydrationError {
     "No dehydration key: none is cached here, and none could be read from secret storage " +
       "(pass the secret-storage key, or store a key first)",
   );
+}
+
+function crossSigningNotRestored(
+  deviceId: string,
+  reasons: readonly DehydratedDeviceRejection[],
+): DehydrationError {
+  return new DehydrationError(
+    "cross_signing_not_restored",
+    `Cannot validate the dehydrated device ${deviceId}: this login does not trust the account's ` +
+      "cross-signing identity yet. Restore cross-signing (restoreFromRecoveryKey or " +
+      "restoreFromPassphrase) before rehydrating; the device was left in place",
+    { details: { deviceId, reasons: [...reasons] } },
+  );
+}
+
+/** A promise's outcome as a value, so that a failure waits until it matters. */
+async function settle<T>(
+  promise: Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    return { ok: false, error };
+  }
 }

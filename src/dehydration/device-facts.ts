@@ -22,9 +22,21 @@ export async function collectDeviceFacts(
   deviceId: string,
   signal?: AbortSignal,
 ): Promise<CollectedDeviceFacts> {
+  await refreshOwnKeys(machine, loop, signal);
+  return readDeviceFacts(machine, deviceId);
+}
+
+/**
+ * A fresh query of our own keys, not the machine's cache: the device may have been uploaded
+ * moments ago. Needs no device id, so it can run while the device is being looked up.
+ */
+export function refreshOwnKeys(machine: OlmMachine, loop: KeyQueryLoop, signal?: AbortSignal): Promise<void> {
+  return refreshDeviceLists(machine, loop, [machineUserId(machine)], signal);
+}
+
+/** What the machine knows about `deviceId` now (after `refreshOwnKeys`); no network. */
+export async function readDeviceFacts(machine: OlmMachine, deviceId: string): Promise<CollectedDeviceFacts> {
   const userId = machineUserId(machine);
-  // A fresh query, not the machine's cache: the device may have been uploaded moments ago.
-  await refreshDeviceLists(machine, loop, [userId], signal);
 
   // getIdentity and getDevice only borrow these.
   const user = toUserId(userId);

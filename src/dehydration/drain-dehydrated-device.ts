@@ -7,8 +7,15 @@ import type { SecretStorageKey } from "../secret-storage/secret-storage.js";
 import type { StateStore } from "../state/state-store.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import { type DrainCheckpoint, DrainCheckpointStore } from "./checkpoint-store.js";
-import { type DrainPageSource, type DrainRunResult, type DrainTuning, runDrain } from "./drain.js";
-import { DrainError, isDrainError } from "./drain-errors.js";
+import {
+  type DrainPageSource,
+  type DrainResumeState,
+  type DrainRunResult,
+  type DrainTuning,
+  type ReceivedRoomKey,
+  runDrain,
+} from "./drain.js";
+import { asDrainError } from "./drain-errors.js";
 import type { DrainEvents } from "./drain-events.js";
 import { HttpDrainPageSource } from "./drain-page-source.js";
 import type { PaginationLimits } from "./pagination.js";
@@ -17,17 +24,17 @@ import type { PaginationLimits } from "./pagination.js";
 export interface DrainableDevice {
   readonly deviceId: string;
   /** Imports one batch of to-device events; resolves with the room keys it stored. */
-  receiveEvents(events: readonly unknown[]): Promise<readonly unknown[]>;
+  receiveEvents(events: readonly unknown[]): Promise<readonly ReceivedRoomKey[]>;
   free(): void;
 }
 
-/** What the drain needs of the dehydration manager (part 1's `DehydrationManager` fits). */
+/** What the drain needs of the dehydration manager (`DehydrationManager` fits). */
 export interface DrainRehydrator {
-  fetchDevice(options?: { signal?: AbortSignal }): Promise<{ deviceId: string } | undefined>;
   /** Fetches, validates and opens the server's device; `undefined` when there is none. */
   rehydrate(options?: {
     secretStorageKey?: SecretStorageKey;
     signal?: AbortSignal;
+    onDevice?: (deviceId: string) => void;
   }): Promise<DrainableDevice | undefined>;
 }
 
@@ -59,7 +66,7 @@ export interface DehydratedDeviceDrainerOptions extends DrainTuning {
 export interface DrainCallOptions {
   /** The unlocked secret-storage key, to read the dehydration key (else the manager's fallback). */
   secretStorageKey?: SecretStorageKey | undefined;
-  /** Ignore any checkpoint and start from the first page (re-importing is harmless). */
+  /** Ignore any checkpoint and start from the first page (re-importing is harmless, only slower). */
   restart?: boolean | undefined;
   /** Overrides the drainer's limits for this call. */
   limits?: Partial<PaginationLimits> | undefined;
@@ -75,8 +82,10 @@ export type DrainOutcome = { outcome: "no_device" } | DrainRunResult;
  * through the pipelined, sliced, checkpointed engine in `drain.ts`.
  *
  * A checkpoint for a device that is no longer the server's is dropped; one for the current device
- * is resumed from. Every failure leaves the device on the server and the checkpoint after the last
- * stored page, and is reported both as the rejection and as an `error` event.
+ * is resumed from (after a truncated run, that is its trusted position: `drain.ts`). Every failure
+ * leaves the device on the server and the checkpoint as it was after the last stored page, and is
+ * reported both as the rejection — always a `DrainError`, the underlying error as its `cause` —
+ * and as an `error` event.
  */
 export class DehydratedDeviceDrainer {
   readonly events: TypedEmitter<DrainEvents>;
@@ -139,49 +148,42 @@ export class DehydratedDeviceDrainer {
     let deviceId: string | undefined;
     let checkpoint: DrainCheckpoint | undefined;
     try {
-      const found = await this.#options.rehydrator.fetchDevice({ signal });
-      if (found === undefined) {
-        await this.checkpoints.clear();
-        return { outcome: "no_device" };
-      }
-      deviceId = found.deviceId;
-      checkpoint = await this.#checkpointFor(deviceId, options.restart ?? false);
-      this.events.emit("found", { deviceId, resumeFrom: checkpoint?.cursor });
-
-      const device = await this.#options.rehydrator.rehydrate({
-        ...(options.secretStorageKey === undefined ? {} : { secretStorageKey: options.secretStorageKey }),
-        signal,
-      });
+      // Stopped already (the client closed): send nothing.
+      if (signal.aborted) throw signal.reason;
+      // The device lookup, its validation, the key and the checkpoint are independent reads:
+      // they go out together, so the first page waits for one round trip, not five.
+      const [stored, device] = await Promise.all([
+        this.checkpoints.load(),
+        this.#options.rehydrator.rehydrate({
+          ...(options.secretStorageKey === undefined ? {} : { secretStorageKey: options.secretStorageKey }),
+          signal,
+          onDevice: (id) => {
+            deviceId = id;
+          },
+        }),
+      ]);
       if (device === undefined) {
         await this.checkpoints.clear();
         return { outcome: "no_device" };
       }
       try {
-        // The device may have been replaced between the two lookups: the opened one is the truth.
-        const resumeFrom = device.deviceId === deviceId ? checkpoint : undefined;
         deviceId = device.deviceId;
+        checkpoint = await this.#checkpointFor(stored, deviceId, options.restart ?? false);
+        this.events.emit("found", { deviceId, resumeFrom: checkpoint?.position.cursor });
         this.events.emit("rehydrated", { deviceId });
-        return await this.#run(device, resumeFrom, options);
+        return await this.#run(device, checkpoint, options);
       } finally {
         device.free();
       }
     } catch (caught) {
-      // Stopped before the first page: still the drain's `aborted`, so a caller sees one error for
-      // every way a drain is stopped.
-      const error =
-        signal.aborted && !isDrainError(caught)
-          ? new DrainError("aborted", "The drain was aborted", {
-              cause: caught,
-              details: {
-                deviceId,
-                cursor: checkpoint?.cursor,
-                pages: checkpoint?.pages ?? 0,
-                events: checkpoint?.events ?? 0,
-                roomKeys: checkpoint?.roomKeys ?? 0,
-              },
-            })
-          : caught;
-      if (isDrainError(error) && error.code === "device_gone") await this.checkpoints.clear().catch(() => {});
+      const error = asDrainError(caught, signal, {
+        deviceId,
+        cursor: checkpoint?.position.cursor,
+        pages: checkpoint?.position.pages ?? 0,
+        events: checkpoint?.position.events ?? 0,
+        roomKeys: checkpoint?.position.roomKeys ?? 0,
+      });
+      if (error.code === "device_gone") await this.checkpoints.clear().catch(() => {});
       this.#logger.warn("drain failed", errorSummary(error));
       this.events.emit("error", { deviceId, error });
       throw error;
@@ -190,27 +192,29 @@ export class DehydratedDeviceDrainer {
 
   async #run(
     device: DrainableDevice,
-    resumeFrom: DrainCheckpoint | undefined,
+    resumeFrom: DrainResumeState | undefined,
     options: DrainCallOptions,
   ): Promise<DrainRunResult> {
     const deviceId = device.deviceId;
     const result = await runDrain({
       deviceId,
       source: await this.#pageSource(),
-      sink: { receive: async (events) => (await device.receiveEvents(events)).length },
+      sink: { receive: (events) => device.receiveEvents(events) },
       clock: this.#clock,
       resumeFrom,
       onPageStored: async (report) => {
-        await this.checkpoints.save({
-          deviceId,
-          cursor: report.cursor,
-          complete: report.next === "end",
-          ...report.totals,
-          savedAtMs: this.#clock.now(),
-        });
+        if (report.resume !== undefined) {
+          await this.checkpoints.save({
+            deviceId,
+            ...report.resume,
+            complete: report.next === "end",
+            savedAtMs: this.#clock.now(),
+          });
+        }
         this.events.emit("page", report);
       },
       limits: { ...this.#options.limits, ...options.limits },
+      sliceBudgetMs: this.#options.sliceBudgetMs,
       sliceSize: this.#options.sliceSize,
       targetPageBytes: this.#options.targetPageBytes,
       pipelined: this.#options.pipelined,
@@ -226,25 +230,34 @@ export class DehydratedDeviceDrainer {
         endReason: result.endReason,
         totals: result.totals,
         run: result.run,
+        importedKeys: result.importedKeys,
         durationMs: result.durationMs,
         longestSliceMs: result.longestSliceMs,
         resumedFrom: result.resumedFrom,
       });
     } else {
-      this.#logger.warn(`drain of ${deviceId} truncated (${result.reason}); the device is kept`);
+      this.#logger.warn(
+        `drain of ${deviceId} truncated (${result.reason}); the device is kept and the next drain ` +
+          "starts again from the last trusted position",
+      );
       this.events.emit("truncated", {
         deviceId,
         reason: result.reason,
         totals: result.totals,
         cursor: result.cursor,
+        untrustedCursor: result.untrustedCursor,
+        importedKeys: result.importedKeys,
       });
     }
     return result;
   }
 
   /** The checkpoint to resume from; one for another device (or when restarting) is dropped. */
-  async #checkpointFor(deviceId: string, restart: boolean): Promise<DrainCheckpoint | undefined> {
-    const checkpoint = await this.checkpoints.load();
+  async #checkpointFor(
+    checkpoint: DrainCheckpoint | undefined,
+    deviceId: string,
+    restart: boolean,
+  ): Promise<DrainCheckpoint | undefined> {
     if (checkpoint === undefined) return undefined;
     if (!restart && checkpoint.deviceId === deviceId) return checkpoint;
     if (checkpoint.deviceId !== deviceId) {

@@ -1,4 +1,4 @@
-import type { DrainCounts, DrainPageReport } from "./drain.js";
+import type { DrainCounts, DrainPageReport, ReceivedRoomKey } from "./drain.js";
 import type { PaginationEndReason, PaginationTruncationReason } from "./pagination.js";
 
 /**
@@ -17,17 +17,25 @@ export interface DrainEvents {
     deviceId: string;
     endReason: PaginationEndReason;
     totals: DrainCounts;
-    run: DrainCounts & { invalidEvents: number };
+    run: DrainCounts & { invalidEvents: number; skippedEvents: number };
+    /** Every room key this run stored: retry decrypting these rooms' messages. */
+    importedKeys: readonly ReceivedRoomKey[];
     durationMs: number;
     longestSliceMs: number;
     resumedFrom: string | undefined;
   };
-  /** The drain was cut off; the device is kept (its messages are still on the server). */
+  /**
+   * A loop guard cut the drain off; the device is kept (its messages are still on the server), and
+   * the next drain starts again from `cursor`, the last trusted position, not from `untrustedCursor`.
+   */
   truncated: {
     deviceId: string;
     reason: PaginationTruncationReason;
     totals: DrainCounts;
     cursor: string | undefined;
+    untrustedCursor: string;
+    /** Room keys this run stored all the same. */
+    importedKeys: readonly ReceivedRoomKey[];
   };
   /** The drain failed; the checkpoint (if any) still points after the last stored page. */
   error: { deviceId: string | undefined; error: unknown };

@@ -23,6 +23,8 @@ export class HttpDrainPageSource implements DrainPageSource {
   readonly #http: MatrixHttp;
   readonly #onVariantLearned: ((variant: EventsVariant) => void) | undefined;
   #variant: EventsVariant | undefined;
+  /** Cleared once the server refused a request with `limit` and took the same one without it. */
+  #sendLimit = true;
 
   constructor(http: MatrixHttp, options: HttpDrainPageSourceOptions = {}) {
     this.#http = http;
@@ -39,8 +41,9 @@ export class HttpDrainPageSource implements DrainPageSource {
     // The id is unpadded base64 (contains `/` and `+`): one encoded path segment.
     const path = dehydratedDeviceEventsPath(request.deviceId);
     let variant = this.#variant ?? initialEventsVariant;
+    let sendLimit = this.#sendLimit;
     for (;;) {
-      const plan = planPageRequest({ variant, cursor: request.cursor, limit: request.limit });
+      const plan = planPageRequest({ variant, cursor: request.cursor, limit: request.limit, sendLimit });
       try {
         const body = await this.#http.request({
           method: plan.method,
@@ -55,11 +58,19 @@ export class HttpDrainPageSource implements DrainPageSource {
           this.#variant = variant;
           this.#onVariantLearned?.(variant);
         }
+        if (!sendLimit) this.#sendLimit = false;
         return { events: body.events, nextBatch: body.next_batch ?? undefined, variant };
       } catch (error) {
         const next = isMatrixApiError(error) ? fallbackVariant(variant, error) : undefined;
         if (next !== undefined) {
           variant = next;
+          continue;
+        }
+        // `limit` is not in every server's definition of the call: a server that rejects the
+        // request with it is asked once more without it, and remembered only if that works (a 400
+        // for a bad token fails the same way without the limit).
+        if (sendLimit && request.limit !== undefined && isMatrixApiError(error) && error.status === 400) {
+          sendLimit = false;
           continue;
         }
         throw error;

@@ -20,6 +20,11 @@ export type DehydrationErrorCode =
    * cross-signed by our identity). A server may be injecting a device; nothing was deleted.
    */
   | "device_rejected"
+  /**
+   * This login does not trust the account's cross-signing identity (not verified, private keys
+   * not held here), so no device can be judged ours: restore cross-signing first.
+   */
+  | "cross_signing_not_restored"
   /** The device's `device_data` names an algorithm crypto-wasm cannot rehydrate. */
   | "unsupported_device_algorithm"
   /** No available key decrypts the device's `device_data` (the key was changed, or it is foreign). */

@@ -5,7 +5,6 @@ import type { SecretStorageKey } from "../secret-storage/secret-storage.js";
 import type { DrainCallOptions, DrainOutcome } from "./drain-dehydrated-device.js";
 import { isDrainError } from "./drain-errors.js";
 import type { DrainEvents } from "./drain-events.js";
-import { isDehydrationError } from "./errors.js";
 
 /**
  * The dehydrated device across a cross-signing identity reset (MSC3814; issue #5).
@@ -65,7 +64,7 @@ export type PreResetDrain =
 /** What the drain before a reset uses (`DehydratedDeviceDrainer` fits). */
 export interface PreResetDrainer {
   drain(options?: DrainCallOptions): Promise<DrainOutcome>;
-  /** `found` names the device even when opening it fails. */
+  /** `found` names the device once it is open; a failure names it in `DrainError.details`. */
   readonly events: Pick<TypedEmitter<DrainEvents>, "on">;
 }
 
@@ -171,14 +170,11 @@ function classify(
 ): { deviceId: string | undefined; reason: StaleDehydratedDeviceReason } {
   const details = (error as { details?: { deviceId?: unknown } } | undefined)?.details;
   const deviceId = typeof details?.deviceId === "string" ? details.deviceId : found;
-  if (isDehydrationError(error)) {
-    if (error.code === "device_rejected") return { deviceId, reason: "rejected" };
-    if (
-      error.code === "no_key" ||
-      error.code === "wrong_key" ||
-      error.code === "invalid_key" ||
-      error.code === "unsupported_device_algorithm"
-    ) {
+  if (isDrainError(error)) {
+    if (error.code === "device_rejected" || error.code === "cross_signing_not_restored") {
+      return { deviceId, reason: "rejected" };
+    }
+    if (error.code === "key_unavailable" || error.code === "unsupported_device_algorithm") {
       return { deviceId, reason: "cannot_open" };
     }
   }

@@ -26,10 +26,12 @@ export async function readDehydrationKeyTexts(
       throw error;
     }
   };
-  return {
-    stable: await read(DEHYDRATION_KEY_SECRET_NAMES.stable),
-    unstable: await read(DEHYDRATION_KEY_SECRET_NAMES.unstable),
-  };
+  // Two independent account-data reads: one round trip, not two.
+  const [stable, unstable] = await Promise.all([
+    read(DEHYDRATION_KEY_SECRET_NAMES.stable),
+    read(DEHYDRATION_KEY_SECRET_NAMES.unstable),
+  ]);
+  return { stable, unstable };
 }
 
 /** Writes the key (as unpadded base64, what Element reads) under the given names, both by default. */

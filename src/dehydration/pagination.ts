@@ -23,32 +23,34 @@ export const initialEventsVariant: EventsVariant = "get";
 /** One request for one page, before path and transport. */
 export interface PageRequestPlan {
   method: "GET" | "POST";
-  /** Query parameters (`from`, `limit`) for the GET variant; empty for POST. */
+  /** Query parameters: `from` (GET) and `limit` (either variant, unless the server refused it). */
   query: Record<string, string>;
   /** `{next_batch}` for the POST variant (`{}` on the first page); `undefined` for GET. */
   body: { next_batch?: string } | undefined;
 }
 
 /**
- * Builds the request for the page at `cursor` (`undefined` = the first page). `limit` is sent only
- * with the GET variant: it is the variant whose servers document it (Synapse, default 100, no
- * upper cap), while ruma defines the POST call without it.
+ * Builds the request for the page at `cursor` (`undefined` = the first page). `limit` goes in the
+ * query string with both variants: Synapse reads `?limit=` on its POST servlet too (default 100,
+ * no upper cap), and ruma servers ignore a query string the call does not define. `sendLimit:
+ * false` leaves it out, for a server that refused it (`HttpDrainPageSource` learns that).
  */
 export function planPageRequest(input: {
   variant: EventsVariant;
   cursor: string | undefined;
   limit: number | undefined;
+  sendLimit?: boolean;
 }): PageRequestPlan {
+  const query: Record<string, string> = {};
+  if (input.variant === "get" && input.cursor !== undefined) query.from = input.cursor;
+  if (input.limit !== undefined && input.sendLimit !== false) query.limit = String(input.limit);
   if (input.variant === "post") {
     return {
       method: "POST",
-      query: {},
+      query,
       body: input.cursor === undefined ? {} : { next_batch: input.cursor },
     };
   }
-  const query: Record<string, string> = {};
-  if (input.cursor !== undefined) query.from = input.cursor;
-  if (input.limit !== undefined) query.limit = String(input.limit);
   return { method: "GET", query, body: undefined };
 }
 
@@ -112,12 +114,15 @@ export interface PaginationState {
   requestCursor: string | undefined;
   /** Every cursor this drain has requested with so far (a resume point included). */
   seenCursors: ReadonlySet<string>;
-  /** Events received before this page, in this drain. */
+  /** Events received before this page since the drain's trusted start point, resumed runs included. */
   eventsBefore: number;
   /** Empty pages in a row just before this one. */
   emptyPagesBefore: number;
-  /** When this drain started, on the injected clock. */
-  startedAtMs: number;
+  /**
+   * How long this drain has run, on the injected clock: every run since its trusted start point
+   * (a resumed run continues the count, so aborting and resuming cannot dodge the budget).
+   */
+  elapsedMs: number;
 }
 
 /** What matters about a page for pagination. */
@@ -140,7 +145,6 @@ export function decidePageOutcome(
   state: PaginationState,
   page: PageSummary,
   limits: PaginationLimits,
-  nowMs: number,
 ): PageDecision {
   const { nextBatch } = page;
   if (nextBatch === undefined) return { kind: "end", reason: "no_next_batch" };
@@ -160,7 +164,7 @@ export function decidePageOutcome(
   if (empty && state.emptyPagesBefore + 1 >= limits.maxEmptyPages) {
     return { kind: "truncate", reason: "empty_pages", cursor: nextBatch };
   }
-  if (nowMs - state.startedAtMs >= limits.timeBudgetMs) {
+  if (state.elapsedMs >= limits.timeBudgetMs) {
     return { kind: "truncate", reason: "time_budget", cursor: nextBatch };
   }
   return { kind: "continue", cursor: nextBatch };

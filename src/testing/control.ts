@@ -38,7 +38,11 @@ export class MockControl {
     return this.#faults.configure(changes);
   }
 
-  /** The next matching request(s) fail as described. Throws `RangeError` for a bad spec. */
+  /**
+   * The next matching request(s) fail as described — before or after being processed, by a dropped
+   * connection, an error, or a `body`/`rawBody` of the test's choosing (also with a 2xx status, for
+   * a success the client cannot parse). Throws `RangeError` for a bad spec.
+   */
   scriptFailure(spec: ScriptedFailureSpec): ScriptedFailure {
     return this.#faults.script(spec);
   }

@@ -4,6 +4,7 @@ export { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-
 export { type E2eeFlags, e2eeFlagsByProfile } from "./e2ee-flags.js";
 export {
   defaultFaultSettings,
+  type FaultKind,
   type FaultSettings,
   type ScriptedFailure,
   type ScriptedFailureSpec,

@@ -1,8 +1,9 @@
 import { type Clock, systemClock } from "../time/clock.js";
 import { MockControl } from "./control.js";
 import { corsHeaders, preflightHeaders } from "./cors.js";
-import { type FaultAction, FaultInjector } from "./faults.js";
+import { type FaultAction, FaultInjector, faultKindOf } from "./faults.js";
 import type { MockHttpOutcome, MockHttpRequest } from "./http-exchange.js";
+import { loggedBody, presentedTokens } from "./log-redaction.js";
 import {
   defaultProfileName,
   type Profile,
@@ -116,10 +117,17 @@ export class MockHomeserver {
       return this.#dispatchControl(method, path, url, req);
     }
 
-    const entry = this.#log.start(method, path, redactQuery(url.searchParams), this.clock.now());
-    const finish = (outcome: MockHttpOutcome, fault?: "random" | "scripted"): MockHttpOutcome => {
+    const entry = this.#log.start(
+      method,
+      path,
+      redactQuery(url.searchParams),
+      loggedBody(method, req.body, presentedTokens(req.headers, url.searchParams)),
+      this.clock.now(),
+    );
+    const finish = (outcome: MockHttpOutcome, action?: FaultAction): MockHttpOutcome => {
       const status = outcome.kind === "response" ? outcome.status : null;
       const errcode = outcome.kind === "response" ? errcodeOf(outcome.status, outcome.body) : undefined;
+      const fault = action && { source: action.source, kind: faultKindOf(action) };
       this.#log.end(entry, { status, errcode, dropped: outcome.kind === "drop", fault }, this.clock.now());
       return outcome;
     };
@@ -131,14 +139,17 @@ export class MockHomeserver {
       const { latencyMs } = this.#faults.settings();
       if (latencyMs > 0) await this.clock.sleep(latencyMs, req.signal);
 
+      // A random fault strikes before or after processing (lost response); scripted ones win over it.
       const random = this.#faults.drawRandom();
-      const before = this.#faults.takeScripted(method, path, "before") ?? random;
-      if (before) return finish(this.#faultOutcome(before), before.source);
+      const before =
+        this.#faults.takeScripted(method, path, "before") ?? (random?.when === "before" ? random : undefined);
+      if (before) return finish(this.#faultOutcome(before), before);
 
       const outcome = await this.#dispatchClient(method, path, url, req, entry);
 
-      const after = this.#faults.takeScripted(method, path, "after");
-      if (after) return finish(this.#faultOutcome(after), after.source);
+      const after =
+        this.#faults.takeScripted(method, path, "after") ?? (random?.when === "after" ? random : undefined);
+      if (after) return finish(this.#faultOutcome(after), after);
       return finish(outcome);
     } catch (err) {
       // Only an aborted client reaches here; handler errors are turned into responses below.
@@ -293,6 +304,14 @@ export class MockHomeserver {
 
   #faultOutcome(action: FaultAction): MockHttpOutcome {
     if (action.kind === "drop") return { kind: "drop" };
+    if (action.kind === "answer") {
+      return {
+        kind: "response",
+        status: action.status,
+        headers: { ...JSON_HEADERS, ...corsHeaders(this.profile.cors) },
+        body: action.body,
+      };
+    }
     const extra = action.retryAfterMs !== undefined ? { retry_after_ms: action.retryAfterMs } : {};
     const headers: Record<string, string> = {};
     // Synapse `LimitExceededError` sends the header in whole seconds, rounded up.

@@ -1,3 +1,5 @@
+import type { FaultKind } from "./faults.js";
+
 /**
  * What the mock saw, for tests to read: one entry per client request (control calls excluded), in
  * the order requests started. `startOrder`/`endOrder` come from one counter shared by starts and
@@ -11,6 +13,12 @@ export interface RequestLogEntry {
   path: string;
   /** The query string without `access_token` (empty when none). */
   query: string;
+  /**
+   * The request body with secrets redacted (`log-redaction.ts`): parsed JSON, or the text when it
+   * is not JSON; `undefined` for GET and HEAD and when there was none. Tests read what a client
+   * asked for here, e.g. the `next_batch` of each dehydrated-device events POST.
+   */
+  body: unknown;
   /** The authenticated user, when the request carried a valid token. */
   userId: string | undefined;
   /** Response status; `null` while in flight and for dropped connections. */
@@ -19,6 +27,8 @@ export interface RequestLogEntry {
   dropped: boolean;
   /** Set when the response came from fault injection rather than the route. */
   fault: "random" | "scripted" | undefined;
+  /** What that fault did; `lost-response` and `replaced-response` mean the request was processed. */
+  faultKind: FaultKind | undefined;
   /** When a handler threw unexpectedly (answered 500 `M_UNKNOWN`): the error's name and message. */
   internalError?: string;
   startedAt: number;
@@ -34,17 +44,19 @@ export class RequestLog {
 
   constructor(readonly capacity = 10_000) {}
 
-  start(method: string, path: string, query: string, now: number): RequestLogEntry {
+  start(method: string, path: string, query: string, body: unknown, now: number): RequestLogEntry {
     const entry: RequestLogEntry = {
       seq: ++this.#seq,
       method,
       path,
       query,
+      body,
       userId: undefined,
       status: null,
       errcode: undefined,
       dropped: false,
       fault: undefined,
+      faultKind: undefined,
       startedAt: now,
       endedAt: null,
       startOrder: ++this.#order,
@@ -59,13 +71,19 @@ export class RequestLog {
 
   end(
     entry: RequestLogEntry,
-    outcome: { status: number | null; errcode?: string; dropped?: boolean; fault?: "random" | "scripted" },
+    outcome: {
+      status: number | null;
+      errcode?: string;
+      dropped?: boolean;
+      fault?: { source: "random" | "scripted"; kind: FaultKind };
+    },
     now: number,
   ): void {
     entry.status = outcome.status;
     entry.errcode = outcome.errcode;
     entry.dropped = outcome.dropped ?? false;
-    entry.fault = outcome.fault;
+    entry.fault = outcome.fault?.source;
+    entry.faultKind = outcome.fault?.kind;
     entry.endedAt = now;
     entry.endOrder = ++this.#order;
   }

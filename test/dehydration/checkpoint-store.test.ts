@@ -8,13 +8,20 @@ const alice = "@alice:example.org";
 
 const checkpoint: DrainCheckpoint = {
   deviceId: "abc/def+GHI",
-  cursor: "d42",
+  position: { cursor: "d42", pages: 3, events: 1_200, roomKeys: 1_150 },
+  trusted: {
+    cursor: "d7",
+    skip: { events: 12, digest: "ab".repeat(32) },
+    pages: 1,
+    events: 12,
+    roomKeys: 12,
+  },
+  guard: { events: 1_188, elapsedMs: 2_500 },
   complete: false,
-  pages: 3,
-  events: 1_200,
-  roomKeys: 1_150,
   savedAtMs: 1_700_000_000_000,
 };
+
+const stored = (overrides: Record<string, unknown>) => ({ ...checkpoint, version: 2, ...overrides });
 
 /** An IndexedDB state store that claims durability, as a browser's would. */
 function durableStore(factory = new IDBFactory()): Promise<IndexedDbStateStore> {
@@ -41,8 +48,9 @@ describe("DrainCheckpointStore", () => {
       userId: alice,
       cryptoStoreDurability: "memory",
     });
-    await store.save({ ...checkpoint, cursor: undefined });
-    expect(await store.load()).toEqual({ ...checkpoint, cursor: undefined });
+    const fresh = { ...checkpoint, position: { ...checkpoint.position, cursor: undefined } };
+    await store.save(fresh);
+    expect(await store.load()).toEqual(fresh);
   });
 
   it("persists in a durable state store beside a durable crypto store, for the next session", async () => {
@@ -103,10 +111,33 @@ describe("DrainCheckpointStore", () => {
 
   const corrupt: [string, unknown][] = [
     ["a string", "d42"],
-    ["an unknown version", { ...checkpoint, version: 2 }],
-    ["a negative count", { ...checkpoint, version: 1, pages: -1 }],
-    ["an empty device id", { ...checkpoint, version: 1, deviceId: "" }],
-    ["a numeric cursor", { ...checkpoint, version: 1, cursor: 42 }],
+    ["an unknown version", stored({ version: 3 })],
+    // Version 1 kept the server's cursor for every page of a truncated run: never resumed from.
+    [
+      "a version 1 checkpoint",
+      {
+        version: 1,
+        deviceId: "abc/def+GHI",
+        cursor: "d10",
+        complete: false,
+        pages: 10,
+        events: 0,
+        roomKeys: 0,
+        savedAtMs: 1,
+      },
+    ],
+    ["a negative count", stored({ position: { ...checkpoint.position, pages: -1 } })],
+    ["an empty device id", stored({ deviceId: "" })],
+    ["a numeric cursor", stored({ position: { ...checkpoint.position, cursor: 42 } })],
+    [
+      "a skip of no events",
+      stored({ trusted: { ...checkpoint.trusted, skip: { events: 0, digest: "ab".repeat(32) } } }),
+    ],
+    [
+      "a skip without a SHA-256 digest",
+      stored({ trusted: { ...checkpoint.trusted, skip: { events: 3, digest: "x" } } }),
+    ],
+    ["no guard accounting", stored({ guard: undefined })],
   ];
   for (const [what, value] of corrupt) {
     it(`drops a stored value that is ${what} instead of resuming from it`, async () => {

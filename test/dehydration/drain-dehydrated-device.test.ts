@@ -1,13 +1,17 @@
 import { describe, expect, it } from "vitest";
+import type { DrainCheckpoint } from "../../src/dehydration/checkpoint-store.js";
 import type { DrainPage, DrainPageRequest, DrainPageSource } from "../../src/dehydration/drain.js";
 import {
   DehydratedDeviceDrainer,
   type DrainableDevice,
   type DrainRehydrator,
 } from "../../src/dehydration/drain-dehydrated-device.js";
+import { isDrainError } from "../../src/dehydration/drain-errors.js";
 import type { DrainEvents } from "../../src/dehydration/drain-events.js";
 import { DehydrationError } from "../../src/dehydration/errors.js";
+import { MalformedResponseError } from "../../src/errors/malformed-response-error.js";
 import { MatrixApiError } from "../../src/errors/matrix-api-error.js";
+import { SecretStorageError } from "../../src/secret-storage/errors.js";
 import { MemoryStateStore } from "../../src/state/memory-state-store.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
 
@@ -30,13 +34,12 @@ class FakeServer implements DrainRehydrator, DrainPageSource {
   hangAt: string | undefined;
   lookups = 0;
 
-  async fetchDevice(options: { signal?: AbortSignal } = {}) {
+  async rehydrate(
+    options: { signal?: AbortSignal; onDevice?: (deviceId: string) => void } = {},
+  ): Promise<DrainableDevice | undefined> {
     this.lookups++;
     if (this.hangAt === "lookup") await untilAborted(options.signal!);
-    return this.device === undefined ? undefined : { deviceId: this.device };
-  }
-
-  async rehydrate(): Promise<DrainableDevice | undefined> {
+    if (this.device !== undefined) options.onDevice?.(this.device);
     if (this.rehydrateError !== undefined) throw this.rehydrateError;
     if (this.device === undefined) return undefined;
     const server = this;
@@ -45,7 +48,7 @@ class FakeServer implements DrainRehydrator, DrainPageSource {
       async receiveEvents(events) {
         const ns = events.map((e) => (e as { content: { n: number } }).content.n);
         server.received.push(...ns);
-        return ns.map((n) => ({ roomId: `!r${n}:x` }));
+        return ns.map((n) => ({ roomId: `!r${n}:x`, sessionId: `s${n}`, senderKey: "curve" }));
       },
       free() {
         server.freed++;
@@ -94,6 +97,19 @@ function setup(stateStore = new MemoryStateStore(), lifetime?: AbortSignal) {
   return { server, stateStore, make };
 }
 
+/** A checkpoint of `deviceId` part-way through its first drain, resuming at `cursor`. */
+function checkpointAt(deviceId: string, cursor: string): DrainCheckpoint {
+  const pages = Number(cursor.slice(1));
+  return {
+    deviceId,
+    position: { cursor, pages, events: pages * 10, roomKeys: pages * 10 },
+    trusted: { cursor: undefined, pages: 0, events: 0, roomKeys: 0 },
+    guard: { events: pages * 10, elapsedMs: 0 },
+    complete: false,
+    savedAtMs: 0,
+  };
+}
+
 const apiError = (status: number, errcode: string) =>
   new MatrixApiError({
     status,
@@ -128,13 +144,19 @@ describe("DehydratedDeviceDrainer", () => {
     ]);
     expect(seen[0]!.payload).toEqual({ deviceId: "DEV1", resumeFrom: undefined });
     expect(seen[2]!.payload).toMatchObject({ page: 1, events: 10, roomKeys: 10, cursor: "p1", next: "more" });
+    expect((seen[2]!.payload as { importedKeys: unknown[] }).importedKeys).toEqual(
+      Array.from({ length: 10 }, (_, n) => ({ roomId: `!r${n}:x`, sessionId: `s${n}`, senderKey: "curve" })),
+    );
+    expect(result.outcome === "completed" && result.importedKeys.map((k) => k.sessionId)).toEqual(
+      t.server.inbox.map((_, n) => `s${n}`),
+    );
+    // The end: the last page's own cursor, with its five events known, trusted for the next drain.
+    const end = { cursor: "p3", skip: { events: 5, digest: expect.stringMatching(/^[0-9a-f]{64}$/) } };
     expect(await drainer.checkpoints.load()).toMatchObject({
       deviceId: "DEV1",
-      cursor: "p3",
+      position: { ...end, pages: 4, events: 35, roomKeys: 35 },
+      trusted: end,
       complete: true,
-      pages: 4,
-      events: 35,
-      roomKeys: 35,
     });
     expect(t.server.received).toEqual(t.server.inbox.map((_, i) => i));
     expect(t.server.freed).toBe(1);
@@ -179,15 +201,7 @@ describe("DehydratedDeviceDrainer", () => {
   it("drops a checkpoint for a device that is no longer the server's", async () => {
     const t = setup();
     const { drainer } = t.make();
-    await drainer.checkpoints.save({
-      deviceId: "OLD",
-      cursor: "p3",
-      complete: false,
-      pages: 3,
-      events: 30,
-      roomKeys: 30,
-      savedAtMs: 0,
-    });
+    await drainer.checkpoints.save(checkpointAt("OLD", "p3"));
     const result = await drainer.drain();
     expect(t.server.requests[0]).toBeUndefined();
     expect(result).toMatchObject({ outcome: "completed", resumedFrom: undefined, totals: { events: 35 } });
@@ -214,22 +228,51 @@ describe("DehydratedDeviceDrainer", () => {
   it("keeps the checkpoint and reports the error when the device is refused", async () => {
     const t = setup();
     const { drainer, seen } = t.make();
-    await drainer.checkpoints.save({
-      deviceId: "DEV1",
-      cursor: "p1",
-      complete: false,
-      pages: 1,
-      events: 10,
-      roomKeys: 10,
-      savedAtMs: 0,
-    });
+    await drainer.checkpoints.save(checkpointAt("DEV1", "p1"));
     const refused = new DehydrationError("device_rejected", "a server may be injecting a device");
     t.server.rehydrateError = refused;
-    await expect(drainer.drain()).rejects.toBe(refused);
-    expect(seen.map((e) => e.name)).toEqual(["found", "error"]);
-    expect(seen[1]!.payload).toEqual({ deviceId: "DEV1", error: refused });
-    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p1" });
+    const error = await drainer.drain().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "DrainError", code: "device_rejected", cause: refused });
+    expect(seen.map((e) => e.name)).toEqual(["error"]);
+    expect(seen[0]!.payload).toEqual({ deviceId: "DEV1", error });
+    expect(error).toMatchObject({ details: { deviceId: "DEV1", cursor: undefined } });
+    expect(await drainer.checkpoints.load()).toMatchObject({ position: { cursor: "p1" } });
   });
+
+  const wrapped: [string, unknown, string][] = [
+    ["a refused device", new DehydrationError("device_rejected", "refused"), "device_rejected"],
+    [
+      "an identity this login does not trust yet",
+      new DehydrationError("cross_signing_not_restored", "restore cross-signing first"),
+      "cross_signing_not_restored",
+    ],
+    ["no dehydration key", new DehydrationError("no_key", "no key"), "key_unavailable"],
+    ["a key that does not open the device", new DehydrationError("wrong_key", "wrong"), "key_unavailable"],
+    ["no secret-storage key", new DehydrationError("no_secret_storage_key", "none"), "key_unavailable"],
+    ["a secret-storage failure", new SecretStorageError("bad_mac", "tampered"), "key_unavailable"],
+    [
+      "an unknown device algorithm",
+      new DehydrationError("unsupported_device_algorithm", "algo"),
+      "unsupported_device_algorithm",
+    ],
+    ["an API error on the device lookup", apiError(500, "M_UNKNOWN"), "fetch_failed"],
+    [
+      "a malformed device lookup",
+      new MalformedResponseError("GET", "/dehydrated_device", [{ path: "device_id", code: "invalid_type" }]),
+      "fetch_failed",
+    ],
+  ];
+  for (const [what, cause, code] of wrapped) {
+    it(`rejects only with DrainError: ${what} becomes ${code}, with the original as cause`, async () => {
+      const t = setup();
+      const { drainer } = t.make();
+      t.server.rehydrateError = cause;
+      const error = await drainer.drain().catch((e: unknown) => e);
+      expect(isDrainError(error)).toBe(true);
+      expect(error).toMatchObject({ code, cause });
+      expect(t.server.requests).toEqual([]);
+    });
+  }
 
   it("lets a second call join the drain in flight instead of running two", async () => {
     const t = setup();
@@ -256,7 +299,11 @@ describe("DehydratedDeviceDrainer", () => {
     });
     expect(seen.at(-1)).toMatchObject({ name: "error", payload: { deviceId: "DEV1" } });
     expect(t.server.freed).toBe(1);
-    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p2", pages: 2, complete: false });
+    expect(await drainer.checkpoints.load()).toMatchObject({
+      position: { cursor: "p2", pages: 2 },
+      trusted: { cursor: undefined },
+      complete: false,
+    });
     await drain;
 
     // The drainer stays usable: the next drain resumes at the checkpoint.
@@ -297,15 +344,59 @@ describe("DehydratedDeviceDrainer", () => {
     expect(t.server.requests).toEqual([]);
   });
 
-  it("reports a truncated drain and keeps the checkpoint where it stopped", async () => {
+  it("reports a truncated drain and rolls its checkpoint back to the trusted start", async () => {
     const t = setup();
     const { drainer, seen } = t.make();
     const result = await drainer.drain({ limits: { maxEvents: 15 } });
-    expect(result).toMatchObject({ outcome: "truncated", reason: "event_cap" });
+    expect(result).toMatchObject({ outcome: "truncated", reason: "event_cap", untrustedCursor: "p2" });
     expect(seen.at(-1)).toMatchObject({
       name: "truncated",
-      payload: { deviceId: "DEV1", reason: "event_cap", cursor: "p2" },
+      payload: { deviceId: "DEV1", reason: "event_cap", cursor: undefined, untrustedCursor: "p2" },
     });
-    expect(await drainer.checkpoints.load()).toMatchObject({ cursor: "p2", complete: false });
+    expect(await drainer.checkpoints.load()).toMatchObject({
+      position: { cursor: undefined },
+      trusted: { cursor: undefined },
+      complete: false,
+    });
+
+    // Whatever the cut-off run saw, the next drain reads every page from the start.
+    t.server.requests.length = 0;
+    t.server.received.length = 0;
+    expect(await drainer.drain()).toMatchObject({ outcome: "completed", resumedFrom: undefined });
+    expect(t.server.requests).toEqual([undefined, "p1", "p2", "p3"]);
+    expect(t.server.received).toEqual(t.server.inbox.map((_, i) => i));
+  });
+
+  it("re-reads only the last page after a completed drain, skipping the events it imported", async () => {
+    const t = setup();
+    const { drainer } = t.make();
+    await drainer.drain();
+    t.server.requests.length = 0;
+    t.server.received.length = 0;
+
+    const again = await drainer.drain();
+    expect(t.server.requests).toEqual(["p3"]);
+    expect(t.server.received).toEqual([]);
+    expect(again).toMatchObject({ outcome: "completed", run: { events: 5, skippedEvents: 5, roomKeys: 0 } });
+
+    // New messages behind the known head are imported, and only they.
+    t.server.inbox.push(event(35), event(36));
+    t.server.requests.length = 0;
+    expect(await drainer.drain()).toMatchObject({
+      outcome: "completed",
+      run: { skippedEvents: 5, roomKeys: 2 },
+    });
+    expect(t.server.requests).toEqual(["p3"]);
+    expect(t.server.received).toEqual([35, 36]);
+  });
+
+  it("imports the last page again when it no longer starts with the events it imported", async () => {
+    const t = setup();
+    const { drainer } = t.make();
+    await drainer.drain();
+    t.server.inbox[30] = event(1_000);
+    t.server.received.length = 0;
+    expect(await drainer.drain()).toMatchObject({ outcome: "completed", run: { skippedEvents: 0 } });
+    expect(t.server.received).toEqual([1_000, 31, 32, 33, 34]);
   });
 });

@@ -60,10 +60,36 @@ describe("HttpDrainPageSource", () => {
         ["POST", { next_batch: "d7" }],
       ]);
       expect(http.calls.map((c) => c.retry)).toEqual(["safe", "safe", "safe"]);
-      expect(http.calls[1]!.query).toEqual({});
+      // Synapse's POST servlet reads `?limit=` too; ruma servers ignore it.
+      expect(http.calls[1]!.query).toEqual({ limit: "500" });
       expect(learned).toEqual(["post"]);
     });
   }
+
+  it("asks a server that refuses the limit again without it, and leaves it out from then on", async () => {
+    const http = new FakeMatrixHttp().on("POST", anyEvents, (call) => {
+      if (call.query?.limit !== undefined)
+        throw apiError("POST", call.path, 400, { errcode: "M_INVALID_PARAM" });
+      return page;
+    });
+    const source = new HttpDrainPageSource(http, { variant: "post" });
+    expect(await source.fetchPage(request("d3"))).toMatchObject({ nextBatch: "d7" });
+    await source.fetchPage(request("d7"));
+    expect(http.calls.map((c) => c.query)).toEqual([{ limit: "500" }, {}, {}]);
+  });
+
+  it("keeps sending the limit when a 400 was about something else (it fails without it too)", async () => {
+    let badToken = true;
+    const http = new FakeMatrixHttp().on("POST", anyEvents, (call) => {
+      if (badToken) throw apiError("POST", call.path, 400, { errcode: "M_INVALID_PARAM" });
+      return page;
+    });
+    const source = new HttpDrainPageSource(http, { variant: "post" });
+    await expect(source.fetchPage(request("junk"))).rejects.toMatchObject({ status: 400 });
+    badToken = false;
+    await source.fetchPage(request("d3"));
+    expect(http.calls.map((c) => c.query)).toEqual([{ limit: "500" }, {}, { limit: "500" }]);
+  });
 
   it("starts with the variant remembered from an earlier session", async () => {
     const http = new FakeMatrixHttp().on("POST", anyEvents, () => ({ events: [] }));

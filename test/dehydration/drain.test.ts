@@ -5,10 +5,12 @@ import {
   type DrainPageReport,
   type DrainPageRequest,
   type DrainPageSource,
+  type ReceivedRoomKey,
   type RunDrainOptions,
   runDrain,
 } from "../../src/dehydration/drain.js";
 import { type DrainError, isDrainError } from "../../src/dehydration/drain-errors.js";
+import { digestEvents } from "../../src/dehydration/event-digest.js";
 import type { EventsVariant } from "../../src/dehydration/pagination.js";
 import { MatrixApiError } from "../../src/errors/matrix-api-error.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
@@ -68,7 +70,7 @@ class RecordingSink implements DrainEventSink {
 
   constructor(readonly log: string[]) {}
 
-  async receive(events: readonly unknown[]): Promise<number> {
+  async receive(events: readonly unknown[]): Promise<ReceivedRoomKey[]> {
     const ns = events.map((e) => (e as { content: { n: number } }).content.n);
     this.log.push(`import ${ns[0]}..${ns.at(-1)}`);
     if (this.fail !== undefined) throw this.fail;
@@ -76,7 +78,7 @@ class RecordingSink implements DrainEventSink {
     await Promise.resolve();
     this.log.push(`imported ${ns.at(-1)}`);
     // One room key per event, as for a room-key share.
-    return events.length;
+    return ns.map((n) => ({ roomId: "!room:example.org", sessionId: `s${n}`, senderKey: "curve" }));
   }
 }
 
@@ -193,7 +195,13 @@ describe("runDrain", () => {
 
   it("resumes from a position: starts at its cursor and continues its counts", async () => {
     const t = setup(inbox(95, 40));
-    const result = await t.run({ resumeFrom: { cursor: "c1", pages: 1, events: 40, roomKeys: 40 } });
+    const result = await t.run({
+      resumeFrom: {
+        position: { cursor: "c1", pages: 1, events: 40, roomKeys: 40 },
+        trusted: { cursor: undefined, pages: 0, events: 0, roomKeys: 0 },
+        guard: { events: 40, elapsedMs: 0 },
+      },
+    });
     expect(t.source.requests.map((r) => r.cursor)).toEqual(["c1", "c2"]);
     expect(t.sink.slices.flat()[0]).toBe(40);
     expect(result).toMatchObject({
@@ -238,7 +246,13 @@ describe("runDrain", () => {
     ]);
     const t = setup(pages);
     const result = await t.run();
-    expect(result).toMatchObject({ outcome: "truncated", reason: "repeated_cursor", cursor: "c1" });
+    expect(result).toMatchObject({
+      outcome: "truncated",
+      reason: "repeated_cursor",
+      untrustedCursor: "c1",
+      // Rolled back: the next drain starts where this one was trusted to, the first page.
+      cursor: undefined,
+    });
     expect(t.sink.slices.flat()).toEqual([0, 1]);
     expect(t.source.requests).toHaveLength(2);
     expect(t.reports.at(-1)?.next).toBe("truncated");
@@ -260,7 +274,7 @@ describe("runDrain", () => {
     await t.clock.advance(60_000);
     t.source.held.get("c2")!();
     const result = await running;
-    expect(result).toMatchObject({ outcome: "truncated", reason: "time_budget", cursor: "c3" });
+    expect(result).toMatchObject({ outcome: "truncated", reason: "time_budget", untrustedCursor: "c3" });
     expect(t.source.requests.map((r) => r.cursor)).toEqual([undefined, "c1", "c2"]);
     // The page that arrived late is still imported: its keys are no less valuable.
     expect(result.totals.events).toBe(60);
@@ -273,7 +287,9 @@ describe("runDrain", () => {
     ]);
     const t = setup(pages, {}, "post");
     const result = await t.run();
-    expect(result).toMatchObject({ outcome: "completed", endReason: "empty_page", cursor: "d9" });
+    // The end position is the empty page's own cursor, not the fresh one it carried: nothing vouches
+    // for a cursor that no event came with.
+    expect(result).toMatchObject({ outcome: "completed", endReason: "empty_page", cursor: "d5" });
   });
 
   it("fails with fetch_failed, resume point after the last stored page, when a page cannot be fetched", async () => {
@@ -344,5 +360,133 @@ describe("runDrain", () => {
     );
     expect(error.code).toBe("checkpoint_failed");
     expect(error.details).toMatchObject({ cursor: undefined, pages: 1 });
+  });
+
+  describe("trusting cursors", () => {
+    const origin = { cursor: undefined, pages: 0, events: 0, roomKeys: 0 };
+
+    it("rolls the resume state back to the trusted position when a loop guard fires", async () => {
+      // A server that never ends: empty pages whose cursors keep moving past real messages.
+      const pages = new Map<string, ScriptedPage>([["start", { events: [event(0)], nextBatch: "c1" }]]);
+      for (let i = 1; i <= 12; i++) pages.set(`c${i}`, { events: [], nextBatch: `c${i + 1}` });
+      const t = setup(pages);
+      const result = await t.run({ limits: { maxEmptyPages: 3 } });
+      expect(result).toMatchObject({ outcome: "truncated", reason: "empty_pages", untrustedCursor: "c4" });
+      expect(result.resume).toEqual({
+        position: origin,
+        trusted: origin,
+        guard: { events: 0, elapsedMs: 0 },
+      });
+      expect(t.reports.at(-1)?.resume).toEqual(result.resume);
+    });
+
+    it("moves the resume point only past pages that stored a room key", async () => {
+      const pages = new Map<string, ScriptedPage>([
+        ["start", { events: [event(0)], nextBatch: "c1" }],
+        ["c1", { events: [], nextBatch: "c2" }],
+        ["c2", { events: [{ type: "m.dummy", sender: "@x:y", content: {} }], nextBatch: "c3" }],
+        ["c3", { events: [event(3)], nextBatch: undefined }],
+      ]);
+      const t = setup(pages);
+      const keyless: DrainEventSink = {
+        receive: async (events) => {
+          const keys = await t.sink.receive(events);
+          return (events[0] as { type: string }).type === "m.dummy" ? [] : keys;
+        },
+      };
+      await t.run({ sink: keyless });
+      expect(t.reports.map((r) => [r.page, r.resume?.position.cursor ?? "unchanged"])).toEqual([
+        [1, "c1"],
+        // An empty page and a page without a key are read again on resume, never trusted.
+        [2, "unchanged"],
+        [3, "unchanged"],
+        [4, "c3"],
+      ]);
+      expect(t.reports.map((r) => r.cursor)).toEqual(["c1", "c1", "c1", "c3"]);
+    });
+
+    it("counts the loop guards from the trusted position across resumed runs", async () => {
+      const t = setup(inbox(100, 20));
+      const result = await t.run({
+        limits: { maxEvents: 50 },
+        resumeFrom: {
+          position: { cursor: "c2", pages: 2, events: 40, roomKeys: 40 },
+          trusted: origin,
+          guard: { events: 40, elapsedMs: 0 },
+        },
+      });
+      // 40 before the resume + 20 on the first page read now ≥ 50: cut off, back to the start.
+      expect(result).toMatchObject({ outcome: "truncated", reason: "event_cap", cursor: undefined });
+      expect(t.source.requests.map((r) => r.cursor)).toEqual(["c2"]);
+    });
+
+    it("ends at the last page's own cursor and knows its events, so the next drain skips them", async () => {
+      const t = setup(inbox(50, 20));
+      const first = await t.run();
+      const lastPage = inbox(50, 20).get("c2")!.events;
+      expect(first.resume.position).toEqual({
+        cursor: "c2",
+        skip: { events: 10, digest: await digestEvents(lastPage) },
+        pages: 3,
+        events: 50,
+        roomKeys: 50,
+      });
+      expect(first.resume.trusted).toEqual(first.resume.position);
+
+      t.sink.slices.length = 0;
+      t.source.requests.length = 0;
+      const second = await t.run({ resumeFrom: first.resume });
+      expect(t.source.requests.map((r) => r.cursor)).toEqual(["c2"]);
+      // The page is asked for at least as large as the head it must recognise.
+      expect(t.source.requests[0]!.limit).toBeGreaterThanOrEqual(10);
+      expect(t.sink.slices).toEqual([]);
+      expect(second).toMatchObject({
+        outcome: "completed",
+        run: { events: 10, skippedEvents: 10, roomKeys: 0 },
+      });
+    });
+
+    it("imports a re-read last page in full when it is shorter than the head it should start with", async () => {
+      const t = setup(inbox(50, 20));
+      const first = await t.run();
+      const short = setup(new Map([["c2", { events: [event(40), event(41)], nextBatch: undefined }]]));
+      const second = await short.run({ resumeFrom: first.resume });
+      expect(short.sink.slices.flat()).toEqual([40, 41]);
+      expect(second.run.skippedEvents).toBe(0);
+    });
+  });
+
+  describe("slicing by time", () => {
+    /** A sink whose calls take 8 ms plus 1.5 ms per event on the clock, like crypto-wasm's. */
+    function timedSink(clock: ManualClock, sizes: number[]): DrainEventSink {
+      return {
+        receive: async (events) => {
+          sizes.push(events.length);
+          await clock.advance(8 + 1.5 * events.length);
+          return [];
+        },
+      };
+    }
+
+    it("grows slices from a small first one until a call takes about the budget", async () => {
+      const t = setup(inbox(1_000, 500));
+      const sizes: number[] = [];
+      await t.run({ sink: timedSink(t.clock, sizes), sliceSize: undefined, sliceBudgetMs: 40 });
+      expect(sizes[0]).toBe(8);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(1_000);
+      // (40 − 8) / 1.5 ≈ 21 events a call once settled; never a call far over the budget.
+      const settled = sizes.slice(4).sort((a, b) => a - b);
+      const median = settled[Math.floor(settled.length / 2)]!;
+      expect(median).toBeGreaterThanOrEqual(18);
+      expect(median).toBeLessThanOrEqual(26);
+      expect(Math.max(...sizes.map((n) => 8 + 1.5 * n))).toBeLessThan(50);
+    });
+
+    it("takes larger slices under a larger budget", async () => {
+      const t = setup(inbox(1_000, 500));
+      const sizes: number[] = [];
+      await t.run({ sink: timedSink(t.clock, sizes), sliceSize: undefined, sliceBudgetMs: 160 });
+      expect(Math.max(...sizes)).toBeGreaterThan(90);
+    });
   });
 });

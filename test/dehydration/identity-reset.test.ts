@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DrainCallOptions, DrainOutcome } from "../../src/dehydration/drain-dehydrated-device.js";
-import { DrainError } from "../../src/dehydration/drain-errors.js";
+import { DrainError, type DrainErrorCode } from "../../src/dehydration/drain-errors.js";
 import type { DrainEvents } from "../../src/dehydration/drain-events.js";
 import { DehydrationError } from "../../src/dehydration/errors.js";
 import {
@@ -57,8 +57,9 @@ class ScriptedManager implements PostResetManager {
   }
 }
 
-const drainError = (code: "fetch_failed" | "aborted", deviceId: string | undefined) =>
+const drainError = (code: DrainErrorCode, deviceId: string | undefined, cause?: unknown) =>
   new DrainError(code, "drain stopped", {
+    cause,
     details: { deviceId, cursor: "c1", pages: 1, events: 1, roomKeys: 1 },
   });
 
@@ -90,20 +91,34 @@ describe("drainBeforeIdentityReset", () => {
     ["a failed fetch", drainError("fetch_failed", "OLD"), undefined, "OLD", "drain_failed"],
     [
       "a refused device",
-      new DehydrationError("device_rejected", "refused", { details: { deviceId: "EVIL" } }),
-      "EVIL",
+      drainError("device_rejected", "EVIL", new DehydrationError("device_rejected", "refused")),
+      undefined,
       "EVIL",
       "rejected",
     ],
-    ["no key", new DehydrationError("no_key", "no key"), "OLD", "OLD", "cannot_open"],
     [
-      "a wrong key",
-      new DehydrationError("wrong_key", "wrong", { details: { deviceId: "OLD" } }),
+      "an identity this login does not trust yet",
+      drainError("cross_signing_not_restored", "OLD"),
+      undefined,
       "OLD",
+      "rejected",
+    ],
+    [
+      "no key",
+      drainError("key_unavailable", "OLD", new DehydrationError("no_key", "no key")),
+      undefined,
       "OLD",
       "cannot_open",
     ],
-    ["a key query that failed", new Error("network down"), undefined, undefined, "drain_failed"],
+    [
+      "an unknown algorithm",
+      drainError("unsupported_device_algorithm", "OLD"),
+      undefined,
+      "OLD",
+      "cannot_open",
+    ],
+    ["a key query that failed", drainError("fetch_failed", undefined), undefined, undefined, "drain_failed"],
+    ["an error from elsewhere, named by found", new Error("network down"), "OLD", "OLD", "drain_failed"],
   ])("keeps the device after %s, naming it and saying why", async (_name, error, found, deviceId, reason) => {
     expect(await drainFirst(new ScriptedDrainer(error, found))).toEqual({
       kind: "not_drained",

@@ -11,8 +11,6 @@ import {
   planPageRequest,
 } from "../../src/dehydration/pagination.js";
 
-const t0 = 1_700_000_000_000;
-
 function state(overrides: Partial<PaginationState> = {}): PaginationState {
   return {
     variant: "get",
@@ -20,7 +18,7 @@ function state(overrides: Partial<PaginationState> = {}): PaginationState {
     seenCursors: new Set(["d10"]),
     eventsBefore: 100,
     emptyPagesBefore: 0,
-    startedAtMs: t0,
+    elapsedMs: 1_000,
     ...overrides,
   };
 }
@@ -31,6 +29,7 @@ describe("planPageRequest", () => {
     variant: EventsVariant;
     cursor: string | undefined;
     limit: number | undefined;
+    sendLimit?: boolean;
     expected: ReturnType<typeof planPageRequest>;
   }[] = [
     {
@@ -55,23 +54,46 @@ describe("planPageRequest", () => {
       expected: { method: "GET", query: { from: "d42" }, body: undefined },
     },
     {
-      name: "asks for the first POST page with an empty body",
+      name: "asks for the first POST page with an empty body and the limit in the query",
       variant: "post",
       cursor: undefined,
       limit: 500,
-      expected: { method: "POST", query: {}, body: {} },
+      expected: { method: "POST", query: { limit: "500" }, body: {} },
     },
     {
-      name: "sends the cursor as next_batch and never a limit in the POST form",
+      name: "sends the cursor as next_batch and the limit in the query in the POST form",
       variant: "post",
       cursor: "d42",
       limit: 500,
+      expected: { method: "POST", query: { limit: "500" }, body: { next_batch: "d42" } },
+    },
+    {
+      name: "leaves the limit out of a POST to a server that refused it",
+      variant: "post",
+      cursor: "d42",
+      limit: 500,
+      sendLimit: false,
       expected: { method: "POST", query: {}, body: { next_batch: "d42" } },
+    },
+    {
+      name: "leaves the limit out of a GET to a server that refused it",
+      variant: "get",
+      cursor: "d42",
+      limit: 500,
+      sendLimit: false,
+      expected: { method: "GET", query: { from: "d42" }, body: undefined },
     },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      expect(planPageRequest({ variant: c.variant, cursor: c.cursor, limit: c.limit })).toEqual(c.expected);
+      expect(
+        planPageRequest({
+          variant: c.variant,
+          cursor: c.cursor,
+          limit: c.limit,
+          ...(c.sendLimit === undefined ? {} : { sendLimit: c.sendLimit }),
+        }),
+      ).toEqual(c.expected);
     });
   }
 
@@ -165,7 +187,6 @@ describe("decidePageOutcome", () => {
     name: string;
     state: Partial<PaginationState>;
     page: { eventCount: number; nextBatch: string | undefined };
-    nowMs?: number;
     limits?: Partial<typeof limits>;
     expected: PageDecision;
   }[] = [
@@ -295,27 +316,20 @@ describe("decidePageOutcome", () => {
     },
     {
       name: "truncates when the time budget is spent",
-      state: {},
+      state: { elapsedMs: 15 * 60_000 },
       page: { eventCount: 100, nextBatch: "d20" },
-      nowMs: t0 + 15 * 60_000,
       expected: { kind: "truncate", reason: "time_budget", cursor: "d20" },
     },
     {
       name: "continues one millisecond before the time budget is spent",
-      state: {},
+      state: { elapsedMs: 15 * 60_000 - 1 },
       page: { eventCount: 100, nextBatch: "d20" },
-      nowMs: t0 + 15 * 60_000 - 1,
       expected: { kind: "continue", cursor: "d20" },
     },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const decision = decidePageOutcome(
-        state(c.state),
-        c.page,
-        { ...limits, ...c.limits },
-        c.nowMs ?? t0 + 1_000,
-      );
+      const decision = decidePageOutcome(state(c.state), c.page, { ...limits, ...c.limits });
       expect(decision).toEqual(c.expected);
     });
   }

@@ -232,10 +232,10 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     expect(checkpoint).toMatchObject({
       deviceId: alice.dehydratedDeviceId,
       complete: false,
-      pages: storedPages,
+      position: { pages: storedPages },
     });
-    expect(checkpoint!.events).toBeLessThan(ROOMS);
-    expect(checkpoint!.cursor).toBeDefined();
+    expect(checkpoint!.position.events).toBeLessThan(ROOMS);
+    expect(checkpoint!.position.cursor).toBeDefined();
     const storedCursors = sentBefore
       .filter((s) => s.method === variantMethod())
       .slice(0, storedPages)
@@ -262,18 +262,18 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
     expect(seen[0]).toEqual({
       name: "found",
-      payload: { deviceId: alice.dehydratedDeviceId, resumeFrom: checkpoint!.cursor },
+      payload: { deviceId: alice.dehydratedDeviceId, resumeFrom: checkpoint!.position.cursor },
     });
     expect(result).toMatchObject({
       outcome: "completed",
-      resumedFrom: checkpoint!.cursor,
+      resumedFrom: checkpoint!.position.cursor,
       totals: { events: ROOMS },
-      run: { events: ROOMS - checkpoint!.events },
+      run: { events: ROOMS - checkpoint!.position.events },
     });
     // The remembered variant is used at once (no GET probe on a POST-only server)…
     expect(sentAfter.every((s) => s.method === variantMethod())).toBe(true);
     // …starting at the checkpoint, and no page whose keys were stored is fetched again.
-    expect(sentAfter[0]!.cursor).toBe(checkpoint!.cursor);
+    expect(sentAfter[0]!.cursor).toBe(checkpoint!.position.cursor);
     for (const cursor of storedCursors) expect(sentAfter.map((s) => s.cursor)).not.toContain(cursor);
     // Keys from before the abort (in the IndexedDB crypto store) and after it: every message.
     expect(await decryptable(second, messages)).toBe(ROOMS);

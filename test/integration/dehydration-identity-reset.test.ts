@@ -241,7 +241,11 @@ describe("resetting the identity of a user with a dehydrated device", () => {
       outcome: "stale",
       deviceId: user.dehydratedDeviceId,
       reason: "cannot_open",
-      error: expect.objectContaining({ name: "DehydrationError", code: "no_key" }),
+      error: expect.objectContaining({
+        name: "DrainError",
+        code: "key_unavailable",
+        cause: expect.objectContaining({ name: "DehydrationError", code: "no_key" }),
+      }),
     });
     expect(stale.map((e) => e.reason)).toEqual(["cannot_open"]);
     expect(writes()).toEqual([]);

@@ -208,10 +208,14 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     // It cannot trust the identity that signed the device: no private keys, not verified.
     const stranger = await login("alice");
     server.homeserver.control.clearRequestLog();
-    expect(await leaks.rejection(stranger.manager.rehydrate())).toMatchObject({
-      code: "device_rejected",
+    // Our own doing, not the server's: the message says to restore cross-signing first.
+    const refused = await leaks.rejection(stranger.manager.rehydrate());
+    expect(refused).toMatchObject({
+      code: "cross_signing_not_restored",
       details: { deviceId: uploadedId, reasons: ["own_identity_not_trusted"] },
     });
+    expect((refused as Error).message).toMatch(/restore cross-signing/i);
+    expect((refused as Error).message).not.toMatch(/injecting/);
     expect(await leaks.rejection(stranger.manager.createAndUpload())).toMatchObject({
       code: "missing_self_signing_key",
     });

@@ -23,6 +23,7 @@ const faultSettingsBody = z
     server_error_rate: z.number().optional(),
     rate_limit_rate: z.number().optional(),
     drop_rate: z.number().optional(),
+    lost_response_rate: z.number().optional(),
     server_error_status: z.number().int().optional(),
     retry_after_ms: z.number().int().optional(),
     seed: z.number().int().optional(),
@@ -36,10 +37,13 @@ const failureBody = z
     times: z.number().int().positive().optional(),
     when: z.enum(["before", "after"]).optional(),
     drop: z.boolean().optional(),
-    status: z.number().int().min(400).max(599).optional(),
+    // 2xx only with `body` / `raw_body`: `scriptFailure` says so with its own message.
+    status: z.number().int().min(200).max(599).optional(),
     errcode: z.string().optional(),
     error: z.string().optional(),
     retry_after_ms: z.number().int().nonnegative().optional(),
+    body: z.unknown().optional(),
+    raw_body: z.string().optional(),
   })
   .strict();
 
@@ -58,6 +62,7 @@ function faultsWire(s: FaultSettings) {
     server_error_rate: s.serverErrorRate,
     rate_limit_rate: s.rateLimitRate,
     drop_rate: s.dropRate,
+    lost_response_rate: s.lostResponseRate,
     server_error_status: s.serverErrorStatus,
     retry_after_ms: s.retryAfterMs,
     seed: s.seed,
@@ -73,9 +78,11 @@ function failureWire(f: ScriptedFailure) {
     when: f.when,
     drop: f.drop,
     status: f.status,
-    errcode: f.errcode,
-    error: f.error,
+    errcode: f.errcode ?? null,
+    error: f.error ?? null,
     retry_after_ms: f.retryAfterMs ?? null,
+    body: f.body ?? null,
+    raw_body: f.rawBody ?? null,
   };
 }
 
@@ -85,11 +92,13 @@ function logEntryWire(e: RequestLogEntry) {
     method: e.method,
     path: e.path,
     query: e.query,
+    body: e.body ?? null,
     user_id: e.userId ?? null,
     status: e.status,
     errcode: e.errcode ?? null,
     dropped: e.dropped,
     fault: e.fault ?? null,
+    fault_kind: e.faultKind ?? null,
     internal_error: e.internalError ?? null,
     started_at: e.startedAt,
     ended_at: e.endedAt,

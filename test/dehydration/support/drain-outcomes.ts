@@ -1,4 +1,10 @@
+import type { DrainResumeState } from "../../../src/dehydration/drain.js";
 import type { DrainOutcome } from "../../../src/dehydration/drain-dehydrated-device.js";
+
+function resumeAt(cursor: string | undefined): DrainResumeState {
+  const position = { cursor, pages: 1, events: 1, roomKeys: 1 };
+  return { position, trusted: position, guard: { events: 0, elapsedMs: 0 } };
+}
 
 /** What a drain of `deviceId` that read to the end returns (the counts are arbitrary). */
 export function completedDrain(deviceId: string): DrainOutcome {
@@ -8,9 +14,11 @@ export function completedDrain(deviceId: string): DrainOutcome {
     endReason: "no_next_batch",
     deviceId,
     totals: counts,
-    run: { ...counts, invalidEvents: 0 },
+    run: { ...counts, invalidEvents: 0, skippedEvents: 0 },
+    importedKeys: [{ roomId: "!room:example.org", sessionId: "s1", senderKey: "curve" }],
     resumedFrom: undefined,
     cursor: undefined,
+    resume: resumeAt(undefined),
     durationMs: 1,
     longestSliceMs: 1,
   };
@@ -24,9 +32,12 @@ export function truncatedDrain(deviceId: string): DrainOutcome {
     reason: "repeated_cursor",
     deviceId,
     totals: counts,
-    run: { ...counts, invalidEvents: 0 },
+    run: { ...counts, invalidEvents: 0, skippedEvents: 0 },
+    importedKeys: [],
     resumedFrom: undefined,
-    cursor: "c1",
+    untrustedCursor: "c1",
+    cursor: undefined,
+    resume: resumeAt(undefined),
     durationMs: 1,
     longestSliceMs: 1,
   };

@@ -76,6 +76,7 @@ describe("the control routes", () => {
       server_error_rate: 0.1,
       rate_limit_rate: 0.2,
       drop_rate: 0.3,
+      lost_response_rate: 0.1,
       server_error_status: 503,
       retry_after_ms: 40,
       seed: 9,
@@ -91,6 +92,16 @@ describe("the control routes", () => {
       error: "slow down",
       retry_after_ms: 1500,
     });
+    const answer = await send(hs, "POST", "/_mock/failures", {
+      path: "/_matrix/client/v3/sync",
+      status: 200,
+      body: { events: "nope" },
+    });
+    const rawAnswer = await send(hs, "POST", "/_mock/failures", {
+      path: "/_matrix/client/versions",
+      status: 200,
+      raw_body: "{",
+    });
     const fault = await send(hs, "PUT", "/_mock/dehydrated_events_fault", {
       kind: "never-ends",
       user_id: alice.userId,
@@ -103,12 +114,15 @@ describe("the control routes", () => {
       refresh_token_ms: null,
     });
 
-    expect([faults.status, failure.status, fault.status, lifetimes.status]).toEqual([200, 200, 200, 200]);
+    expect([faults, failure, answer, rawAnswer, fault, lifetimes].map((r) => r.status)).toEqual(
+      Array(6).fill(200),
+    );
     expect(hs.control.faults()).toEqual({
       latencyMs: 5,
       serverErrorRate: 0.1,
       rateLimitRate: 0.2,
       dropRate: 0.3,
+      lostResponseRate: 0.1,
       serverErrorStatus: 503,
       retryAfterMs: 40,
       seed: 9,
@@ -125,7 +139,11 @@ describe("the control routes", () => {
         errcode: "M_LIMIT_EXCEEDED",
         error: "slow down",
         retryAfterMs: 1500,
+        body: undefined,
+        rawBody: undefined,
       },
+      expect.objectContaining({ status: 200, body: { events: "nope" }, rawBody: undefined }),
+      expect.objectContaining({ status: 200, body: undefined, rawBody: "{" }),
     ]);
     expect(hs.control.dehydratedEventsFault()).toEqual({
       kind: "never-ends",
