@@ -52,14 +52,18 @@ export {
   DehydrationManager,
   type DehydrationManagerOptions,
   type IdentityResetOutcome,
+  type RehydrateOptions,
 } from "./dehydration/dehydration-manager.js";
 export type { DehydratedDeviceRejection } from "./dehydration/device-validation.js";
 export type {
   DrainCounts,
+  DrainGuardState,
   DrainPage,
   DrainPageReport,
   DrainPageRequest,
   DrainPageSource,
+  DrainPosition,
+  DrainResumeState,
   DrainRunResult,
   DrainTuning,
 } from "./dehydration/drain.js";

@@ -9,6 +9,7 @@ import {
   aliceWithDehydratedDevice,
   bobSharesRoomKeys,
   decryptable,
+  eventsRequests,
   newLogin,
 } from "./support/dehydration-drain-fixtures.js";
 import { LeakWatch } from "./support/foundation-fixtures.js";
@@ -116,11 +117,18 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
       if (recovered.outcome !== "completed") throw new Error("not completed");
       expect(new Set(recovered.importedKeys.map((k) => k.roomId)).size).toBe(ROOMS);
 
-      // Only now does the rotation replace the device: its drain re-reads just the last page.
+      // Only now does the rotation replace the device: its drain re-reads just the last page, and
+      // imports nothing (its events are the known head of the completed drain's end position).
+      const imported: number[] = [];
+      const off = client.dehydrationDrainer.events.on("completed", (c) => imported.push(c.run.roomKeys));
+      const requestsBefore = eventsRequests(server, alice.dehydratedDeviceId).length;
       const replaced = await client.dehydrationRotation.start({
         getSecretStorageKey: async () => secretStorageKey,
       });
       expect(replaced).toMatchObject({ action: "replaced", previousDeviceId: alice.dehydratedDeviceId });
+      off();
+      expect(imported).toEqual([0]);
+      expect(eventsRequests(server, alice.dehydratedDeviceId).length - requestsBefore).toBe(1);
       await client.dehydrationRotation.stop();
       expect(control.dehydratedDevice(alice.userId)?.deviceId).not.toBe(alice.dehydratedDeviceId);
     });

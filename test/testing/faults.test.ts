@@ -1,22 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createMockHomeserver, ManualClock, startMockServer } from "../../src/testing/index.js";
 import { call, type Harness, register, startHarness, transports } from "./support/transports.js";
-
-const VERSIONS = "/_matrix/client/versions";
-
-async function outcomes(h: Harness, n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    try {
-      const res = await h.fetch(`${h.url}${VERSIONS}`);
-      out.push(String(res.status));
-      await res.text();
-    } catch (err) {
-      out.push(err instanceof TypeError ? "dropped" : "other");
-    }
-  }
-  return out;
-}
+import { outcomes, VERSIONS } from "./support/versions-outcomes.js";
 
 describe.each(transports)("fault injection (%s)", (transport) => {
   let h: Harness;

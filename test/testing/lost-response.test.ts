@@ -2,24 +2,9 @@ import { describe, expect, it } from "vitest";
 import { dehydrated, dehydratedDeviceId, putBody } from "./routes/dehydrated-device-helpers.js";
 import { registerUser, type TestDevice } from "./routes/e2ee-test-users.js";
 import { call, type Harness, harnessesOn, transports } from "./support/transports.js";
+import { outcomes, VERSIONS } from "./support/versions-outcomes.js";
 
 /** Lost responses: the request is processed, then the connection is cut before the answer. */
-
-const VERSIONS = "/_matrix/client/versions";
-
-async function outcomes(h: Harness, n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    try {
-      const res = await h.fetch(`${h.url}${VERSIONS}`);
-      out.push(String(res.status));
-      await res.text();
-    } catch (err) {
-      out.push(err instanceof TypeError ? "dropped" : "other");
-    }
-  }
-  return out;
-}
 
 /** Alice sends one to-device message `{n}` to Bob's device; resolves to the status or "dropped". */
 async function sendOne(alice: TestDevice, bob: TestDevice, n: number): Promise<number | "dropped"> {
