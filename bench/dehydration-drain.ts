@@ -1,17 +1,26 @@
 /**
- * `npm run bench`: how fast a new login drains a dehydrated device (issue #6), pipelined versus
- * strictly sequential, at 0, 25 and 100 ms of added latency, against the crypto-only limit (the
- * same events fed to crypto-wasm with no network at all). One run prints the medians.
+ * `npm run bench`: how long a new login takes to drain a dehydrated device (issue #6), measured as
+ * a user choosing an SDK would measure it — cold and end to end — against the crypto-only limit.
  *
- * The mock homeserver runs in a child process (its own core), so serving pages does not compete
- * with the client's crypto work on one thread. Three ways to drain: pipelined with ~1 MB pages (the
- * default), strictly sequential with the same pages, and strictly sequential with ~100-event pages
- * (Synapse's default page, which is what a client that never sends `limit` gets). Knobs:
- * BENCH_EVENTS (default 2000), BENCH_REPS (default 3), BENCH_LATENCIES (default "0,25,100").
+ * - Limit: every page fetched beforehand, then the events fed to a freshly rehydrated device's
+ *   `receiveEvents`, 100 per call. No network, no drain engine, no slicing: the crypto alone.
+ * - Drain: the public `client.dehydrationDrainer.drain({ secretStorageKey })`, timed from the call
+ *   to its resolution (device lookup, key query and secret-storage reads included), on a freshly
+ *   logged-in client restored from the recovery key, with the page size the SDK chooses. Once per
+ *   slice budget (40 ms, the default, then 80 and 160), each with the longest event-loop block.
+ * - Every run is checked: it must import exactly the sessions Bob sent and decrypt a probe
+ *   message. A run that fails aborts the bench, so no number comes from a broken drain.
+ *
+ * One untimed warm-up round precedes the measured ones.
+ *
+ * The mock homeserver runs in a child process (`src/testing/cli.ts` under tsx), over HTTP, so
+ * serving pages does not compete with the client's crypto on one thread; latency is added per
+ * request through its control API. Knobs: BENCH_EVENTS (default 5000), BENCH_REPS (default 3),
+ * BENCH_LATENCIES (default "0,25,100"), BENCH_PROFILE or `--profile <name>` (default synapse-1.157).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { cpus } from "node:os";
 import { createInterface } from "node:readline";
 import {
   DecryptionSettings,
@@ -25,19 +34,24 @@ import { z } from "zod";
 import { createE2eeClient, type E2eeClient } from "../src/client.js";
 import { claimMissingSessions } from "../src/crypto/claim-sessions.js";
 import { sendOutgoingRequest } from "../src/crypto/send-outgoing-request.js";
-import { type DrainPage, type DrainPageSource, runDrain } from "../src/dehydration/drain.js";
-import { DehydratedDeviceDrainer } from "../src/dehydration/drain-dehydrated-device.js";
+import type { DrainPageSource, ReceivedRoomKey } from "../src/dehydration/drain.js";
 import { HttpDrainPageSource } from "../src/dehydration/drain-page-source.js";
 import { choosePageLimit } from "../src/dehydration/pagination.js";
 import { createMatrixHttp } from "../src/http/matrix-http.js";
 import type { SecretStorageKey } from "../src/secret-storage/secret-storage.js";
+import { isProfileName } from "../src/testing/profiles.js";
 
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const LATENCIES = (process.env.BENCH_LATENCIES ?? "0,25,100").split(",").map(Number);
+const PROFILE = profileArg() ?? process.env.BENCH_PROFILE ?? "synapse-1.157";
+/** The first is the SDK's default (`defaultSliceBudgetMs`): the "drain" column. */
+const BUDGETS = [40, 80, 160] as const;
+/** Events per `receiveEvents` call in the limit run. */
+const LIMIT_BATCH = 100;
+/** Period of the lag probe: a block shows up as this timer firing late. */
+const PROBE_MS = 5;
 const PASSWORD = "bench password";
-type Mode = "pipelined" | "sequential" | "sequential-100";
-const modes: readonly Mode[] = ["pipelined", "sequential", "sequential-100"];
 
 const userResponse = z.looseObject({ user_id: z.string(), device_id: z.string(), access_token: z.string() });
 const anyResponse = z.looseObject({});
@@ -48,217 +62,345 @@ interface Session {
   accessToken: string;
 }
 
+/** What Bob sent, to check every run against. */
+interface Scenario {
+  recoveryKey: string;
+  /** `roomId|sessionId` of every room key Bob shared with Alice. */
+  sentSessions: Set<string>;
+  /** Bob's Curve25519 key: the sender key of every imported session. */
+  bobCurve25519: string;
+  probe: { room: RoomId; event: string };
+}
+
+interface DrainRun {
+  ms: number;
+  longestBlockMs: number;
+  pages: number;
+}
+
+function profileArg(): string | undefined {
+  const i = process.argv.indexOf("--profile");
+  if (i >= 0) return process.argv[i + 1];
+  return process.argv.find((a) => a.startsWith("--profile="))?.slice("--profile=".length);
+}
+
+/** Starts the mock homeserver CLI under tsx; its first stdout line is its base URL. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "src/testing/cli.ts", "--port", "0", "--profile", "synapse-1.157"],
+    ["--import", "tsx", "src/testing/cli.ts", "--port", "0", "--profile", PROFILE],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout! });
-  const [url] = (await once(lines, "line")) as [string];
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`mock server exited (${code}) before printing its URL`);
+  });
+  const [url] = (await Promise.race([once(lines, "line"), exited])) as [string];
   return { url: url.trim(), child };
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  await initAsync();
-  const { url, child } = await startServer();
-  const control = createMatrixHttp({ baseUrl: url });
-  const setLatency = (ms: number) =>
-    control.request({
-      method: "PUT",
-      path: "/_mock/faults",
-      body: { latency_ms: ms },
-      schema: anyResponse,
-      unauthenticated: true,
-    });
-  const createUser = async (localpart: string): Promise<Session> => {
-    const r = await control.request({
-      method: "POST",
-      path: "/_mock/users",
-      body: { localpart, password: PASSWORD },
-      schema: userResponse,
-      unauthenticated: true,
-    });
-    return { userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token };
-  };
-  const open = (s: Session) =>
-    createE2eeClient({
-      baseUrl: url,
-      ...s,
-      uiaCallback: async () => ({ type: "m.login.dummy" }),
-    });
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  await exited;
+}
 
-  try {
-    // Alice: cross-signing, secret storage, a dehydrated device; then she goes offline.
-    const aliceSession = await createUser("alice");
-    const alice = await open(aliceSession);
-    const boot = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
-    const recoveryKey = boot.recoveryKey!;
-    await alice.dehydration.createAndUpload({ secretStorageKey: boot.secretStorageKey! });
-    await alice.close();
-
-    // Bob shares a room key with her in EVENTS rooms: EVENTS Olm pre-key messages wait on the server.
-    const shareStart = performance.now();
-    const bob = await open(await createUser("bob"));
-    await bob.machine.updateTrackedUsers([new UserId(aliceSession.userId)]);
-    await bob.processOutgoingRequests();
-    await claimMissingSessions(bob.machine, bob.http, [aliceSession.userId]);
-    const probe: { room: RoomId; event: string } = { room: new RoomId("!room0:localhost"), event: "" };
-    for (let i = 0; i < EVENTS; i++) {
-      const room = new RoomId(`!room${i}:localhost`);
-      for (const request of await bob.machine.shareRoomKey(
-        room,
-        [new UserId(aliceSession.userId)],
-        new EncryptionSettings(),
-      )) {
-        await sendOutgoingRequest(bob.machine, bob.http, request);
-      }
-      if (i === EVENTS - 1) {
-        const content = JSON.parse(
-          await bob.machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ body: "last" })),
-        );
-        probe.room = room;
-        probe.event = JSON.stringify({
-          type: "m.room.encrypted",
-          content,
-          sender: bob.userId,
-          event_id: "$last",
-          origin_server_ts: 1,
-          room_id: room.toString(),
-        });
-      }
-    }
-    await bob.close();
-    log(`setup: ${EVENTS} room keys shared in ${((performance.now() - shareStart) / 1000).toFixed(1)} s`);
-
-    /** A fresh login that restored its keys from the recovery key, as a new browser would be. */
-    const freshLogin = async (): Promise<{ client: E2eeClient; key: SecretStorageKey }> => {
-      const r = await control.request({
-        method: "POST",
-        path: "/_matrix/client/v3/login",
-        body: {
-          type: "m.login.password",
-          identifier: { type: "m.id.user", user: "alice" },
-          password: PASSWORD,
-        },
-        schema: userResponse,
+/** The mock's control API (never delayed) and the login a new browser would do. */
+function mockControl(url: string) {
+  const http = createMatrixHttp({ baseUrl: url });
+  const post = (path: string, body: unknown) =>
+    http.request({ method: "POST", path, body, schema: userResponse, unauthenticated: true });
+  const session = (r: z.infer<typeof userResponse>): Session => ({
+    userId: r.user_id,
+    deviceId: r.device_id,
+    accessToken: r.access_token,
+  });
+  return {
+    setLatency: (ms: number) =>
+      http.request({
+        method: "PUT",
+        path: "/_mock/faults",
+        body: { latency_ms: ms },
+        schema: anyResponse,
         unauthenticated: true,
-      });
-      const client = await open({ userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token });
-      const restored = await client.restoreFromRecoveryKey(recoveryKey);
-      return { client, key: restored.secretStorageKey };
-    };
-    const checkDecrypts = async (client: E2eeClient) => {
-      const decrypted = await client.machine.decryptRoomEvent(
-        probe.event,
-        probe.room,
-        new DecryptionSettings(TrustRequirement.Untrusted),
-      );
-      if (JSON.parse(decrypted.event).content.body !== "last")
-        throw new Error("the drained keys do not decrypt");
-    };
+      }),
+    createUser: async (localpart: string) =>
+      session(await post("/_mock/users", { localpart, password: PASSWORD })),
+    login: async (user: string) =>
+      session(
+        await post("/_matrix/client/v3/login", {
+          type: "m.login.password",
+          identifier: { type: "m.id.user", user },
+          password: PASSWORD,
+        }),
+      ),
+  };
+}
+type MockControl = ReturnType<typeof mockControl>;
 
-    // The crypto-only limit: every page fetched beforehand, then fed to crypto-wasm exactly as the drain does.
-    const cryptoOnly: number[] = [];
-    for (let rep = 0; rep < REPS; rep++) {
-      const { client, key } = await freshLogin();
-      const device = (await client.dehydration.rehydrate({ secretStorageKey: key }))!;
-      const pages = await prefetchAll(new HttpDrainPageSource(client.http), device.deviceId);
-      const result = await runDrain({
-        deviceId: device.deviceId,
-        source: replay(pages),
-        sink: { receive: async (events) => (await device.receiveEvents(events)).length },
-        clock: { now: () => performance.now(), sleep: async () => {} },
-      });
-      device.free();
-      await checkDecrypts(client);
-      await client.close();
-      cryptoOnly.push(result.durationMs);
-    }
-    const limit = median(cryptoOnly);
-    log(
-      `crypto-only limit: median ${ms(limit)} for ${EVENTS} events (${Math.round((EVENTS / limit) * 1000)} events/s)`,
-    );
+function openClient(url: string, session: Session, sliceBudgetMs?: number): Promise<E2eeClient> {
+  return createE2eeClient({
+    baseUrl: url,
+    ...session,
+    uiaCallback: async () => ({ type: "m.login.dummy" }),
+    // The public way to tune the client's own drainer; omitted = the SDK's defaults.
+    ...(sliceBudgetMs === undefined ? {} : { dehydration: { drain: { sliceBudgetMs } } }),
+  });
+}
 
-    const rows: string[] = [];
-    for (const latency of LATENCIES) {
-      const times: Record<Mode, number[]> = { pipelined: [], sequential: [], "sequential-100": [] };
-      let longestBlock = 0;
-      for (let rep = 0; rep < REPS; rep++) {
-        for (const mode of modes) {
-          const { client, key } = await freshLogin();
-          const drainer = new DehydratedDeviceDrainer({
-            rehydrator: client.dehydration,
-            http: client.http,
-            userId: client.userId,
-            stateStore: client.stateStore,
-            cryptoStoreDurability: "memory",
-            pipelined: mode === "pipelined",
-            // ~100 events of ~2 KB: the page Synapse serves a client that sends no `limit`.
-            targetPageBytes: mode === "sequential-100" ? 200_000 : undefined,
-            clock: { now: () => performance.now(), sleep: async () => {} },
-          });
-          await setLatency(latency);
-          const loop = monitorEventLoopDelay({ resolution: 1 });
-          loop.enable();
-          const result = await drainer.drain({ secretStorageKey: key });
-          loop.disable();
-          await setLatency(0);
-          if (result.outcome !== "completed" || result.totals.events !== EVENTS) {
-            throw new Error(`drain did not complete: ${JSON.stringify(result)}`);
-          }
-          await checkDecrypts(client);
-          await client.close();
-          times[mode].push(result.durationMs);
-          if (mode === "pipelined") longestBlock = Math.max(longestBlock, loop.max / 1e6);
-        }
-      }
-      const [p, s, small] = modes.map((m) => median(times[m])) as [number, number, number];
-      const cell = (v: number) => `${ms(v).padStart(8)} ${ratio(v / limit)}`;
-      rows.push(
-        `${String(latency).padStart(4)} ms | ${cell(p)} | ${cell(s)} | ${cell(small)} | ${(s / p).toFixed(2)}× | ${longestBlock.toFixed(0)} ms`,
-      );
+/**
+ * Alice sets up cross-signing, secret storage and a dehydrated device, then goes offline; Bob
+ * shares a room key with her in EVENTS rooms, so EVENTS Olm pre-key messages wait on the server.
+ */
+async function setUpScenario(url: string, control: MockControl): Promise<Scenario> {
+  const aliceSession = await control.createUser("alice");
+  const alice = await openClient(url, aliceSession);
+  const boot = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
+  await alice.dehydration.createAndUpload({ secretStorageKey: boot.secretStorageKey! });
+  await alice.close();
+
+  const bob = await openClient(url, await control.createUser("bob"));
+  // crypto-wasm takes ownership of the ids it is passed: a fresh one for every call.
+  const aliceId = () => new UserId(aliceSession.userId);
+  await bob.machine.updateTrackedUsers([aliceId()]);
+  await bob.processOutgoingRequests();
+  await claimMissingSessions(bob.machine, bob.http, [aliceSession.userId]);
+  const sentSessions = new Set<string>();
+  let probe: Scenario["probe"] | undefined;
+  for (let i = 0; i < EVENTS; i++) {
+    const room = new RoomId(`!room${i}:localhost`);
+    for (const request of await bob.machine.shareRoomKey(room, [aliceId()], new EncryptionSettings())) {
+      await sendOutgoingRequest(bob.machine, bob.http, request);
     }
-    const pageSize = choosePageLimit({ observedBytes: 0, observedEvents: 0 });
-    console.log(
-      `\nDrain of ${EVENTS} events (pages of ~${pageSize} events, slices of 25), median of ${REPS}; ratio = time / crypto-only limit`,
+    // Encrypting one message per room is how we learn the session id Bob just shared.
+    const content = JSON.parse(
+      await bob.machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ body: `probe ${i}` })),
     );
-    console.log(
-      "latency | pipelined (×limit) | sequential (×limit) | sequential, ~100/page | pipelined vs sequential | longest block (pipelined)",
+    sentSessions.add(`${room.toString()}|${content.session_id}`);
+    if (i === EVENTS - 1) probe = { room, event: roomEvent(room, bob.userId, content) };
+  }
+  const bobCurve25519 = bob.machine.identityKeys.curve25519.toBase64();
+  await bob.close();
+  return { recoveryKey: boot.recoveryKey!, sentSessions, bobCurve25519, probe: probe! };
+}
+
+function roomEvent(room: RoomId, sender: string, content: unknown): string {
+  return JSON.stringify({
+    type: "m.room.encrypted",
+    content,
+    sender,
+    event_id: "$probe",
+    origin_server_ts: 1,
+    room_id: room.toString(),
+  });
+}
+
+/** A fresh login that restored its keys from the recovery key, as a new browser would be. */
+async function freshLogin(
+  url: string,
+  control: MockControl,
+  scenario: Scenario,
+  sliceBudgetMs?: number,
+): Promise<{ client: E2eeClient; key: SecretStorageKey }> {
+  const client = await openClient(url, await control.login("alice"), sliceBudgetMs);
+  const restored = await client.restoreFromRecoveryKey(scenario.recoveryKey);
+  return { client, key: restored.secretStorageKey };
+}
+
+/** Aborts the bench unless the run imported exactly Bob's sessions and the probe decrypts. */
+async function checkRun(
+  what: string,
+  client: E2eeClient,
+  imported: readonly ReceivedRoomKey[],
+  scenario: Scenario,
+): Promise<void> {
+  const got = new Set(imported.map((k) => `${k.roomId}|${k.sessionId}`));
+  const missing = [...scenario.sentSessions].filter((s) => !got.has(s));
+  const extra = [...got].filter((s) => !scenario.sentSessions.has(s));
+  if (missing.length > 0 || extra.length > 0) {
+    throw new Error(
+      `${what}: imported ${got.size} sessions, ${missing.length} missing (e.g. ${missing[0]}), ` +
+        `${extra.length} not sent (e.g. ${extra[0]})`,
     );
-    for (const row of rows) console.log(row);
-    log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
-  } finally {
-    child.kill("SIGTERM");
+  }
+  const foreign = imported.find((k) => k.senderKey !== scenario.bobCurve25519);
+  if (foreign) throw new Error(`${what}: session ${foreign.sessionId} has sender key ${foreign.senderKey}`);
+  const decrypted = await client.machine.decryptRoomEvent(
+    scenario.probe.event,
+    scenario.probe.room,
+    new DecryptionSettings(TrustRequirement.Untrusted),
+  );
+  if (JSON.parse(decrypted.event).content.body !== `probe ${EVENTS - 1}`) {
+    throw new Error(`${what}: the probe message did not decrypt to what Bob sent`);
   }
 }
 
-async function prefetchAll(source: DrainPageSource, deviceId: string): Promise<Map<string, DrainPage>> {
-  const pages = new Map<string, DrainPage>();
-  let cursor: string | undefined;
+/** The crypto-only limit: pages fetched first (untimed), then only the `receiveEvents` calls timed. */
+async function measureLimit(url: string, control: MockControl, scenario: Scenario): Promise<number> {
+  const { client, key } = await freshLogin(url, control, scenario);
+  try {
+    const device = await client.dehydration.rehydrate({ secretStorageKey: key });
+    if (!device) throw new Error("limit: the server has no dehydrated device");
+    const events = await fetchAllEvents(new HttpDrainPageSource(client.http), device.deviceId);
+    const imported: ReceivedRoomKey[] = [];
+    const start = performance.now();
+    for (let i = 0; i < events.length; i += LIMIT_BATCH) {
+      imported.push(...(await device.receiveEvents(events.slice(i, i + LIMIT_BATCH))));
+    }
+    const ms = performance.now() - start;
+    device.free();
+    await checkRun("limit", client, imported, scenario);
+    return ms;
+  } finally {
+    await client.close();
+  }
+}
+
+/** Every event of the device's inbox, in pages of the size the SDK asks for first. */
+async function fetchAllEvents(source: DrainPageSource, deviceId: string): Promise<unknown[]> {
+  const events: unknown[] = [];
   const signal = new AbortController().signal;
+  const limit = choosePageLimit({ observedBytes: 0, observedEvents: 0 });
+  let cursor: string | undefined;
   for (;;) {
-    const page = await source.fetchPage({
-      deviceId,
-      cursor,
-      limit: choosePageLimit({ observedBytes: 0, observedEvents: 0 }),
-      signal,
-    });
-    pages.set(cursor ?? "", page);
-    if (page.nextBatch === undefined || page.events.length === 0) return pages;
+    const page = await source.fetchPage({ deviceId, cursor, limit, signal });
+    events.push(...page.events);
+    if (page.nextBatch === undefined || page.events.length === 0 || page.nextBatch === cursor) return events;
     cursor = page.nextBatch;
   }
 }
 
-function replay(pages: Map<string, DrainPage>): DrainPageSource {
-  return {
-    async fetchPage({ cursor }) {
-      const page = pages.get(cursor ?? "");
-      if (!page) throw new Error(`no page at ${cursor}`);
-      return page;
-    },
+/** One cold drain through the public call, at `latency` ms per request, timed end to end. */
+async function measureDrain(
+  url: string,
+  control: MockControl,
+  scenario: Scenario,
+  latency: number,
+  sliceBudgetMs: number,
+): Promise<DrainRun> {
+  const { client, key } = await freshLogin(url, control, scenario, sliceBudgetMs);
+  try {
+    // Only the drain pays the latency: logging in and restoring are not what is measured.
+    await control.setLatency(latency);
+    const {
+      value: result,
+      ms,
+      longestBlockMs,
+    } = await timedWithLagProbe(() => client.dehydrationDrainer.drain({ secretStorageKey: key }));
+    await control.setLatency(0);
+    if (result.outcome !== "completed") {
+      throw new Error(`drain (budget ${sliceBudgetMs}) did not complete: ${JSON.stringify(result)}`);
+    }
+    await checkRun(`drain (budget ${sliceBudgetMs}, ${latency} ms)`, client, result.importedKeys, scenario);
+    return { ms, longestBlockMs, pages: result.totals.pages };
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Runs `run`, timing it, with a 5 ms interval timer beside it: the most the timer ever fired late
+ * is the longest stretch the event loop was blocked (what a user's click would have waited).
+ */
+async function timedWithLagProbe<T>(
+  run: () => Promise<T>,
+): Promise<{ value: T; ms: number; longestBlockMs: number }> {
+  let last = performance.now();
+  let longest = 0;
+  const sample = () => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last - PROBE_MS);
+    last = now;
   };
+  const timer = setInterval(sample, PROBE_MS);
+  const start = performance.now();
+  try {
+    const value = await run();
+    const ms = performance.now() - start;
+    // A block that ended with the drain itself never let the timer fire: count it too.
+    sample();
+    return { value, ms, longestBlockMs: longest };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+interface Row {
+  latency: number;
+  limit: number;
+  drain: Record<number, number>;
+  block: Record<number, number>;
+}
+
+/** REPS rounds at one latency; each round measures the limit and every budget, interleaved. */
+async function measureLatency(
+  url: string,
+  control: MockControl,
+  scenario: Scenario,
+  latency: number,
+): Promise<Row> {
+  const limits: number[] = [];
+  const drains = new Map<number, DrainRun[]>(BUDGETS.map((b) => [b, []]));
+  for (let rep = 0; rep < REPS; rep++) {
+    limits.push(await measureLimit(url, control, scenario));
+    for (const budget of BUDGETS) {
+      const run = await measureDrain(url, control, scenario, latency, budget);
+      drains.get(budget)!.push(run);
+      log(
+        `${latency} ms, rep ${rep + 1}: limit ${ms(limits.at(-1)!)}, budget ${budget}: drain ${ms(run.ms)} ` +
+          `in ${run.pages} pages, longest block ${ms(run.longestBlockMs)}`,
+      );
+    }
+  }
+  const per = (f: (r: DrainRun) => number) =>
+    Object.fromEntries(BUDGETS.map((b) => [b, median(drains.get(b)!.map(f))]));
+  return { latency, limit: median(limits), drain: per((r) => r.ms), block: per((r) => r.longestBlockMs) };
+}
+
+function printTable(rows: Row[]): void {
+  const [base, ...others] = BUDGETS;
+  console.log(
+    `\nDrain of ${EVENTS} events, ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} ` +
+      `(${cpus().length} cores), profile ${PROFILE}, median of ${REPS}. ratio = drain / limit; ` +
+      `longest block = most a ${PROBE_MS} ms timer fired late during the drain.\n`,
+  );
+  console.log(
+    `| latency | limit ms | drain ms (budget ${base}) | ratio | ${others.map((b) => `budget ${b} ratio`).join(" | ")} ` +
+      `| longest block (${BUDGETS.join(" / ")}) |`,
+  );
+  console.log(`|${" --- |".repeat(5 + others.length)}`);
+  for (const r of rows) {
+    const ratio = (b: number) => `${(r.drain[b]! / r.limit).toFixed(2)}×`;
+    console.log(
+      `| ${r.latency} ms | ${Math.round(r.limit)} | ${Math.round(r.drain[base]!)} | ${ratio(base)} | ` +
+        `${others.map(ratio).join(" | ")} | ${BUDGETS.map((b) => Math.round(r.block[b]!)).join(" / ")} ms |`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  if (!isProfileName(PROFILE)) throw new Error(`unknown profile: ${PROFILE}`);
+  const started = performance.now();
+  await initAsync();
+  const { url, child } = await startServer();
+  try {
+    const control = mockControl(url);
+    log(`mock server (${PROFILE}) at ${url}; sharing ${EVENTS} room keys…`);
+    const scenario = await setUpScenario(url, control);
+    log(`setup done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // One untimed round first: the process's first wasm calls are slower (tier-up), and that is
+    // the cost of starting Node, not of either way of draining. Every measured run is still cold:
+    // a new login, a new machine, a freshly rehydrated device.
+    await measureLimit(url, control, scenario);
+    await measureDrain(url, control, scenario, 0, BUDGETS[0]);
+    const rows: Row[] = [];
+    for (const latency of LATENCIES) rows.push(await measureLatency(url, control, scenario, latency));
+    printTable(rows);
+    log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    await stopServer(child);
+  }
 }
 
 function median(values: number[]): number {
@@ -268,7 +410,6 @@ function median(values: number[]): number {
 }
 
 const ms = (v: number) => `${Math.round(v)} ms`;
-const ratio = (r: number) => `(${r.toFixed(2)}×)`;
 const log = (line: string) => console.log(`[bench] ${line}`);
 
 main().catch((error: unknown) => {
