@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { dehydrated, dehydratedDeviceId, putBody } from "./routes/dehydrated-device-helpers.js";
 import { registerUser, type TestDevice } from "./routes/e2ee-test-users.js";
-import { call, type Harness, harnessesOn, transports } from "./support/transports.js";
+import { call, harnessesOn, transports } from "./support/transports.js";
 import { outcomes, VERSIONS } from "./support/versions-outcomes.js";
 
 /** Lost responses: the request is processed, then the connection is cut before the answer. */
