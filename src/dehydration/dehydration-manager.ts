@@ -368,7 +368,9 @@ export class DehydrationManager {
       `refusing dehydrated device ${device.deviceId}: ${verdict.reasons.join(", ")}` +
         (signedByPreviousIdentity
           ? " (signed by our previous identity)"
-          : "; the server may be injecting a device"),
+          : verdict.reasons.includes("own_identity_not_trusted")
+            ? "; this login does not trust our cross-signing identity yet (restore cross-signing first)"
+            : "; the server may be injecting a device"),
     );
     this.events.emit("validationFailed", { deviceId: device.deviceId, reasons: verdict.reasons });
     return {

@@ -257,8 +257,8 @@ export interface SentEventsRequest {
 }
 
 /**
- * A `fetch` that notes the cursor of every events request before passing it to the real one: the
- * server's log has no bodies, and the POST variant carries its cursor in the body.
+ * A `fetch` that notes the cursor of every events request before passing it to the real one, as
+ * the client sent it: including requests a fault stopped before the server logged them.
  */
 export function cursorRecordingFetch(sent: SentEventsRequest[]): FetchLike {
   return async (input, init) => {
