@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: how long a new login takes to drain a dehydrated device (issue #6), measured as
+ * `npm run bench`: how long a new login takes to drain a dehydrated device, measured as
  * a user choosing an SDK would measure it — cold and end to end — against the crypto-only limit.
  *
  * - Limit: every page fetched beforehand, then the events fed to a freshly rehydrated device's

@@ -325,8 +325,8 @@ function cryptoStoreDurability(options: CreateE2eeClientOptions): "memory" | "du
 
 /**
  * The app's store, else one as durable as the crypto store: the rotation record and drain
- * checkpoints describe what the crypto store holds, and must survive exactly when it does (issue
- * #6: a rotation that forgets on reload replaces the device on every start).
+ * checkpoints describe what the crypto store holds, and must survive exactly when it does (a
+ * rotation that forgets on reload replaces the device on every start).
  */
 async function defaultStateStore(
   options: CreateE2eeClientOptions,

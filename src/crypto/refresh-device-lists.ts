@@ -19,7 +19,7 @@ export type DeviceListMachine = Pick<OlmMachine, "updateTrackedUsers" | "receive
  * Makes the machine query `userIds`' keys again, through the outgoing-request loop, and resolves
  * once that query was answered and handed back to the machine.
  *
- * The machine batches and deduplicates its own `keys/query` (issue #3: the SDK never opens a
+ * The machine batches and deduplicates its own `keys/query` (the SDK never opens a
  * second query path), and crypto-wasm 18.9 has no call that flags one user as outdated: only
  * `markAllTrackedUsersAsDirty` (every user) and a sync's `device_lists.changed`. So the users are
  * reported as changed the way a sync would, through `receiveSyncChangesMsc4186` with no to-device

@@ -97,10 +97,10 @@ export type DehydratedDeviceStatus =
 export type IdentityResetOutcome = "none" | "kept" | "replaced" | "deleted";
 
 /**
- * A user's dehydrated device (MSC3814), part 1 of its lifecycle: support probe, the key in secret
+ * A user's dehydrated device (MSC3814): support probe, the key in secret
  * storage, create and upload, fetch, validate, rehydrate, delete, and the clean-up after an identity
  * reset. The head of the manager → device (`DehydratedDeviceInfo`) → `RehydratedDevice` chain; the
- * drain of a device's events (part 2) builds on `rehydrate()`.
+ * drain of a device's events builds on `rehydrate()`.
  */
 export class DehydrationManager {
   readonly events: TypedEmitter<DehydrationEvents>;

@@ -20,7 +20,7 @@ import type { DrainEvents } from "./drain-events.js";
 import { HttpDrainPageSource } from "./drain-page-source.js";
 import type { PaginationLimits } from "./pagination.js";
 
-/** The rehydrated device as the drain needs it (part 1's `RehydratedDevice` fits). */
+/** The rehydrated device as the drain needs it (`RehydratedDevice` fits). */
 export interface DrainableDevice {
   readonly deviceId: string;
   /** Imports one batch of to-device events; resolves with the room keys it stored. */
@@ -78,7 +78,7 @@ export type DrainOutcome = { outcome: "no_device" } | DrainRunResult;
 
 /**
  * Drains the server's dehydrated device into this login's crypto store (MSC3814, "Rehydrating a
- * device"): fetch, validate and open the device (part 1), then every page of its to-device events
+ * device"): fetch, validate and open the device, then every page of its to-device events
  * through the pipelined, sliced, checkpointed engine in `drain.ts`.
  *
  * A checkpoint for a device that is no longer the server's is dropped; one for the current device

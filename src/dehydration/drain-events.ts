@@ -2,7 +2,7 @@ import type { DrainCounts, DrainPageReport, ReceivedRoomKey } from "./drain.js";
 import type { PaginationEndReason, PaginationTruncationReason } from "./pagination.js";
 
 /**
- * Progress of a drain of the dehydrated device (issue #6). Payloads carry ids, cursors and counts,
+ * Progress of a drain of the dehydrated device. Payloads carry ids, cursors and counts,
  * never key material, so an app may log them as they are.
  */
 export interface DrainEvents {

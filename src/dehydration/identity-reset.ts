@@ -7,7 +7,7 @@ import { isDrainError } from "./drain-errors.js";
 import type { DrainEvents } from "./drain-events.js";
 
 /**
- * The dehydrated device across a cross-signing identity reset (MSC3814; issue #5).
+ * The dehydrated device across a cross-signing identity reset (MSC3814).
  *
  * The device is signed by the old self-signing key, so after the reset every sender withholds room
  * keys from it, and this SDK's own validation refuses it as not cross-signed by its owner. Keys
@@ -28,7 +28,7 @@ export type StaleDehydratedDeviceReason =
   | "drain_failed"
   /** No dehydration key here opens it (none cached and no secret-storage key given, or another key). */
   | "cannot_open"
-  /** It failed validation before the reset: not provably ours, so not touched (issue #5). */
+  /** It failed validation before the reset: not provably ours, so not touched. */
   | "rejected"
   /** Another client replaced the device between the drain and the replacement. */
   | "device_changed"

@@ -17,7 +17,7 @@ import {
 } from "./rotation-plan.js";
 import { RotationRecordStore } from "./rotation-record-store.js";
 
-/** What rotation needs of the dehydration manager (part 1's `DehydrationManager` fits). */
+/** What rotation needs of the dehydration manager (`DehydrationManager` fits). */
 export interface RotationManager {
   fetchDevice(options?: { signal?: AbortSignal }): Promise<{ deviceId: string } | undefined>;
   createAndUpload(options?: {
@@ -97,9 +97,9 @@ export type RotationPassResult =
   | { action: "failed"; retryAtMs: number | undefined };
 
 /**
- * Keeps one dehydrated device on the server and replaces it at most once per interval (issue #6,
- * "Replacement and rotation"), never before this client has drained it: a replacement deletes the
- * old device with its inbox, and keys sent while every client was closed exist only there.
+ * Keeps one dehydrated device on the server and replaces it at most once per interval, never
+ * before this client has drained it: a replacement deletes the old device with its inbox, and keys
+ * sent while every client was closed exist only there.
  *
  * `start()` runs one pass at once and then one whenever the schedule says; each pass reads the
  * server's current device and follows `planRotationStep`. Failures are events and retried with

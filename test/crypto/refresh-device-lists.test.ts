@@ -10,7 +10,7 @@ import { createMockHomeserver } from "../../src/testing/index.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
 
 /**
- * Re-querying a user's keys through the outgoing-request loop (issue #3: no second query path),
+ * Re-querying a user's keys through the outgoing-request loop (no second query path),
  * against the in-process mock homeserver with real crypto-wasm machines.
  */
 

@@ -29,7 +29,7 @@ import {
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * Issue #6 end to end, per server profile, over a real socket with real crypto-wasm machines: Bob
+ * Draining end to end, per server profile, over a real socket with real crypto-wasm machines: Bob
  * shares room keys in many rooms while Alice is offline on every device, so the keys wait only in
  * her dehydrated device's inbox; a new login drains that inbox page by page and decrypts every
  * room message — also through injected faults, across an abort and a reload, and against servers

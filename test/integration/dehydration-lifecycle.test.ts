@@ -35,7 +35,7 @@ import { watchDehydrationKey } from "./support/dehydration-drain-fixtures.js";
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * MSC3814 part 1 end to end, per server profile: the SDK's transport and facade, real crypto-wasm
+ * MSC3814's device lifecycle end to end, per server profile: the SDK's transport and facade, real crypto-wasm
  * machines, the mock homeserver on a real socket. Alice sets up cross-signing and secret storage on
  * her first device and uploads a dehydrated device; a second login that has only her recovery key
  * restores everything from the server and rehydrates the device; a hostile server's injected
@@ -249,7 +249,7 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
       ),
     );
 
-    // One page, fetched the way this profile serves it (the full drain is part 2).
+    // One page, fetched the way this profile serves it (the full drain has its own tests).
     const path = dehydratedDeviceEventsPath(uploadedId);
     const page = server.homeserver.profile.dehydratedEventsPost
       ? await second.client.http.request({ method: "POST", path, body: {}, schema: eventsPage })

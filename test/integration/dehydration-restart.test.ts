@@ -11,7 +11,7 @@ import { openClient, PASSWORD, watchDehydrationKey } from "./support/dehydration
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * App restarts and the dehydrated-device rotation (issue #6: "not on every start"), through the
+ * App restarts and the dehydrated-device rotation ("not on every start"), through the
  * facade's defaults only: a client given an IndexedDB crypto store keeps its state (the rotation
  * record, drain checkpoints) in IndexedDB beside it, so the next instance on the same store
  * remembers the device it uploaded and waits instead of draining and replacing it again.

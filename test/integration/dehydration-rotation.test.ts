@@ -25,7 +25,7 @@ import {
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * Replacement and rotation end to end (issue #6), on a `ManualClock`, over a real socket with real
+ * Replacement and rotation end to end, on a `ManualClock`, over a real socket with real
  * crypto-wasm machines: the rotation uploads exactly when due and drains first, does nothing on a
  * restart before then, backs off when another client rotated, lets a new login drain the waiting
  * device before replacing it, and stops cleanly.

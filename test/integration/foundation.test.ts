@@ -13,7 +13,7 @@ import {
 } from "./support/foundation-fixtures.js";
 
 /**
- * Issue #3's foundation end to end through the facade an app creates: the mock homeserver on a real
+ * The foundation end to end through the facade an app creates: the mock homeserver on a real
  * socket, the SDK's transport, real crypto-wasm machines, secret storage in the server's account
  * data.
  */

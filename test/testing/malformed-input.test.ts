@@ -83,7 +83,7 @@ const cases: Record<string, Case> = {
     },
   },
 };
-// Rooms, filters and profiles (mock part 2). Message and state contents, filters and membership
+// Rooms, filters and profiles. Message and state contents, filters and membership
 // bodies take any JSON object, so those routes have no wrong-type or missing-field sample.
 const ROOM = "rooms/{roomId}";
 Object.assign(cases, {

@@ -15,7 +15,7 @@ export interface DehydratedDeviceRecord {
 }
 
 /**
- * A misbehaving `…/events` for client tests (issue #6: the drain must end with "truncated" instead
+ * A misbehaving `…/events` for client tests (the drain must end with "truncated" instead
  * of looping). Both variants (GET and POST) are affected; errors (403, 400) still come first.
  * - `repeat-cursor`: answers the page after the cursor it was given, with that same cursor as
  *   `next_batch` (the start token when none was given), forever.

@@ -21,7 +21,7 @@ import type { RequestLogEntry, RunningMockServer } from "../../../src/testing/in
 import type { LeakWatch } from "./foundation-fixtures.js";
 
 /**
- * Shared setup of the drain tests (issue #6): Alice with cross-signing, secret storage and a
+ * Shared setup of the drain tests: Alice with cross-signing, secret storage and a
  * dehydrated device; Bob, a real sender, sharing room keys with her while she is offline; new
  * logins of Alice that restore from the recovery key, drain, and decrypt.
  */
