@@ -10,9 +10,9 @@ import { toDeviceId, toUserId } from "./crypto/identifiers.js";
 import { type CryptoStoreOptions, createOlmMachine } from "./crypto/olm-machine.js";
 import { OutgoingRequestLoop } from "./crypto/outgoing-requests.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
-import { DehydrationManager } from "./dehydration/dehydration-manager.js";
-import type { DrainTuning } from "./dehydration/drain.js";
-import { DehydratedDeviceDrainer } from "./dehydration/drain-dehydrated-device.js";
+import { DehydrationManager } from "./dehydration/device/dehydration-manager.js";
+import type { DrainTuning } from "./dehydration/drain/drain-loop.js";
+import { DehydratedDeviceDrainer } from "./dehydration/drain/drainer.js";
 import {
   type DehydratedDeviceResetOutcome,
   drainBeforeIdentityReset,
@@ -20,7 +20,7 @@ import {
   replaceAfterIdentityReset,
   type StaleDehydratedDeviceReason,
 } from "./dehydration/identity-reset.js";
-import { DehydratedDeviceRotation } from "./dehydration/rotation.js";
+import { DehydratedDeviceRotation } from "./dehydration/rotation/rotation.js";
 import { errorSummary } from "./errors/error-summary.js";
 import { SdkError } from "./errors/sdk-error.js";
 import { TypedEmitter } from "./events/emitter.js";

@@ -44,8 +44,6 @@ export {
   type UiaOptions,
   withUserInteractiveAuth,
 } from "./crypto/user-interactive-auth.js";
-export type { DrainCheckpoint, DrainCheckpointStore } from "./dehydration/checkpoint-store.js";
-export type { DehydrationEvents } from "./dehydration/dehydration-events.js";
 export {
   type DehydratedDeviceStatus,
   type DehydrationCallOptions,
@@ -53,8 +51,26 @@ export {
   type DehydrationManagerOptions,
   type IdentityResetOutcome,
   type RehydrateOptions,
-} from "./dehydration/dehydration-manager.js";
-export type { DehydratedDeviceRejection } from "./dehydration/device-validation.js";
+} from "./dehydration/device/dehydration-manager.js";
+export type { DehydratedDeviceRejection } from "./dehydration/device/device-validation.js";
+export {
+  DehydrationError,
+  type DehydrationErrorCode,
+  isDehydrationError,
+} from "./dehydration/device/errors.js";
+export type { DehydrationEvents } from "./dehydration/device/events.js";
+export {
+  DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
+  DEHYDRATED_DEVICE_PATH,
+  DEHYDRATION_KEY_SECRET_NAMES,
+} from "./dehydration/device/names.js";
+export type {
+  ReceivedRoomKey,
+  RehydratedDevice,
+  RehydratedDeviceErrorCode,
+} from "./dehydration/device/rehydrated-device.js";
+export type { DehydratedDeviceInfo } from "./dehydration/device/wire-schemas.js";
+export type { DrainCheckpoint, DrainCheckpointStore } from "./dehydration/drain/checkpoint-store.js";
 export type {
   DrainCounts,
   DrainGuardState,
@@ -66,7 +82,7 @@ export type {
   DrainResumeState,
   DrainRunResult,
   DrainTuning,
-} from "./dehydration/drain.js";
+} from "./dehydration/drain/drain-loop.js";
 export {
   DehydratedDeviceDrainer,
   type DehydratedDeviceDrainerOptions,
@@ -74,31 +90,20 @@ export {
   type DrainCallOptions,
   type DrainOutcome,
   type DrainRehydrator,
-} from "./dehydration/drain-dehydrated-device.js";
-export { DrainError, type DrainErrorCode, isDrainError } from "./dehydration/drain-errors.js";
-export type { DrainEvents } from "./dehydration/drain-events.js";
-export { DehydrationError, type DehydrationErrorCode, isDehydrationError } from "./dehydration/errors.js";
-export type {
-  DehydratedDeviceResetOutcome,
-  StaleDehydratedDeviceReason,
-} from "./dehydration/identity-reset.js";
-export {
-  DEFAULT_DEHYDRATED_DEVICE_DISPLAY_NAME,
-  DEHYDRATED_DEVICE_PATH,
-  DEHYDRATION_KEY_SECRET_NAMES,
-} from "./dehydration/names.js";
+} from "./dehydration/drain/drainer.js";
+export { DrainError, type DrainErrorCode, isDrainError } from "./dehydration/drain/errors.js";
+export type { DrainEvents } from "./dehydration/drain/events.js";
 export {
   defaultPaginationLimits,
   type EventsVariant,
   type PaginationEndReason,
   type PaginationLimits,
   type PaginationTruncationReason,
-} from "./dehydration/pagination.js";
+} from "./dehydration/drain/pagination.js";
 export type {
-  ReceivedRoomKey,
-  RehydratedDevice,
-  RehydratedDeviceErrorCode,
-} from "./dehydration/rehydrated-device.js";
+  DehydratedDeviceResetOutcome,
+  StaleDehydratedDeviceReason,
+} from "./dehydration/identity-reset.js";
 export {
   DehydratedDeviceRotation,
   type DehydratedDeviceRotationOptions,
@@ -109,9 +114,8 @@ export {
   type RotationManager,
   type RotationPassResult,
   type RotationStartOptions,
-} from "./dehydration/rotation.js";
-export { defaultRotateEveryMs, type RotationRecord } from "./dehydration/rotation-plan.js";
-export type { DehydratedDeviceInfo } from "./dehydration/wire-schemas.js";
+} from "./dehydration/rotation/rotation.js";
+export { defaultRotateEveryMs, type RotationRecord } from "./dehydration/rotation/rotation-plan.js";
 export { AbortError, isAbortError } from "./errors/abort-error.js";
 export {
   type FieldIssue,

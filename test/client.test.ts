@@ -7,8 +7,8 @@ import {
   type E2eeClientEvents,
 } from "../src/client.js";
 import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
-import type { DrainPageReport } from "../src/dehydration/drain.js";
-import { isDrainError } from "../src/dehydration/drain-errors.js";
+import type { DrainPageReport } from "../src/dehydration/drain/drain-loop.js";
+import { isDrainError } from "../src/dehydration/drain/errors.js";
 import { emptyResponseSchema } from "../src/http/schemas/empty.js";
 import { createMockHomeserver, ManualClock, type MockHomeserver } from "../src/testing/index.js";
 

@@ -2,9 +2,9 @@ import { errorSummary } from "../errors/error-summary.js";
 import type { TypedEmitter } from "../events/emitter.js";
 import { type Logger, silentLogger } from "../logger.js";
 import type { SecretStorageKey } from "../secret-storage/secret-storage.js";
-import type { DrainCallOptions, DrainOutcome } from "./drain-dehydrated-device.js";
-import { isDrainError } from "./drain-errors.js";
-import type { DrainEvents } from "./drain-events.js";
+import type { DrainCallOptions, DrainOutcome } from "./drain/drainer.js";
+import { isDrainError } from "./drain/errors.js";
+import type { DrainEvents } from "./drain/events.js";
 
 /**
  * The dehydrated device across a cross-signing identity reset (MSC3814).

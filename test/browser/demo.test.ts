@@ -1,7 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DemoServer, startDemoServer } from "../../demo/server.js";
-import { DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/names.js";
+import { DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/device/names.js";
 import { CROSS_SIGNING_SECRET_NAMES } from "../../src/secret-storage/cross-signing-secrets.js";
 import { encodeRecoveryKey } from "../../src/secret-storage/recovery-key.js";
 import { SecretStorage } from "../../src/secret-storage/secret-storage.js";

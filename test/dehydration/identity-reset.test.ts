@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { DrainCallOptions, DrainOutcome } from "../../src/dehydration/drain-dehydrated-device.js";
-import { DrainError, type DrainErrorCode } from "../../src/dehydration/drain-errors.js";
-import type { DrainEvents } from "../../src/dehydration/drain-events.js";
-import { DehydrationError } from "../../src/dehydration/errors.js";
+import { DehydrationError } from "../../src/dehydration/device/errors.js";
+import type { DrainCallOptions, DrainOutcome } from "../../src/dehydration/drain/drainer.js";
+import { DrainError, type DrainErrorCode } from "../../src/dehydration/drain/errors.js";
+import type { DrainEvents } from "../../src/dehydration/drain/events.js";
 import {
   drainBeforeIdentityReset,
   type PostResetManager,

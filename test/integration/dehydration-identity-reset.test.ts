@@ -1,9 +1,9 @@
 import { DeviceId, initAsync, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { E2eeClient, E2eeClientEvents } from "../../src/client.js";
-import { isDrainError } from "../../src/dehydration/drain-errors.js";
-import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/names.js";
-import { buildDehydratedDeviceUpload } from "../../src/dehydration/upload-request.js";
+import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/device/names.js";
+import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
+import { isDrainError } from "../../src/dehydration/drain/errors.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import {
   type RunningMockServer,

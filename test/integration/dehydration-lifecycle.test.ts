@@ -15,16 +15,16 @@ import { z } from "zod";
 import { createE2eeClient, type E2eeClient } from "../../src/client.js";
 import { claimMissingSessions } from "../../src/crypto/claim-sessions.js";
 import { sendOutgoingRequest } from "../../src/crypto/send-outgoing-request.js";
-import type { DehydrationEvents } from "../../src/dehydration/dehydration-events.js";
-import { DehydrationManager } from "../../src/dehydration/dehydration-manager.js";
-import type { DehydratedDeviceRejection } from "../../src/dehydration/device-validation.js";
+import { DehydrationManager } from "../../src/dehydration/device/dehydration-manager.js";
+import type { DehydratedDeviceRejection } from "../../src/dehydration/device/device-validation.js";
+import type { DehydrationEvents } from "../../src/dehydration/device/events.js";
 import {
   DEHYDRATED_DEVICE_PATH,
   DEHYDRATION_KEY_SECRET_NAMES,
   dehydratedDeviceEventsPath,
-} from "../../src/dehydration/names.js";
-import { buildDehydratedDeviceUpload } from "../../src/dehydration/upload-request.js";
-import type { PutDehydratedDeviceBody } from "../../src/dehydration/wire-schemas.js";
+} from "../../src/dehydration/device/names.js";
+import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
+import type { PutDehydratedDeviceBody } from "../../src/dehydration/device/wire-schemas.js";
 import { createMatrixHttp } from "../../src/http/matrix-http.js";
 import { createHttpAccountData } from "../../src/secret-storage/account-data-http.js";
 import { decodeBase64 } from "../../src/secret-storage/base64.js";

@@ -2,7 +2,7 @@ import "fake-indexeddb/auto";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultStateStoreName, type E2eeClient } from "../../src/client.js";
-import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/names.js";
+import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/device/names.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import { IndexedDbStateStore } from "../../src/state/indexeddb-state-store.js";
 import { MemoryStateStore } from "../../src/state/memory-state-store.js";

@@ -1,10 +1,10 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
-import type { DehydrationEvents } from "../../src/dehydration/dehydration-events.js";
-import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain-dehydrated-device.js";
-import { DEHYDRATED_DEVICE_PATH, DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/names.js";
-import { DehydratedDeviceRotation, type RotationEvents } from "../../src/dehydration/rotation.js";
+import type { DehydrationEvents } from "../../src/dehydration/device/events.js";
+import { DEHYDRATED_DEVICE_PATH, DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/device/names.js";
+import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain/drainer.js";
+import { DehydratedDeviceRotation, type RotationEvents } from "../../src/dehydration/rotation/rotation.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import {
   ManualClock,

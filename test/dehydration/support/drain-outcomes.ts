@@ -1,5 +1,5 @@
-import type { DrainResumeState } from "../../../src/dehydration/drain.js";
-import type { DrainOutcome } from "../../../src/dehydration/drain-dehydrated-device.js";
+import type { DrainResumeState } from "../../../src/dehydration/drain/drain-loop.js";
+import type { DrainOutcome } from "../../../src/dehydration/drain/drainer.js";
 
 function resumeAt(cursor: string | undefined): DrainResumeState {
   const position = { cursor, pages: 1, events: 1, roomKeys: 1 };

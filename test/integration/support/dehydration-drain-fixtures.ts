@@ -9,11 +9,11 @@ import { z } from "zod";
 import { type CreateE2eeClientOptions, createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { sendOutgoingRequest } from "../../../src/crypto/send-outgoing-request.js";
+import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/device/names.js";
 import {
   DehydratedDeviceDrainer,
   type DehydratedDeviceDrainerOptions,
-} from "../../../src/dehydration/drain-dehydrated-device.js";
-import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/names.js";
+} from "../../../src/dehydration/drain/drainer.js";
 import { createMatrixHttp, type FetchLike } from "../../../src/http/matrix-http.js";
 import { decodeBase64 } from "../../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../../src/secret-storage/secret-storage.js";
