@@ -4,7 +4,7 @@
  *
  * - Limit: every page fetched beforehand, then the events fed to a freshly rehydrated device's
  *   `receiveEvents`, 100 per call. No network, no drain engine, no slicing: the crypto alone.
- * - Drain: the public `client.dehydrationDrainer.drain({ secretStorageKey })`, timed from the call
+ * - Drain: the public `client.dehydration.drain({ secretStorageKey })`, timed from the call
  *   to its resolution (device lookup, key query and secret-storage reads included), on a freshly
  *   logged-in client restored from the recovery key, with the page size the SDK chooses. Once per
  *   slice budget (40 ms, the default, then 80 and 160), each with the longest event-loop block.
@@ -31,13 +31,13 @@ import {
   UserId,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { z } from "zod";
-import { createE2eeClient, type E2eeClient } from "../src/client.js";
+import { clientInternals, createE2eeClient, type E2eeClient } from "../src/client.js";
 import { claimMissingSessions } from "../src/crypto/claim-sessions.js";
 import { sendOutgoingRequest } from "../src/crypto/send-outgoing-request.js";
 import type { DrainPageSource, ReceivedRoomKey } from "../src/dehydration/drain/drain-loop.js";
 import { HttpDrainPageSource } from "../src/dehydration/drain/page-source.js";
 import { choosePageLimit } from "../src/dehydration/drain/pagination.js";
-import { createMatrixHttp } from "../src/http/matrix-http.js";
+import { createMatrixHttp, type MatrixHttpClient } from "../src/http/matrix-http.js";
 import type { SecretStorageKey } from "../src/secret-storage/secret-storage.js";
 import { isProfileName } from "../src/testing/profiles.js";
 
@@ -139,6 +139,11 @@ function mockControl(url: string) {
 }
 type MockControl = ReturnType<typeof mockControl>;
 
+/** A transport of the bench's own for `session`: what a sender uses to send the requests it is handed. */
+function sessionHttp(url: string, session: Session): MatrixHttpClient {
+  return createMatrixHttp({ baseUrl: url, accessToken: session.accessToken });
+}
+
 function openClient(url: string, session: Session, sliceBudgetMs?: number): Promise<E2eeClient> {
   return createE2eeClient({
     baseUrl: url,
@@ -156,31 +161,35 @@ function openClient(url: string, session: Session, sliceBudgetMs?: number): Prom
 async function setUpScenario(url: string, control: MockControl): Promise<Scenario> {
   const aliceSession = await control.createUser("alice");
   const alice = await openClient(url, aliceSession);
-  const boot = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
-  await alice.dehydration.createAndUpload({ secretStorageKey: boot.secretStorageKey! });
+  const boot = await alice.crossSigning.bootstrap({ createSecretStorageKey: true });
+  // With no device on the server, a replacement is the first upload.
+  await alice.dehydration.replaceNow({ secretStorageKey: boot.secretStorageKey! });
   await alice.close();
 
-  const bob = await openClient(url, await control.createUser("bob"));
+  const bobSession = await control.createUser("bob");
+  const bob = await openClient(url, bobSession);
+  const machine = bob.olmMachine;
+  const bobHttp = sessionHttp(url, bobSession);
   // crypto-wasm takes ownership of the ids it is passed: a fresh one for every call.
   const aliceId = () => new UserId(aliceSession.userId);
-  await bob.machine.updateTrackedUsers([aliceId()]);
+  await machine.updateTrackedUsers([aliceId()]);
   await bob.processOutgoingRequests();
-  await claimMissingSessions(bob.machine, bob.http, [aliceSession.userId]);
+  await claimMissingSessions(machine, bobHttp, [aliceSession.userId]);
   const sentSessions = new Set<string>();
   let probe: Scenario["probe"] | undefined;
   for (let i = 0; i < EVENTS; i++) {
     const room = new RoomId(`!room${i}:localhost`);
-    for (const request of await bob.machine.shareRoomKey(room, [aliceId()], new EncryptionSettings())) {
-      await sendOutgoingRequest(bob.machine, bob.http, request);
+    for (const request of await machine.shareRoomKey(room, [aliceId()], new EncryptionSettings())) {
+      await sendOutgoingRequest(machine, bobHttp, request);
     }
     // Encrypting one message per room is how we learn the session id Bob just shared.
     const content = JSON.parse(
-      await bob.machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ body: `probe ${i}` })),
+      await machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ body: `probe ${i}` })),
     );
     sentSessions.add(`${room.toString()}|${content.session_id}`);
     if (i === EVENTS - 1) probe = { room, event: roomEvent(room, bob.userId, content) };
   }
-  const bobCurve25519 = bob.machine.identityKeys.curve25519.toBase64();
+  const bobCurve25519 = machine.identityKeys.curve25519.toBase64();
   await bob.close();
   return { recoveryKey: boot.recoveryKey!, sentSessions, bobCurve25519, probe: probe! };
 }
@@ -202,10 +211,11 @@ async function freshLogin(
   control: MockControl,
   scenario: Scenario,
   sliceBudgetMs?: number,
-): Promise<{ client: E2eeClient; key: SecretStorageKey }> {
-  const client = await openClient(url, await control.login("alice"), sliceBudgetMs);
-  const restored = await client.restoreFromRecoveryKey(scenario.recoveryKey);
-  return { client, key: restored.secretStorageKey };
+): Promise<{ client: E2eeClient; session: Session; key: SecretStorageKey }> {
+  const session = await control.login("alice");
+  const client = await openClient(url, session, sliceBudgetMs);
+  const restored = await client.crossSigning.restoreFromRecoveryKey(scenario.recoveryKey);
+  return { client, session, key: restored.secretStorageKey };
 }
 
 /** Aborts the bench unless the run imported exactly Bob's sessions and the probe decrypts. */
@@ -226,7 +236,7 @@ async function checkRun(
   }
   const foreign = imported.find((k) => k.senderKey !== scenario.bobCurve25519);
   if (foreign) throw new Error(`${what}: session ${foreign.sessionId} has sender key ${foreign.senderKey}`);
-  const decrypted = await client.machine.decryptRoomEvent(
+  const decrypted = await client.olmMachine.decryptRoomEvent(
     scenario.probe.event,
     scenario.probe.room,
     new DecryptionSettings(TrustRequirement.Untrusted),
@@ -236,13 +246,16 @@ async function checkRun(
   }
 }
 
-/** The crypto-only limit: pages fetched first (untimed), then only the `receiveEvents` calls timed. */
+/**
+ * The crypto-only limit: pages fetched first (untimed), then only the `receiveEvents` calls timed.
+ * It opens the device without the drain engine, which only the manager inside the client does.
+ */
 async function measureLimit(url: string, control: MockControl, scenario: Scenario): Promise<number> {
-  const { client, key } = await freshLogin(url, control, scenario);
+  const { client, session, key } = await freshLogin(url, control, scenario);
   try {
-    const device = await client.dehydration.rehydrate({ secretStorageKey: key });
+    const device = await clientInternals(client).manager.rehydrate({ secretStorageKey: key });
     if (!device) throw new Error("limit: the server has no dehydrated device");
-    const events = await fetchAllEvents(new HttpDrainPageSource(client.http), device.deviceId);
+    const events = await fetchAllEvents(new HttpDrainPageSource(sessionHttp(url, session)), device.deviceId);
     const imported: ReceivedRoomKey[] = [];
     const start = performance.now();
     for (let i = 0; i < events.length; i += LIMIT_BATCH) {
@@ -287,7 +300,7 @@ async function measureDrain(
       value: result,
       ms,
       longestBlockMs,
-    } = await timedWithLagProbe(() => client.dehydrationDrainer.drain({ secretStorageKey: key }));
+    } = await timedWithLagProbe(() => client.dehydration.drain({ secretStorageKey: key }));
     await control.setLatency(0);
     if (result.outcome !== "completed") {
       throw new Error(`drain (budget ${sliceBudgetMs}) did not complete: ${JSON.stringify(result)}`);

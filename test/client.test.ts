@@ -1,14 +1,11 @@
 import { DeviceId, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  type CreateE2eeClientOptions,
-  createE2eeClient,
-  type E2eeClient,
-  type E2eeClientEvents,
-} from "../src/client.js";
+import { clientInternals, createE2eeClient, type E2eeClient } from "../src/client.js";
+import type { CreateE2eeClientOptions, E2eeClientEvents } from "../src/client-options.js";
 import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
 import type { DrainPageReport } from "../src/dehydration/drain/drain-loop.js";
 import { isDrainError } from "../src/dehydration/drain/errors.js";
+import { createMatrixHttp } from "../src/http/matrix-http.js";
 import { emptyResponseSchema } from "../src/http/schemas/empty.js";
 import { createMockHomeserver, ManualClock, type MockHomeserver } from "../src/testing/index.js";
 
@@ -39,6 +36,47 @@ async function clientFor(
 }
 
 /**
+ * Sends `count` pings to the user's device `deviceId` as another client of the account would, with
+ * its own transport (sending to-device messages is not the client's job).
+ */
+async function sendPings(
+  server: MockHomeserver,
+  account: { userId: string; accessToken: string },
+  deviceId: string,
+  count: number,
+): Promise<void> {
+  const http = createMatrixHttp({
+    baseUrl: server.baseUrl,
+    fetch: server.fetch,
+    accessToken: account.accessToken,
+  });
+  for (let n = 0; n < count; n++) {
+    await http.request({
+      method: "PUT",
+      path: `/_matrix/client/v3/sendToDevice/org.example.ping/txn-${n}`,
+      body: { messages: { [account.userId]: { [deviceId]: { n } } } },
+      schema: emptyResponseSchema,
+    });
+  }
+}
+
+/**
+ * A client of a new user with cross-signing, a dehydrated device (uploaded by `replaceNow`, as the
+ * server has none), and the secret-storage key that opens it.
+ */
+async function clientWithDehydratedDevice(
+  server: MockHomeserver,
+  localpart: string,
+  extra: Pick<CreateE2eeClientOptions, "dehydration"> = {},
+) {
+  const { client, account } = await clientFor(server, localpart, extra);
+  const { secretStorageKey } = await client.crossSigning.bootstrap({ createSecretStorageKey: true });
+  const uploaded = await client.dehydration.replaceNow({ secretStorageKey: secretStorageKey! });
+  expect(uploaded).toMatchObject({ action: "replaced", previousDeviceId: undefined });
+  return { client, account, deviceId: uploaded.deviceId, secretStorageKey: secretStorageKey! };
+}
+
+/**
  * A client of a new user whose dehydrated device holds `count` to-device events, and the secret-storage
  * key that opens it.
  */
@@ -48,18 +86,9 @@ async function clientWithQueuedEvents(
   count: number,
   extra: Pick<CreateE2eeClientOptions, "dehydration"> = {},
 ) {
-  const { client, account } = await clientFor(server, localpart, extra);
-  const { secretStorageKey } = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
-  const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: secretStorageKey! });
-  for (let n = 0; n < count; n++) {
-    await client.http.request({
-      method: "PUT",
-      path: `/_matrix/client/v3/sendToDevice/org.example.ping/txn-${n}`,
-      body: { messages: { [account.userId]: { [deviceId]: { n } } } },
-      schema: emptyResponseSchema,
-    });
-  }
-  return { client, secretStorageKey: secretStorageKey! };
+  const made = await clientWithDehydratedDevice(server, localpart, extra);
+  await sendPings(server, made.account, made.deviceId, count);
+  return made;
 }
 
 /** Options the option checks refuse before any request: nothing listens at this URL. */
@@ -96,8 +125,8 @@ describe("createE2eeClient", () => {
   it("wires the machine to the account: processing outgoing requests publishes its keys", async () => {
     const server = newServer();
     const { client } = await clientFor(server, "kim");
-    const sent: E2eeClientEvents["requestSent"][] = [];
-    client.events.on("requestSent", (e) => sent.push(e));
+    const sent: E2eeClientEvents["crypto.requestSent"][] = [];
+    client.events.on("crypto.requestSent", (e) => sent.push(e));
 
     await client.processOutgoingRequests();
 
@@ -105,7 +134,8 @@ describe("createE2eeClient", () => {
     expect(server.state.keys.oneTimeKeyCounts(client.userId, client.deviceId)).toEqual({
       signed_curve25519: 50,
     });
-    expect(client.stateStore.durability).toBe("memory");
+    // The default state store is not on the face; without a crypto store it lives in memory.
+    expect(clientInternals(client).stateStore.durability).toBe("memory");
     await client.close();
   });
 
@@ -122,18 +152,18 @@ describe("createE2eeClient", () => {
       ...account,
     });
     const seen: string[] = [];
-    for (const name of ["requestRetried", "requestFailed", "retryScheduled"] as const) {
+    for (const name of ["http.requestRetried", "crypto.requestFailed", "crypto.retryScheduled"] as const) {
       client.events.on(name, () => seen.push(name));
     }
     server.control.scriptFailure({ path: "/_matrix/client/v3/keys/upload", status: 502, times: 2 });
 
-    const retried = new Promise((resolve) => client.events.once("requestRetried", resolve));
+    const retried = new Promise((resolve) => client.events.once("http.requestRetried", resolve));
     const done = client.processOutgoingRequests();
     await retried;
     await clock.advance(0);
     await done;
 
-    expect(seen).toEqual(["requestRetried", "requestFailed", "retryScheduled"]);
+    expect(seen).toEqual(["http.requestRetried", "crypto.requestFailed", "crypto.retryScheduled"]);
     await client.close();
   });
 
@@ -142,7 +172,8 @@ describe("createE2eeClient", () => {
     const { client } = await clientFor(server, "mia");
     const created = await client.secretStorage.createKey();
 
-    await expect(client.restoreFromRecoveryKey(created.recoveryKey)).rejects.toMatchObject({
+    await expect(client.crossSigning.restoreFromRecoveryKey(created.recoveryKey)).rejects.toMatchObject({
+      name: "SdkError",
       code: "cross_signing_identity_unknown",
     });
     await client.close();
@@ -151,10 +182,10 @@ describe("createE2eeClient", () => {
   it("reports an identity whose keys were never put in secret storage as nothing restored", async () => {
     const server = newServer();
     const { client } = await clientFor(server, "nora");
-    await client.bootstrapCrossSigning();
+    await client.crossSigning.bootstrap();
     const created = await client.secretStorage.createKey();
 
-    const result = await client.restoreFromRecoveryKey(created.recoveryKey);
+    const result = await client.crossSigning.restoreFromRecoveryKey(created.recoveryKey);
     expect(result.restored).toEqual([]);
     // Bootstrapping signed the device already; nothing needed uploading.
     expect(result.deviceCrossSigned).toBe(true);
@@ -171,17 +202,18 @@ describe("createE2eeClient", () => {
       errcode: "M_BAD_JSON",
     });
 
-    await expect(client.bootstrapCrossSigning({ createSecretStorageKey: true })).rejects.toMatchObject({
+    await expect(client.crossSigning.bootstrap({ createSecretStorageKey: true })).rejects.toMatchObject({
       status: 400,
     });
     expect(await client.secretStorage.getDefaultKeyId()).toBeUndefined();
 
     // Calling again re-publishes the same identity and stores its keys under a fresh default key.
-    const again = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    const again = await client.crossSigning.bootstrap({ createSecretStorageKey: true });
     expect(await client.secretStorage.getDefaultKeyId()).toBe(again.secretStorageKey!.keyId);
     expect(again.storedInSecretStorage.sort()).toEqual(["master", "selfSigning", "userSigning"]);
     const unlocked = await client.secretStorage.unlockWithRecoveryKey(again.recoveryKey!);
-    expect(await client.secretStorage.get("m.cross_signing.self_signing", unlocked)).toMatch(
+    // Reading a secret's text is not on the face (restoring imports it without showing it).
+    expect(await clientInternals(client).secretStorage.get("m.cross_signing.self_signing", unlocked)).toMatch(
       /^[A-Za-z0-9+/]{43}$/,
     );
     await client.close();
@@ -197,8 +229,8 @@ describe("createE2eeClient", () => {
     });
     const plain = await clientWithQueuedEvents(server, "jana", 6);
 
-    const cut = await capped.client.dehydrationDrainer.drain({ secretStorageKey: capped.secretStorageKey });
-    const whole = await plain.client.dehydrationDrainer.drain({ secretStorageKey: plain.secretStorageKey });
+    const cut = await capped.client.dehydration.drain({ secretStorageKey: capped.secretStorageKey });
+    const whole = await plain.client.dehydration.drain({ secretStorageKey: plain.secretStorageKey });
 
     expect(cut).toMatchObject({ outcome: "truncated", reason: "event_cap", totals: { pages: 1, events: 2 } });
     expect(whole).toMatchObject({ outcome: "completed", totals: { events: 6 } });
@@ -211,7 +243,7 @@ describe("createE2eeClient", () => {
     const { client } = await clientFor(server, "omar");
     const created = await client.secretStorage.createKey();
     await expect(
-      client.bootstrapCrossSigning({
+      client.crossSigning.bootstrap({
         secretStorageKey: { keyId: created.keyId, key: created.key },
         createSecretStorageKey: true,
       }),
@@ -231,9 +263,16 @@ describe("closing the client", () => {
     await client.close();
 
     expect(await pending).toMatchObject({ name: "AbortError" });
-    await expect(client.bootstrapCrossSigning()).rejects.toMatchObject({ code: "client_closed" });
-    await expect(client.restoreFromRecoveryKey("x")).rejects.toMatchObject({ code: "client_closed" });
-    expect(client.outgoingRequests.stopped).toBe(true);
+    await expect(client.crossSigning.bootstrap()).rejects.toMatchObject({ code: "client_closed" });
+    await expect(client.crossSigning.restoreFromRecoveryKey("x")).rejects.toMatchObject({
+      code: "client_closed",
+    });
+    await expect(client.crossSigning.restoreFromPassphrase("x")).rejects.toMatchObject({
+      code: "client_closed",
+    });
+    await expect(client.crossSigning.status()).rejects.toMatchObject({ code: "client_closed" });
+    // The outgoing-request loop is not on the face: only its state shows that closing stopped it.
+    expect(clientInternals(client).outgoingRequests.stopped).toBe(true);
     // Closing twice is harmless.
     await client.close();
   });
@@ -248,7 +287,7 @@ describe("closing the client", () => {
       olmMachine: machine,
       ...account,
     });
-    expect(client.machine).toBe(machine);
+    expect(client.olmMachine).toBe(machine);
 
     await client.close();
     expect((await machine.outgoingRequests()).length).toBeGreaterThan(0);
@@ -262,30 +301,20 @@ describe("closing the client", () => {
       clock,
       overrides: { dehydratedEventsLimitParam: false, dehydratedEventsPageSize: 2 },
     });
-    const { client, account } = await clientFor(server, "rhea");
-    const { secretStorageKey } = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
-    const { deviceId } = await client.dehydration.createAndUpload({ secretStorageKey: secretStorageKey! });
-    for (let n = 0; n < 10; n++) {
-      await client.http.request({
-        method: "PUT",
-        path: `/_matrix/client/v3/sendToDevice/org.example.ping/txn-${n}`,
-        body: { messages: { [account.userId]: { [deviceId]: { n } } } },
-        schema: emptyResponseSchema,
-      });
-    }
+    const { client, deviceId, secretStorageKey } = await clientWithQueuedEvents(server, "rhea", 10);
     const order: string[] = [];
-    const machine = client.machine;
+    const machine = client.olmMachine;
     const closeMachine = machine.close.bind(machine);
     machine.close = () => {
       order.push("machine closed");
       closeMachine();
     };
     const reports: DrainPageReport[] = [];
-    client.dehydrationDrainer.events.on("page", (report) => reports.push(report));
+    client.events.on("dehydration.drain.page", (report) => reports.push(report));
     // Every request now waits at the server until the test moves its clock.
     server.control.setFaults({ latencyMs: 1000 });
 
-    const drain = client.dehydrationDrainer.drain({ secretStorageKey }).then(
+    const drain = client.dehydration.drain({ secretStorageKey }).then(
       () => "completed",
       (error: unknown) => {
         order.push("drain settled");
@@ -312,13 +341,14 @@ describe("closing the client", () => {
     // stopped drain leaves no checkpoint to resume from, and the next one reads these pages again.
     expect(last.roomKeys).toBe(0);
     expect(last.cursor).toBeUndefined();
-    expect(await client.dehydrationDrainer.checkpoints.load()).toBeUndefined();
+    // The checkpoint store is not on the face: read it to prove nothing was stored.
+    expect(await clientInternals(client).drainer.checkpoints.load()).toBeUndefined();
     // The parked request was cancelled, and a drain after close sends nothing.
     expect(server.control.requestLog().at(-1)).toMatchObject({
       path: expect.stringMatching(/\/events$/),
       dropped: true,
     });
-    const late = await client.dehydrationDrainer.drain({ secretStorageKey }).catch((e: unknown) => e);
+    const late = await client.dehydration.drain({ secretStorageKey }).catch((e: unknown) => e);
     expect(isDrainError(late) && late.code).toBe("aborted");
     await clock.advance(10_000);
     expect(server.control.requestLog()).toHaveLength(logged);

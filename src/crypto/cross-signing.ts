@@ -1,5 +1,6 @@
 import type {
   CrossSigningStatus,
+  Device,
   OlmMachine,
   SignatureUploadRequest,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
@@ -178,6 +179,55 @@ export async function isDeviceCrossSignedByOwner(
     }
   } finally {
     user.free();
+    device.free();
+  }
+}
+
+/** Whether the machine knows a cross-signing identity for `userId` (from its last key query). */
+export async function hasIdentity(machine: OlmMachine, userId: string): Promise<boolean> {
+  const user = toUserId(userId);
+  try {
+    const identity = await machine.getIdentity(user);
+    identity?.free();
+    return identity !== undefined;
+  } finally {
+    user.free();
+  }
+}
+
+/**
+ * Signs the machine's own device with its self-signing key (Client-Server API, "Cross-signing")
+ * unless it is signed already, so others see it as cross-signed by its owner. Resolves to whether
+ * it is signed afterwards: `false` when the machine does not know its own device yet or holds no
+ * self-signing key.
+ */
+export async function signOwnDevice(
+  machine: OlmMachine,
+  http: MatrixHttp,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  // Each getter hands out a new wasm id: freed here, not left to the garbage collector.
+  const userId = machine.userId;
+  const deviceId = machine.deviceId;
+  let device: Device | undefined;
+  try {
+    device = await machine.getDevice(userId, deviceId);
+  } finally {
+    userId.free();
+    deviceId.free();
+  }
+  if (!device) return false;
+  try {
+    if (device.isCrossSignedByOwner()) return true;
+    if (!(await getCrossSigningStatus(machine)).hasSelfSigning) return false;
+    const request = await device.verify();
+    try {
+      await uploadSignatures(machine, http, request, signal);
+    } finally {
+      request.free();
+    }
+    return true;
+  } finally {
     device.free();
   }
 }

@@ -100,7 +100,7 @@ function checkStoreOptions(store: CryptoStoreOptions): void {
   if (typeof globalThis.indexedDB === "undefined") {
     throw new SdkError<CryptoErrorCode>(
       "indexeddb_unavailable",
-      "a persistent crypto store needs IndexedDB (browser or Electron renderer); omit `store` for an in-memory machine",
+      "a persistent crypto store needs IndexedDB (browser or Electron renderer); omit `cryptoStore` for an in-memory machine, or provide IndexedDB in Node (e.g. the `fake-indexeddb` package, in memory only)",
     );
   }
   if (store.name.length === 0) {

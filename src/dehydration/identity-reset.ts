@@ -16,8 +16,9 @@ import type { DrainEvents } from "./drain/events.js";
  * device signed by the new key. Replacing deletes the old device with its inbox, so it happens only
  * after a complete drain of that very device. When the drain cannot complete the identity is still
  * reset (the user asked for it), but the old device is left in place and reported *stale*: the app
- * decides between retrying the drain (the manager still opens the device it validated under the
- * previous identity, in this session), `afterIdentityReset()` and `replaceNow({ force: true })`.
+ * decides between `replaceNow()`, which drains it again (the manager still opens the device it
+ * validated under the previous identity, in this session) and replaces it only once drained, and
+ * `replaceNow({ force: true })`, which gives up what the drain could not read.
  */
 
 /** Why the dehydrated device was left in place, signed by the old identity. */
@@ -75,6 +76,21 @@ export interface PostResetManager {
     secretStorageKey?: SecretStorageKey;
     signal?: AbortSignal;
   }): Promise<{ deviceId: string }>;
+}
+
+/**
+ * What a cross-signing identity reset needs of the dehydrated device, around the reset itself:
+ * `beforeIdentityReset` (step 1) and `afterIdentityReset` (step 3, with the drain's result).
+ */
+export interface IdentityResetHooks {
+  beforeIdentityReset(options: {
+    secretStorageKey?: SecretStorageKey | undefined;
+    signal: AbortSignal;
+  }): Promise<PreResetDrain>;
+  afterIdentityReset(
+    drained: PreResetDrain,
+    options: { secretStorageKey?: SecretStorageKey | undefined; signal: AbortSignal },
+  ): Promise<DehydratedDeviceResetOutcome>;
 }
 
 /**

@@ -27,13 +27,31 @@ export class SdkError<Code extends Lowercase<string> = Lowercase<string>> extend
   }
 }
 
-/** True for any error with a string `code`: ours, whatever its class. */
+/**
+ * The `name` of every error class this SDK throws. Matching by name, like the class guards, keeps
+ * working across two copies of the package; matching on "an `Error` with a string `code`" would
+ * also take Node's `ENOENT` or a fetch library's own errors for ours.
+ */
+const SDK_ERROR_NAMES: ReadonlySet<string> = new Set([
+  "SdkError",
+  "AbortError",
+  "DehydrationError",
+  "DrainError",
+  "MalformedResponseError",
+  "MatrixApiError",
+  "NetworkError",
+  "SecretStorageError",
+  "StateStoreError",
+  "TimeoutError",
+  "UserInteractiveAuthError",
+]);
+
+/** True for an error this SDK threw (any of its classes), and for nothing else. */
 export function isSdkError(value: unknown): value is SdkError {
   return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as { code?: unknown }).code === "string" &&
-    value instanceof Error
+    value instanceof Error &&
+    SDK_ERROR_NAMES.has(value.name) &&
+    typeof (value as { code?: unknown }).code === "string"
   );
 }
 

@@ -200,7 +200,7 @@ class MatrixHttpTransport implements MatrixHttpClient {
       onRetry: ({ attempt, delayMs, outcome, error }) => {
         const api = isMatrixApiError(error) ? error : undefined;
         this.#logger.warn(
-          `${method} ${path}: ${error.message}; retrying in ${delayMs} ms (attempt ${attempt + 1} of ${this.#retry.maxAttempts})`,
+          `${describeFailure(method, path, error)}; retrying in ${delayMs} ms (attempt ${attempt + 1} of ${this.#retry.maxAttempts})`,
         );
         this.events.emit("requestRetried", {
           method,
@@ -312,6 +312,15 @@ class MatrixHttpTransport implements MatrixHttpClient {
 
 function isUnknownToken(err: unknown): err is MatrixApiError {
   return isMatrixApiError(err) && err.status === 401 && err.errcode === "M_UNKNOWN_TOKEN";
+}
+
+/**
+ * A failed attempt in one line that names the request once: the SDK's own request errors already
+ * start with method and path ("GET /x failed with 503 …"), anything else gets them put in front.
+ */
+function describeFailure(method: string, path: string, error: Error): string {
+  const request = `${method} ${path}`;
+  return error.message.startsWith(`${request} `) ? error.message : `${request}: ${error.message}`;
 }
 
 function normaliseBaseUrl(baseUrl: string): string {

@@ -1,4 +1,4 @@
-import bs58 from "bs58";
+import { base58 } from "@scure/base";
 import { SecretStorageError } from "./errors.js";
 
 /**
@@ -24,7 +24,7 @@ export function encodeRecoveryKey(key: Uint8Array): string {
   buf.set(PREFIX, 0);
   buf.set(key, PREFIX.length);
   buf[ENCODED_LENGTH - 1] = xorAll(buf.subarray(0, ENCODED_LENGTH - 1));
-  return groupsOfFour(bs58.encode(buf));
+  return groupsOfFour(base58.encode(buf));
 }
 
 /**
@@ -35,7 +35,7 @@ export function decodeRecoveryKey(recoveryKey: string): Uint8Array<ArrayBuffer> 
   const compact = recoveryKey.replace(/\s+/g, "");
   let bytes: Uint8Array;
   try {
-    bytes = bs58.decode(compact);
+    bytes = base58.decode(compact);
   } catch {
     throw new SecretStorageError("recovery_key_bad_base58", "The recovery key contains invalid characters");
   }

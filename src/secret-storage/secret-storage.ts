@@ -17,6 +17,7 @@ import {
 } from "./aes-hmac-sha2.js";
 import { encodeUnpaddedBase64 } from "./base64.js";
 import { SecretStorageError } from "./errors.js";
+import { type SecretStorageKey, secretStorageKey, withHiddenKey } from "./key-holder.js";
 import {
   DEFAULT_PASSPHRASE_ITERATIONS,
   deriveKeyFromPassphrase,
@@ -24,6 +25,9 @@ import {
   PBKDF2_ALGORITHM,
   randomAlphanumeric,
 } from "./passphrase.js";
+
+export type { SecretStorageKey };
+
 import { decodeRecoveryKey, encodeRecoveryKey, SECRET_STORAGE_KEY_LENGTH } from "./recovery-key.js";
 
 /**
@@ -33,12 +37,6 @@ import { decodeRecoveryKey, encodeRecoveryKey, SECRET_STORAGE_KEY_LENGTH } from 
 export interface AccountDataAccess {
   get(type: string): Promise<Record<string, unknown> | undefined>;
   set(type: string, content: Record<string, unknown>): Promise<void>;
-}
-
-/** A secret storage key the caller holds, with the id of its `m.secret_storage.key.*` description. */
-export interface SecretStorageKey {
-  readonly keyId: string;
-  readonly key: Uint8Array;
 }
 
 /** Options of `SecretStorage.createKey`. */
@@ -120,7 +118,10 @@ export class SecretStorage {
     const description: SecretStorageKeyDescription = { keyId, algorithm: AES_HMAC_SHA2_ALGORITHM, keyCheck };
     if (options.name !== undefined) description.name = options.name;
     if (passphrase !== undefined) description.passphrase = passphrase;
-    return { keyId, key, recoveryKey: encodeRecoveryKey(key), description };
+    return withHiddenKey(
+      { keyId, key, recoveryKey: encodeRecoveryKey(key), description },
+      "CreatedSecretStorageKey",
+    );
   }
 
   /**
@@ -137,7 +138,7 @@ export class SecretStorage {
   async unlock(key: Uint8Array, keyId?: string): Promise<SecretStorageKey> {
     const description = await this.#requireDescription(keyId);
     await this.#assertKeyMatches(key, description);
-    return { keyId: description.keyId, key: Uint8Array.from(key) };
+    return secretStorageKey(description.keyId, Uint8Array.from(key));
   }
 
   /** Decodes the recovery key (typed `recovery_key_*` errors), then `unlock`. */
@@ -159,7 +160,7 @@ export class SecretStorage {
     }
     const key = await deriveKeyFromPassphrase(passphrase, description.passphrase);
     await this.#assertKeyMatches(key, description);
-    return { keyId: description.keyId, key };
+    return secretStorageKey(description.keyId, key);
   }
 
   /**

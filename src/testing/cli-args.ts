@@ -1,4 +1,5 @@
-import { isProfileName, type ProfileName } from "./profiles.js";
+import { parseArgs } from "node:util";
+import { defaultProfileName, isProfileName, type ProfileName, profiles } from "./profiles.js";
 
 export interface CliOptions {
   port: number;
@@ -10,54 +11,74 @@ export interface CliOptions {
 
 export type CliParse = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: "help" };
 
-export const CLI_USAGE = `usage: mock-server --port <n> [--host 127.0.0.1] [--server-name localhost]
-                   [--profile synapse-1.157|synapse-1.156|tuwunel|msc] [--seed <n>]
+/** The command as installed: package.json `bin`. */
+export const CLI_NAME = "matrix-e2ee-mock-server";
+
+const indent = " ".repeat(`usage: ${CLI_NAME} `.length);
+
+export const CLI_USAGE = `usage: ${CLI_NAME} [--port 8008] [--host 127.0.0.1] [--server-name localhost]
+${indent}[--profile ${Object.keys(profiles).join("|")}] [--seed <n>]
   --port 0 picks a free port; the first line printed is the base URL.`;
 
-/** Parses the CLI's arguments (`--flag value` or `--flag=value`); pure, so it is tested directly. */
+/** Every option takes a value, given as `--flag value` or `--flag=value`; a repeated one: the last wins. */
+const OPTIONS = {
+  port: { type: "string", default: "8008" },
+  host: { type: "string", default: "127.0.0.1" },
+  "server-name": { type: "string", default: "localhost" },
+  profile: { type: "string", default: defaultProfileName },
+  seed: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * Parses the CLI's arguments with `node:util` `parseArgs` (strict: unknown options, a missing value
+ * and stray arguments are errors); pure, so it is tested directly. `--help`/`-h` anywhere wins over
+ * any mistake in the other arguments.
+ */
 export function parseCliArgs(argv: readonly string[]): CliParse {
-  const options: CliOptions = {
-    port: 8008,
-    host: "127.0.0.1",
-    serverName: "localhost",
-    profile: "synapse-1.157",
-    seed: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--help" || arg === "-h") return { ok: "help" };
-    const eq = arg.indexOf("=");
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined) return { ok: false, error: `${flag} needs a value` };
-    switch (flag) {
-      case "--port": {
-        const port = Number(value);
-        if (!Number.isInteger(port) || port < 0 || port > 65_535)
-          return { ok: false, error: `bad port: ${value}` };
-        options.port = port;
-        break;
-      }
-      case "--host":
-        options.host = value;
-        break;
-      case "--server-name":
-        if (value === "") return { ok: false, error: "empty server name" };
-        options.serverName = value;
-        break;
-      case "--profile":
-        if (!isProfileName(value)) return { ok: false, error: `unknown profile: ${value}` };
-        options.profile = value;
-        break;
-      case "--seed": {
-        const seed = Number(value);
-        if (!Number.isInteger(seed)) return { ok: false, error: `bad seed: ${value}` };
-        options.seed = seed;
-        break;
-      }
-      default:
-        return { ok: false, error: `unknown option: ${flag}` };
+  let values: ReturnType<typeof parse>;
+  try {
+    values = parse(argv);
+  } catch (err) {
+    if (wantsHelp(argv)) return { ok: "help" };
+    // parseArgs' own errors (`ERR_PARSE_ARGS_*`) name the option and what is wrong with it.
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+  if (values.help) return { ok: "help" };
+
+  const port = values.port;
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65_535) {
+    return { ok: false, error: `bad port: ${JSON.stringify(port)} (an integer from 0 to 65535)` };
+  }
+  if (values.host === "") return { ok: false, error: "empty host" };
+  if (values["server-name"] === "") return { ok: false, error: "empty server name" };
+  const profile = values.profile;
+  if (!isProfileName(profile)) {
+    return {
+      ok: false,
+      error: `unknown profile: ${JSON.stringify(profile)} (one of ${Object.keys(profiles).join(", ")})`,
+    };
+  }
+  let seed: number | undefined;
+  if (values.seed !== undefined) {
+    seed = /^-?\d+$/.test(values.seed) ? Number(values.seed) : Number.NaN;
+    if (!Number.isSafeInteger(seed)) {
+      return { ok: false, error: `bad seed: ${JSON.stringify(values.seed)} (an integer)` };
     }
   }
-  return { ok: true, options };
+  return {
+    ok: true,
+    options: { port: Number(port), host: values.host, serverName: values["server-name"], profile, seed },
+  };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }).values;
+}
+
+/** `--help` or `-h` before any `--`, which ends the options. */
+function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  const options = end >= 0 ? argv.slice(0, end) : argv;
+  return options.includes("--help") || options.includes("-h");
 }

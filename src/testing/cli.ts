@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import process from "node:process";
-import { CLI_USAGE, parseCliArgs } from "./cli-args.js";
+import { CLI_NAME, CLI_USAGE, parseCliArgs } from "./cli-args.js";
 import { startMockServer } from "./node-server.js";
 
 /**
- * `npm run mock-server -- --port 8008 …`: serves the mock homeserver until SIGINT/SIGTERM. The
- * first stdout line is the base URL, printed once the socket listens, so scripts can wait for it.
+ * `matrix-e2ee-mock-server --port 8008 …` (in this repo `npm run mock-server -- --port 8008 …`):
+ * serves the mock homeserver until SIGINT/SIGTERM. The first stdout line is the base URL, printed
+ * once the socket listens, so scripts can wait for it.
  */
 async function main(): Promise<number> {
   const parsed = parseCliArgs(process.argv.slice(2));
@@ -40,7 +41,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`mock-server: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${CLI_NAME}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   },
 );

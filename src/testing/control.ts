@@ -1,6 +1,6 @@
+import type { ControlledServer } from "./controlled-server.js";
 import { type InjectDehydratedDeviceOptions, injectDehydratedDevice } from "./dehydration-control.js";
 import type { FaultInjector, FaultSettings, ScriptedFailure, ScriptedFailureSpec } from "./faults.js";
-import type { MockHomeserver } from "./mock-homeserver.js";
 import type { RequestLog, RequestLogEntry } from "./request-log.js";
 import { expireAccessToken as expireToken } from "./session-tokens.js";
 import type {
@@ -19,11 +19,11 @@ import { localpartProblem } from "./user-ids.js";
  * Later features add their controls as methods here plus a route each.
  */
 export class MockControl {
-  readonly server: MockHomeserver;
+  readonly server: ControlledServer;
   readonly #faults: FaultInjector;
   readonly #log: RequestLog;
 
-  constructor(server: MockHomeserver, faults: FaultInjector, log: RequestLog) {
+  constructor(server: ControlledServer, faults: FaultInjector, log: RequestLog) {
     this.server = server;
     this.#faults = faults;
     this.#log = log;

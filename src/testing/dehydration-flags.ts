@@ -1,4 +1,4 @@
-import type { ProfileName } from "./profiles.js";
+import type { ProfileName } from "./profile-name.js";
 
 /**
  * Where servers differ on MSC3814 dehydrated devices. Sources: element-hq/synapse v1.156.0 and

@@ -1,4 +1,4 @@
-import type { ProfileName } from "./profiles.js";
+import type { ProfileName } from "./profile-name.js";
 
 /**
  * Where real servers differ on the key and to-device endpoints (element-hq/synapse v1.157.1,

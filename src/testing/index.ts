@@ -1,4 +1,5 @@
 export type { MockControl } from "./control.js";
+export type { ControlledServer } from "./controlled-server.js";
 export type { InjectDehydratedDeviceOptions } from "./dehydration-control.js";
 export { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
 export { type E2eeFlags, e2eeFlagsByProfile } from "./e2ee-flags.js";

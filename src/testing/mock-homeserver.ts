@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../time/clock.js";
 import { MockControl } from "./control.js";
+import type { ControlledServer } from "./controlled-server.js";
 import { corsHeaders, preflightHeaders } from "./cors.js";
 import { type FaultAction, FaultInjector, faultKindOf } from "./faults.js";
 import type { MockHttpOutcome, MockHttpRequest } from "./http-exchange.js";
@@ -54,7 +55,7 @@ const JSON_HEADERS = {
  * A Matrix homeserver in memory. `fetch` serves it in-process (no sockets, works in browsers);
  * `startMockServer` (node-server.ts) puts the same core behind `node:http`.
  */
-export class MockHomeserver {
+export class MockHomeserver implements ControlledServer {
   readonly serverName: string;
   readonly profile: Profile;
   readonly state: ServerState;

@@ -8,8 +8,9 @@
 
 import { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
 import { type E2eeFlags, e2eeFlagsByProfile } from "./e2ee-flags.js";
+import type { ProfileName } from "./profile-name.js";
 
-export type ProfileName = "synapse-1.157" | "synapse-1.156" | "tuwunel" | "msc";
+export type { ProfileName } from "./profile-name.js";
 
 export interface CorsProfile {
   /** Status of an `OPTIONS` preflight: Synapse answers 204, tower-http (tuwunel) 200. */

@@ -200,6 +200,21 @@ describe("the retry loop", () => {
     expect(server.calls[0]!.url.search).toBe("?timeout=30000&pos=p1");
   });
 
+  it("logs each retry as one line that names the method and path once", async () => {
+    const { http, server, clock, logger } = setup({ defaultTimeoutMs: 1_000, random: () => 0 });
+    server.push(unavailable(), fetchFailed(), "hang", ok());
+    const req = observe(http.request({ ...whoami, query: { x: "1" } }));
+    await clock.advance(10_000);
+    await req.result;
+    expect(req.state).toMatchObject({ ok: true });
+    const request = "GET /_matrix/client/v3/account/whoami";
+    expect(logger.lines).toEqual([
+      `warn ${request} failed with 503 M_UNKNOWN; retrying in 0 ms (attempt 2 of 5)`,
+      `warn ${request} failed: network error; retrying in 0 ms (attempt 3 of 5)`,
+      `warn ${request} timed out after 1000 ms; retrying in 0 ms (attempt 4 of 5)`,
+    ]);
+  });
+
   it("propagates a bug inside an attempt at once instead of retrying it", async () => {
     const clock = new ManualClock();
     let calls = 0;

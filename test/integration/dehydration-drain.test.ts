@@ -2,26 +2,27 @@ import "fake-indexeddb/auto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
+import { clientInternals, type E2eeClient } from "../../src/client.js";
+import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/device/names.js";
-import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain/drainer.js";
+import type { DrainTuning } from "../../src/dehydration/drain/drain-loop.js";
 import { isDrainError } from "../../src/dehydration/drain/errors.js";
-import type { DrainEvents } from "../../src/dehydration/drain/events.js";
-import type { MatrixHttpEvents } from "../../src/http/matrix-http.js";
 import { IndexedDbStateStore } from "../../src/state/indexeddb-state-store.js";
 import { type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import {
   type Alice,
   aliceWithDehydratedDevice,
   bobSharesRoomKeys,
+  type ClientEvent,
   cursorRecordingFetch,
   decryptable,
-  drainerFor,
   eventsRequests,
   newLogin,
   openClient,
   passwordLogin,
+  payloadsOf,
   type RoomMessage,
+  recordEvents,
   type SentEventsRequest,
   watchAlice,
   watchDehydrationKey,
@@ -46,18 +47,16 @@ beforeAll(async () => {
   await initAsync();
 });
 
-/** Every client, drainer and secret of this file: logs, errors and events must not show a secret. */
+/** Every client and secret of this file: logs, errors and events must not show a secret. */
 const watch = new LeakWatch();
 
-type Seen = { name: keyof DrainEvents; payload: unknown }[];
-
-function record(drainer: DehydratedDeviceDrainer): Seen {
-  const seen: Seen = [];
-  for (const name of ["found", "rehydrated", "page", "completed", "truncated", "error"] as const) {
-    drainer.events.on(name, (payload) => seen.push({ name, payload }));
-  }
-  return seen;
+/** The drain's events on `client.events` (`dehydration.drain.*`), in order. */
+function record(client: E2eeClient): ClientEvent[] {
+  return recordEvents(client, (name) => name.startsWith("dehydration.drain."));
 }
+
+/** The client's drain, paced by `drain` (the client option every drain of it follows). */
+const tuned = (drain: DrainTuning) => ({ dehydration: { drain } });
 
 describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   let server: RunningMockServer;
@@ -89,7 +88,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     // A test's probe that no message decrypts yet makes the machine queue a room-key request per
     // session, to every device of Alice's — the dehydrated one included. Validation runs the
     // outgoing-request loop, which would send them into the very inbox these tests count.
-    opened.client.machine.roomKeyRequestsEnabled = false;
+    opened.client.olmMachine.roomKeyRequestsEnabled = false;
     return opened;
   }
 
@@ -98,13 +97,15 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
   it("lets a new login drain every page, pipelined, and decrypt every room message", async () => {
     const sent: SentEventsRequest[] = [];
-    const { client, secretStorageKey } = await login({ fetch: cursorRecordingFetch(sent) });
+    const { client, secretStorageKey } = await login({
+      fetch: cursorRecordingFetch(sent),
+      ...tuned({ targetPageBytes: TARGET_PAGE_BYTES, sliceSize: 10 }),
+    });
     expect(await decryptable(client, messages)).toBe(0);
 
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES, sliceSize: 10 }, watch);
-    const seen = record(drainer);
+    const seen = record(client);
     const answeredAtPage: number[] = [];
-    drainer.events.on("page", () => {
+    client.events.on("dehydration.drain.page", () => {
       // Events requests the server has seen begin by the time this page's import has finished.
       answeredAtPage.push(
         eventsRequests(server, alice.dehydratedDeviceId).filter((e) => e.status !== 405).length,
@@ -113,7 +114,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     server.homeserver.control.clearRequestLog();
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
-    const result = await drainer.drain({ secretStorageKey });
+    const result = await client.dehydration.drain({ secretStorageKey });
     loop.disable();
 
     expect(result).toMatchObject({
@@ -125,13 +126,13 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
     if (result.outcome !== "completed") throw new Error("the drain did not complete");
     expect(await decryptable(client, messages)).toBe(ROOMS);
 
-    const pages = seen.filter((e) => e.name === "page").length;
+    const pages = payloadsOf(seen, "dehydration.drain.page").length;
     expect(pages).toBeGreaterThanOrEqual(2);
     expect(seen.map((e) => e.name)).toEqual([
-      "found",
-      "rehydrated",
-      ...Array<string>(pages).fill("page"),
-      "completed",
+      "dehydration.drain.found",
+      "dehydration.drain.rehydrated",
+      ...Array<string>(pages).fill("dehydration.drain.page"),
+      "dehydration.drain.completed",
     ]);
     expect(seen[0]!.payload).toEqual({ deviceId: alice.dehydratedDeviceId, resumeFrom: undefined });
 
@@ -157,17 +158,17 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   it("drains every room key through injected 5xx, 429 and dropped connections", async () => {
     const { client, secretStorageKey } = await login({
       retry: { baseDelayMs: 2, maxDelayMs: 20, maxAttempts: 10 },
+      ...tuned({ targetPageBytes: TARGET_PAGE_BYTES }),
     });
-    const retried: MatrixHttpEvents["requestRetried"][] = [];
-    client.events.on("requestRetried", (e) => retried.push(e));
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
+    const retried: E2eeClientEvents["http.requestRetried"][] = [];
+    client.events.on("http.requestRetried", (e) => retried.push(e));
     const control = server.homeserver.control;
     control.clearRequestLog();
     control.scriptFailure({ path: EVENTS_PATTERN, status: 503 });
     control.scriptFailure({ path: EVENTS_PATTERN, status: 429, retryAfterMs: 5 });
     control.scriptFailure({ path: EVENTS_PATTERN, drop: true, when: "after" });
     // Random faults on every later page as well (from the moment the device is open).
-    drainer.events.on("rehydrated", () => {
+    client.events.on("dehydration.drain.rehydrated", () => {
       control.setFaults({
         serverErrorRate: 0.1,
         rateLimitRate: 0.05,
@@ -177,7 +178,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       });
     });
     try {
-      const result = await drainer.drain({ secretStorageKey });
+      const result = await client.dehydration.drain({ secretStorageKey });
       expect(result).toMatchObject({ outcome: "completed", totals: { events: ROOMS } });
     } finally {
       control.setFaults({ serverErrorRate: 0, rateLimitRate: 0, dropRate: 0 });
@@ -206,21 +207,18 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
         cryptoStore,
         stateStore: await IndexedDbStateStore.open(stateStoreName, { durability: "durable" }),
         fetch: cursorRecordingFetch(sentBefore),
+        // With `cryptoStore`, checkpoints are durable: the crypto store is.
+        ...tuned({ targetPageBytes: TARGET_PAGE_BYTES }),
       },
       session,
     );
-    const before = drainerFor(
-      first.client,
-      { targetPageBytes: TARGET_PAGE_BYTES, cryptoStoreDurability: "durable" },
-      watch,
-    );
     const abort = new AbortController();
     let storedPages = 0;
-    before.events.on("page", (page) => {
+    first.client.events.on("dehydration.drain.page", (page) => {
       storedPages = page.page;
       if (page.totals.events >= ROOMS / 3) abort.abort(new Error("the tab was closed"));
     });
-    const failure = await before
+    const failure = await first.client.dehydration
       .drain({ secretStorageKey: first.secretStorageKey, signal: abort.signal })
       .then(
         () => undefined,
@@ -228,7 +226,8 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       );
     watch.errors.push(failure);
     expect(isDrainError(failure) && failure.code).toBe("aborted");
-    const checkpoint = await before.checkpoints.load();
+    // What the aborted drain left behind; the checkpoint store is not on the face.
+    const checkpoint = await clientInternals(first.client).drainer.checkpoints.load();
     expect(checkpoint).toMatchObject({
       deviceId: alice.dehydratedDeviceId,
       complete: false,
@@ -250,18 +249,14 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
       cryptoStore,
       stateStore: await IndexedDbStateStore.open(stateStoreName, { durability: "durable" }),
       fetch: cursorRecordingFetch(sentAfter),
+      ...tuned({ targetPageBytes: TARGET_PAGE_BYTES }),
     });
     clients.push(second);
-    const after = drainerFor(
-      second,
-      { targetPageBytes: TARGET_PAGE_BYTES, cryptoStoreDurability: "durable" },
-      watch,
-    );
-    const seen = record(after);
-    const result = await after.drain();
+    const seen = record(second);
+    const result = await second.dehydration.drain();
 
     expect(seen[0]).toEqual({
-      name: "found",
+      name: "dehydration.drain.found",
       payload: { deviceId: alice.dehydratedDeviceId, resumeFrom: checkpoint!.position.cursor },
     });
     expect(result).toMatchObject({
@@ -280,20 +275,19 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   });
 
   it("is truncated, and the device kept, when the server repeats a cursor", async () => {
-    const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
-    const seen = record(drainer);
+    const { client, secretStorageKey } = await login(tuned({ targetPageBytes: TARGET_PAGE_BYTES }));
+    const seen = record(client);
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "repeat-cursor", userId: alice.userId, afterPages: 1 });
     control.clearRequestLog();
     try {
-      const result = await drainer.drain({ secretStorageKey });
+      const result = await client.dehydration.drain({ secretStorageKey });
       expect(result).toMatchObject({ outcome: "truncated", reason: "repeated_cursor" });
     } finally {
       control.clearDehydratedEventsFault();
     }
-    expect(seen.filter((e) => e.name === "truncated")).toHaveLength(1);
-    expect(seen.some((e) => e.name === "completed")).toBe(false);
+    expect(payloadsOf(seen, "dehydration.drain.truncated")).toHaveLength(1);
+    expect(seen.some((e) => e.name === "dehydration.drain.completed")).toBe(false);
     expect(control.dehydratedDevice(alice.userId)?.deviceId).toBe(alice.dehydratedDeviceId);
     expect(
       control.requestLog().filter((e) => e.path === DEHYDRATED_DEVICE_PATH && e.method !== "GET"),
@@ -303,12 +297,11 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   });
 
   it("is truncated at the event cap, and the device kept, when the server never ends", async () => {
-    const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
+    const { client, secretStorageKey } = await login(tuned({ targetPageBytes: TARGET_PAGE_BYTES }));
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, eventsPerPage: 40 });
     try {
-      const result = await drainer.drain({ secretStorageKey, limits: { maxEvents: 400 } });
+      const result = await client.dehydration.drain({ secretStorageKey, limits: { maxEvents: 400 } });
       expect(result).toMatchObject({ outcome: "truncated", reason: "event_cap", totals: { events: 400 } });
     } finally {
       control.clearDehydratedEventsFault();
@@ -317,12 +310,11 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
   });
 
   it("is truncated when a GET server sends empty pages forever; a POST server's empty page is its end", async () => {
-    const { client, secretStorageKey } = await login();
-    const drainer = drainerFor(client, { targetPageBytes: TARGET_PAGE_BYTES }, watch);
+    const { client, secretStorageKey } = await login(tuned({ targetPageBytes: TARGET_PAGE_BYTES }));
     const control = server.homeserver.control;
     control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, afterPages: 1 });
     try {
-      const result = await drainer.drain({ secretStorageKey });
+      const result = await client.dehydration.drain({ secretStorageKey });
       if (speaksGet) expect(result).toMatchObject({ outcome: "truncated", reason: "empty_pages" });
       // MSC3814's POST form ends at an empty page, whatever `next_batch` it carries.
       else expect(result).toMatchObject({ outcome: "completed", endReason: "empty_page" });
@@ -334,7 +326,7 @@ describe.each(profiles)("draining the dehydrated device on %s", (profile) => {
 
   it("leaks no key, recovery key or access token into logs, errors or events", async () => {
     for (const client of clients) await watchDehydrationKey(watch, client);
-    expect(watch.events.some((e) => e.name === "page")).toBe(true);
+    expect(watch.events.some((e) => e.name === "dehydration.drain.page")).toBe(true);
     expect(watch.errors.length).toBeGreaterThan(0);
     watch.expectNoLeaks();
   });

@@ -1,6 +1,7 @@
 import { DeviceId, initAsync, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient, E2eeClientEvents } from "../../src/client.js";
+import type { E2eeClient } from "../../src/client.js";
+import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/device/names.js";
 import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
 import { isDrainError } from "../../src/dehydration/drain/errors.js";
@@ -18,18 +19,21 @@ import {
   newLogin,
   openClient,
   PASSWORD,
+  payloadsOf,
+  recordEvents,
   watchAlice,
   watchDehydrationKey,
 } from "./support/dehydration-drain-fixtures.js";
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * An identity reset through the facade (`bootstrapCrossSigning({ reset: true })`) and the user's
+ * An identity reset through the facade (`crossSigning.bootstrap({ reset: true })`) and the user's
  * dehydrated device, over a real socket with real crypto-wasm machines: the device is drained while
  * it still validates, the identity is reset, and only then is the device replaced by one the new
  * identity signs — so room keys queued on it survive and senders keep encrypting to it. When the
  * drain cannot complete, the identity is still reset, the old device is kept and reported stale,
- * and the app's two ways out (drain again and replace; or force the replacement) both work.
+ * and the app's two ways out (`replaceNow()`, which drains and then replaces; or the same, forced,
+ * when the drain cannot complete) both work.
  */
 
 const EVENTS_PATTERN = `${DEHYDRATED_DEVICE_PATH}/{deviceId}/events`;
@@ -68,7 +72,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const opened = await newLogin(server, user, { watch, ...options });
     clients.push(opened.client);
     // Probing decryption before the drain would otherwise queue room-key requests to her devices.
-    opened.client.machine.roomKeyRequestsEnabled = false;
+    opened.client.olmMachine.roomKeyRequestsEnabled = false;
     return opened;
   }
 
@@ -88,17 +92,20 @@ describe("resetting the identity of a user with a dehydrated device", () => {
   ) {
     server.homeserver.control.scriptFailure(failure);
     try {
-      return await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
+      return await client.crossSigning.bootstrap({ reset: true, secretStorageKey });
     } finally {
       server.homeserver.control.clearScriptedFailures();
     }
   }
 
-  function staleEvents(client: E2eeClient): E2eeClientEvents["dehydratedDeviceStale"][] {
-    const seen: E2eeClientEvents["dehydratedDeviceStale"][] = [];
-    client.events.on("dehydratedDeviceStale", (e) => seen.push(e));
+  function staleEvents(client: E2eeClient): E2eeClientEvents["dehydration.stale"][] {
+    const seen: E2eeClientEvents["dehydration.stale"][] = [];
+    client.events.on("dehydration.stale", (e) => seen.push(e));
     return seen;
   }
+
+  /** The server's device as `client` judges it. */
+  const deviceStatus = async (client: E2eeClient) => (await client.dehydration.status()).device;
 
   /**
    * Whether a new sender encrypts a room key to `deviceId`. Senders withhold keys from a dehydrated
@@ -121,7 +128,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     expect(await decryptable(client, messages)).toBe(0);
     server.homeserver.control.clearRequestLog();
 
-    const reset = await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
+    const reset = await client.crossSigning.bootstrap({ reset: true, secretStorageKey });
 
     const replacement = serverDevice(user.userId)!;
     expect(replacement).not.toBe(user.dehydratedDeviceId);
@@ -145,16 +152,14 @@ describe("resetting the identity of a user with a dehydrated device", () => {
 
     // The new device validates under the new identity, senders encrypt to it, and the rotation
     // counts it as uploaded here (it will not take it for another client's).
-    expect(await client.dehydration.checkDevice()).toEqual({ status: "valid", deviceId: replacement });
+    const status = await client.dehydration.status();
+    expect(status.device).toEqual({ status: "valid", deviceId: replacement });
     expect(await senderEncryptsTo(user.userId, replacement, "alice-later-sender")).toBe(true);
-    expect(await client.dehydrationRotation.record()).toMatchObject({
-      deviceId: replacement,
-      uploadedHere: true,
-    });
+    expect(status.rotation.record).toMatchObject({ deviceId: replacement, uploadedHere: true });
     await watchDehydrationKey(watch, client);
   });
 
-  it("keeps the old device and reports it stale when the drain fails; draining again, then replacing, loses nothing", async () => {
+  it("keeps the old device and reports it stale when the drain fails; replacing it now drains it first and loses nothing", async () => {
     const { user, messages } = await offlineUser("bea", 2);
     const { client, secretStorageKey } = await login(user, fastRetry);
     const stale = staleEvents(client);
@@ -175,7 +180,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     expect(stale).toEqual([{ deviceId: user.dehydratedDeviceId, reason: "drain_failed", error }]);
     // The identity was reset all the same: the device is now signed by the previous one, and
     // senders withhold from it. It is still on the server with its inbox: nothing was written.
-    expect(await client.dehydration.checkDevice()).toMatchObject({
+    expect(await deviceStatus(client)).toMatchObject({
       status: "invalid",
       deviceId: user.dehydratedDeviceId,
       reasons: ["not_cross_signed_by_owner"],
@@ -186,15 +191,34 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     expect(await decryptable(client, messages)).toBe(0);
     expect(await senderEncryptsTo(user.userId, user.dehydratedDeviceId, "bea-withheld-sender")).toBe(false);
 
-    // The app's way out: drain again (this session still opens the device it validated under the
-    // previous identity), then replace it.
-    const drained = await client.dehydrationDrainer.drain({ secretStorageKey });
-    expect(drained).toMatchObject({ outcome: "completed", deviceId: user.dehydratedDeviceId });
-    expect(await decryptable(client, messages)).toBe(2);
-    expect(await client.dehydration.afterIdentityReset({ secretStorageKey })).toBe("replaced");
+    // The app's way out: `replaceNow()` drains the device (this session still opens the device it
+    // validated under the previous identity) and only then replaces it.
+    const seen = recordEvents(client, (name) => name.startsWith("dehydration."));
+    server.homeserver.control.clearRequestLog();
+    const replaced = await client.dehydration.replaceNow({ secretStorageKey });
+    expect(replaced).toMatchObject({ action: "replaced", previousDeviceId: user.dehydratedDeviceId });
     const replacement = serverDevice(user.userId)!;
+    expect(replacement).toBe(replaced.deviceId);
     expect(replacement).not.toBe(user.dehydratedDeviceId);
-    expect(await client.dehydration.checkDevice()).toEqual({ status: "valid", deviceId: replacement });
+    expect(await decryptable(client, messages)).toBe(2);
+    // The drain completed, with both room keys, before the replacement; on the wire too.
+    const names = seen.map((e) => e.name);
+    expect(names.indexOf("dehydration.drain.completed")).toBeGreaterThanOrEqual(0);
+    expect(names.indexOf("dehydration.drain.completed")).toBeLessThan(names.indexOf("dehydration.uploaded"));
+    expect(payloadsOf(seen, "dehydration.drain.completed")).toMatchObject([
+      { deviceId: user.dehydratedDeviceId, run: { roomKeys: 2 } },
+    ]);
+    expect(payloadsOf(seen, "dehydration.rotation.replaced")).toEqual([
+      { previousDeviceId: user.dehydratedDeviceId, deviceId: replacement, reason: "requested" },
+    ]);
+    const log = server.homeserver.control.requestLog();
+    const lastPage = log.findLastIndex((e) => e.path === dehydratedDeviceEventsPath(user.dehydratedDeviceId));
+    expect(lastPage).toBeGreaterThanOrEqual(0);
+    expect(lastPage).toBeLessThan(
+      log.findIndex((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH),
+    );
+    expect(writes().map((e) => e.method)).toEqual(["PUT"]);
+    expect(await deviceStatus(client)).toEqual({ status: "valid", deviceId: replacement });
     watch.errors.push(error);
   });
 
@@ -206,7 +230,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     control.setDehydratedEventsFault({ kind: "repeat-cursor", userId: user.userId });
     try {
       control.clearRequestLog();
-      const reset = await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
+      const reset = await client.crossSigning.bootstrap({ reset: true, secretStorageKey });
       const expected = {
         deviceId: user.dehydratedDeviceId,
         reason: "drain_truncated",
@@ -218,10 +242,16 @@ describe("resetting the identity of a user with a dehydrated device", () => {
       expect(serverDevice(user.userId)).toBe(user.dehydratedDeviceId);
 
       // Giving up on whatever the server will not hand over: a forced replacement.
-      const forced = await client.dehydrationRotation.replaceNow({ force: true });
+      // Unforced, it refuses: the drain is still truncated, and the device stays.
+      expect(await watch.rejection(client.dehydration.replaceNow({ secretStorageKey }))).toMatchObject({
+        code: "drain_incomplete",
+        details: { deviceId: user.dehydratedDeviceId },
+      });
+      expect(writes()).toEqual([]);
+      const forced = await client.dehydration.replaceNow({ force: true, secretStorageKey });
       expect(forced).toMatchObject({ action: "replaced", previousDeviceId: user.dehydratedDeviceId });
       expect(serverDevice(user.userId)).toBe(forced.deviceId);
-      expect(await client.dehydration.checkDevice()).toEqual({ status: "valid", deviceId: forced.deviceId });
+      expect(await deviceStatus(client)).toEqual({ status: "valid", deviceId: forced.deviceId });
     } finally {
       control.clearDehydratedEventsFault();
     }
@@ -233,7 +263,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const stale = staleEvents(client);
     server.homeserver.control.clearRequestLog();
     // No secret-storage key given, none cached: the device cannot be opened here.
-    const reset = await client.bootstrapCrossSigning({ reset: true, createSecretStorageKey: true });
+    const reset = await client.crossSigning.bootstrap({ reset: true, createSecretStorageKey: true });
     watch.secret(reset.recoveryKey);
     watch.secretBytes(reset.secretStorageKey!.key);
 
@@ -269,7 +299,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const stale = staleEvents(client);
     server.homeserver.control.clearRequestLog();
 
-    const reset = await client.bootstrapCrossSigning({ reset: true, secretStorageKey });
+    const reset = await client.crossSigning.bootstrap({ reset: true, secretStorageKey });
     expect(reset.dehydratedDevice).toMatchObject({
       outcome: "stale",
       deviceId: body.device_id,
@@ -299,17 +329,25 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     expect(stale.map((e) => e.reason)).toEqual(["replace_failed"]);
     expect(await decryptable(client, messages)).toBe(2);
     expect(serverDevice(user.userId)).toBe(user.dehydratedDeviceId);
-    // Drained already: replacing it now loses nothing.
-    expect(await client.dehydration.afterIdentityReset({ secretStorageKey })).toBe("replaced");
+    // Drained already: replacing it now re-reads only the drain's end, imports nothing new, loses nothing.
+    const drains = recordEvents(client, (name) => name === "dehydration.drain.completed");
+    const replaced = await client.dehydration.replaceNow({ secretStorageKey });
+    expect(replaced).toMatchObject({ action: "replaced", previousDeviceId: user.dehydratedDeviceId });
+    expect(replaced.deviceId).not.toBe(user.dehydratedDeviceId);
+    expect(serverDevice(user.userId)).toBe(replaced.deviceId);
+    expect(payloadsOf(drains, "dehydration.drain.completed")).toMatchObject([
+      { deviceId: user.dehydratedDeviceId, run: { roomKeys: 0 } },
+    ]);
+    expect(await deviceStatus(client)).toEqual({ status: "valid", deviceId: replaced.deviceId });
   });
 
   it("does nothing to dehydrated devices when the user has none", async () => {
     const created = server.homeserver.control.createUser("gus", { password: PASSWORD })!;
     const gus = await openClient(server, created, { watch });
     clients.push(gus);
-    await gus.bootstrapCrossSigning({});
+    await gus.crossSigning.bootstrap({});
     server.homeserver.control.clearRequestLog();
-    const reset = await gus.bootstrapCrossSigning({ reset: true });
+    const reset = await gus.crossSigning.bootstrap({ reset: true });
     expect(reset.dehydratedDevice).toEqual({ outcome: "none" });
     expect(writes()).toEqual([]);
     expect(serverDevice(created.userId)).toBeUndefined();
@@ -317,7 +355,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
 
   it("leaks no key, recovery key or access token into logs, errors or events", async () => {
     for (const client of clients) await watchDehydrationKey(watch, client);
-    expect(watch.events.some((e) => e.name === "dehydratedDeviceStale")).toBe(true);
+    expect(watch.events.some((e) => e.name === "dehydration.stale")).toBe(true);
     watch.expectNoLeaks();
   });
 });

@@ -93,25 +93,23 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
         dehydration: { drain: { targetPageBytes: 20_000, limits: { maxEvents: 200, maxEmptyPages: 5 } } },
       });
       clients.push(client);
-      client.machine.roomKeyRequestsEnabled = false;
+      client.olmMachine.roomKeyRequestsEnabled = false;
 
       control.setDehydratedEventsFault({ ...shape.fault, userId: alice.userId });
-      const cut = await client.dehydrationDrainer.drain({ secretStorageKey });
+      const cut = await client.dehydration.drain({ secretStorageKey });
       expect(cut).toMatchObject({ outcome: "truncated", reason: shape.reason, cursor: undefined });
       // Retried while the server still misbehaves: still cut off, still from the trusted start,
       // and the rotation keeps the device.
-      const again = await client.dehydrationDrainer.drain({ secretStorageKey });
+      const again = await client.dehydration.drain({ secretStorageKey });
       expect(again).toMatchObject({ outcome: "truncated", resumedFrom: undefined });
-      const kept = await client.dehydrationRotation.start({
-        getSecretStorageKey: async () => secretStorageKey,
-      });
+      const kept = await client.dehydration.start({ secretStorageKey });
       expect(kept).toMatchObject({ action: "kept", deviceId: alice.dehydratedDeviceId });
-      await client.dehydrationRotation.stop();
+      await client.dehydration.stop();
       expect(control.dehydratedDevice(alice.userId)?.deviceId).toBe(alice.dehydratedDeviceId);
 
       // The server recovers. The next drain reads every message from the trusted start.
       control.clearDehydratedEventsFault();
-      const recovered = await client.dehydrationDrainer.drain({ secretStorageKey });
+      const recovered = await client.dehydration.drain({ secretStorageKey });
       expect(recovered).toMatchObject({ outcome: "completed", resumedFrom: undefined });
       expect(await decryptable(client, messages)).toBe(ROOMS);
       if (recovered.outcome !== "completed") throw new Error("not completed");
@@ -120,16 +118,14 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
       // Only now does the rotation replace the device: its drain re-reads just the last page, and
       // imports nothing (its events are the known head of the completed drain's end position).
       const imported: number[] = [];
-      const off = client.dehydrationDrainer.events.on("completed", (c) => imported.push(c.run.roomKeys));
+      const off = client.events.on("dehydration.drain.completed", (c) => imported.push(c.run.roomKeys));
       const requestsBefore = eventsRequests(server, alice.dehydratedDeviceId).length;
-      const replaced = await client.dehydrationRotation.start({
-        getSecretStorageKey: async () => secretStorageKey,
-      });
+      const replaced = await client.dehydration.start({ secretStorageKey });
       expect(replaced).toMatchObject({ action: "replaced", previousDeviceId: alice.dehydratedDeviceId });
       off();
       expect(imported).toEqual([0]);
       expect(eventsRequests(server, alice.dehydratedDeviceId).length - requestsBefore).toBe(1);
-      await client.dehydrationRotation.stop();
+      await client.dehydration.stop();
       expect(control.dehydratedDevice(alice.userId)?.deviceId).not.toBe(alice.dehydratedDeviceId);
     });
   }
@@ -141,11 +137,11 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
       await bobSharesRoomKeys(server, alice.userId, 3, "bob-post-end", watch);
       const { client, secretStorageKey } = await newLogin(server, alice, { watch });
       clients.push(client);
-      client.machine.roomKeyRequestsEnabled = false;
+      client.olmMachine.roomKeyRequestsEnabled = false;
       control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, afterPages: 0 });
       try {
         // The limit this SDK cannot lift: nothing on the wire tells this page from an empty inbox.
-        expect(await client.dehydrationDrainer.drain({ secretStorageKey })).toMatchObject({
+        expect(await client.dehydration.drain({ secretStorageKey })).toMatchObject({
           outcome: "completed",
           endReason: "empty_page",
           totals: { roomKeys: 0 },

@@ -1,10 +1,8 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
-import type { DehydrationEvents } from "../../src/dehydration/device/events.js";
+import { clientInternals, type E2eeClient } from "../../src/client.js";
+import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/device/names.js";
-import type { DehydratedDeviceDrainer } from "../../src/dehydration/drain/drainer.js";
-import { DehydratedDeviceRotation, type RotationEvents } from "../../src/dehydration/rotation/rotation.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import {
   ManualClock,
@@ -16,7 +14,6 @@ import {
   type Alice,
   bobSharesRoomKeys,
   decryptable,
-  drainerFor,
   newLogin,
   openClient,
   PASSWORD,
@@ -25,10 +22,11 @@ import {
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
 /**
- * Replacement and rotation end to end, on a `ManualClock`, over a real socket with real
- * crypto-wasm machines: the rotation uploads exactly when due and drains first, does nothing on a
- * restart before then, backs off when another client rotated, lets a new login drain the waiting
- * device before replacing it, and stops cleanly.
+ * Replacement and rotation end to end through `client.dehydration` and `client.events`, on a
+ * `ManualClock` (the client's `clock`), over a real socket with real crypto-wasm machines: the
+ * rotation uploads exactly when due and drains first, does nothing on a restart before then, backs
+ * off when another client rotated, lets a new login drain the waiting device before replacing it,
+ * and stops cleanly. The tests follow one timeline on the clock, in order.
  */
 
 const HOUR = 60 * 60 * 1000;
@@ -38,7 +36,7 @@ beforeAll(async () => {
   await initAsync();
 });
 
-/** Every client, rotation and secret of this file: logs, errors and events must not show a secret. */
+/** Every client and secret of this file: logs, errors and events must not show a secret. */
 const watch = new LeakWatch();
 
 describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
@@ -49,17 +47,15 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   let alice: E2eeClient;
   const clock = new ManualClock();
   const clients: E2eeClient[] = [];
-  const rotations: DehydratedDeviceRotation[] = [];
-  let rotation: DehydratedDeviceRotation;
-  let drainer: DehydratedDeviceDrainer;
 
   beforeAll(async () => {
     server = await startMockServer({ profile });
     const created = server.homeserver.control.createUser("alice", { password: PASSWORD })!;
     aliceId = created.userId;
-    alice = await openClient(server, created, { watch });
+    // Alice's rotation runs on the test's clock, with the key her app unlocked at login.
+    alice = await openClient(server, created, { watch, clock, getSecretStorageKey: async () => ssKey });
     clients.push(alice);
-    const boot = await alice.bootstrapCrossSigning({ createSecretStorageKey: true });
+    const boot = await alice.crossSigning.bootstrap({ createSecretStorageKey: true });
     recoveryKey = boot.recoveryKey!;
     ssKey = boot.secretStorageKey!;
     watch.secret(recoveryKey);
@@ -67,32 +63,15 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(rotations.map((r) => r.stop()));
     await Promise.all(clients.map((c) => c.close()));
     await server?.close();
   });
 
-  function rotationFor(client: E2eeClient, clientDrainer: DehydratedDeviceDrainer): DehydratedDeviceRotation {
-    const made = new DehydratedDeviceRotation({
-      manager: client.dehydration,
-      drainer: clientDrainer,
-      stateStore: client.stateStore,
-      userId: client.userId,
-      clock,
-      logger: watch.logger,
-      getSecretStorageKey: async () => ssKey,
-    });
-    watch.watchEvents(made.events, ["scheduled", "replaced", "adopted", "kept", "failed"]);
-    rotations.push(made);
-    return made;
+  function next<K extends keyof E2eeClientEvents>(client: E2eeClient, name: K): Promise<E2eeClientEvents[K]> {
+    return new Promise((resolve) => client.events.once(name, resolve));
   }
 
-  function next<K extends keyof RotationEvents>(
-    r: DehydratedDeviceRotation,
-    name: K,
-  ): Promise<RotationEvents[K]> {
-    return new Promise((resolve) => r.events.once(name, resolve));
-  }
+  const record = async (client: E2eeClient) => (await client.dehydration.status()).rotation.record;
 
   const log = () => server.homeserver.control.requestLog();
   const puts = () => log().filter((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
@@ -100,10 +79,8 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   const serverDevice = () => server.homeserver.control.dehydratedDevice(aliceId)?.deviceId;
 
   it("uploads a device at start when the server has none", async () => {
-    drainer = drainerFor(alice, {}, watch);
-    rotation = rotationFor(alice, drainer);
     server.homeserver.control.clearRequestLog();
-    const result = await rotation.start({ rotateEveryMs: HOUR });
+    const result = await alice.dehydration.start({ rotateEveryMs: HOUR });
     expect(result).toMatchObject({
       action: "replaced",
       previousDeviceId: undefined,
@@ -116,12 +93,11 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   });
 
   it("neither drains nor replaces on a restart before the interval has passed", async () => {
-    await rotation.stop();
+    await alice.dehydration.stop();
     const before = serverDevice();
     await clock.advance(HOUR / 2);
     server.homeserver.control.clearRequestLog();
-    rotation = rotationFor(alice, drainer);
-    expect(await rotation.start({ rotateEveryMs: HOUR })).toMatchObject({
+    expect(await alice.dehydration.start({ rotateEveryMs: HOUR })).toMatchObject({
       action: "waited",
       deviceId: before,
       dueAtMs: clock.now() + HOUR / 2,
@@ -142,9 +118,9 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     expect(eventsCalls()).toEqual([]);
 
     const order: string[] = [];
-    drainer.events.once("completed", () => order.push("drained"));
-    const replaced = next(rotation, "replaced");
-    rotation.events.once("replaced", () => order.push("replaced"));
+    alice.events.once("dehydration.drain.completed", () => order.push("drained"));
+    const replaced = next(alice, "dehydration.rotation.replaced");
+    alice.events.once("dehydration.rotation.replaced", () => order.push("replaced"));
     await clock.advance(1);
     expect(await replaced).toMatchObject({ previousDeviceId: old, reason: "due" });
     expect(order).toEqual(["drained", "replaced"]);
@@ -156,28 +132,28 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     expect(Math.max(...events.map((e) => e.startOrder))).toBeLessThan(put[0]!.startOrder);
     expect(serverDevice()).not.toBe(old);
     expect(await decryptable(alice, messages)).toBe(3);
-    expect(await rotation.record()).toMatchObject({ deviceId: serverDevice(), sinceMs: clock.now() });
+    expect(await record(alice)).toMatchObject({ deviceId: serverDevice(), sinceMs: clock.now() });
   });
 
   it("backs off when another client rotated with a new key: re-reads the key, reschedules, uploads nothing", async () => {
     const other = await newLogin(server, { userId: aliceId, recoveryKey } as Alice, { watch });
     clients.push(other.client);
-    // A real key change: the other client makes a new dehydration key before its device.
-    await other.client.dehydration.resetKey({ secretStorageKey: ssKey });
-    const { deviceId: theirs } = await other.client.dehydration.createAndUpload({ secretStorageKey: ssKey });
+    // A real key change: the other client makes a new dehydration key before its device. The face
+    // never makes a new key while a device is up (it could no longer be drained): internals.
+    const theirParts = clientInternals(other.client);
+    await theirParts.manager.resetKey({ secretStorageKey: ssKey });
+    const { deviceId: theirs } = await theirParts.manager.createAndUpload({ secretStorageKey: ssKey });
     await watchDehydrationKey(watch, other.client);
-    const newKey = await other.client.secretStorage.get(DEHYDRATION_KEY_SECRET_NAMES.unstable, ssKey);
+    const newKey = await theirParts.secretStorage.get(DEHYDRATION_KEY_SECRET_NAMES.unstable, ssKey);
     const cachedKey = async (client: E2eeClient) =>
-      (await client.machine.dehydratedDevices().getDehydratedDeviceKey())?.toBase64();
+      (await client.olmMachine.dehydratedDevices().getDehydratedDeviceKey())?.toBase64();
     expect(await cachedKey(alice)).not.toBe(newKey);
     server.homeserver.control.clearRequestLog();
 
-    const keyChanged = new Promise<DehydrationEvents["keyChanged"]>((resolve) =>
-      alice.dehydration.events.once("keyChanged", resolve),
-    );
-    const adopted = next(rotation, "adopted");
-    const scheduled = new Promise<RotationEvents["scheduled"]>((resolve) =>
-      rotation.events.on("scheduled", (e) => e.deviceId === theirs && resolve(e)),
+    const keyChanged = next(alice, "dehydration.keyChanged");
+    const adopted = next(alice, "dehydration.rotation.adopted");
+    const scheduled = new Promise<E2eeClientEvents["dehydration.rotation.scheduled"]>((resolve) =>
+      alice.events.on("dehydration.rotation.scheduled", (e) => e.deviceId === theirs && resolve(e)),
     );
     await clock.advance(HOUR);
     expect(await adopted).toEqual({ deviceId: theirs, reason: "replaced_elsewhere" });
@@ -192,7 +168,7 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     expect(puts()).toEqual([]);
     expect(eventsCalls().filter((e) => e.path.endsWith("/events"))).toEqual([]);
     expect(serverDevice()).toBe(theirs);
-    expect(await rotation.record()).toEqual({ deviceId: theirs, sinceMs: clock.now(), uploadedHere: false });
+    expect(await record(alice)).toEqual({ deviceId: theirs, sinceMs: clock.now(), uploadedHere: false });
   });
 
   it("lets a new login drain the device waiting for it, then replace it, at start", async () => {
@@ -201,22 +177,21 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     const login = await newLogin(server, { userId: aliceId, recoveryKey } as Alice, { watch });
     clients.push(login.client);
     expect(await decryptable(login.client, messages)).toBe(0);
-    // This time through the facade's own drainer and rotation.
-    const loginRotation = login.client.dehydrationRotation;
-    const drained = new Promise((resolve) =>
-      login.client.dehydrationDrainer.events.once("completed", resolve),
-    );
-    const result = await loginRotation.start({ rotateEveryMs: HOUR, getSecretStorageKey: async () => ssKey });
+    // On the login's own (system) clock this time, with the key passed to `start()`.
+    const drained = next(login.client, "dehydration.drain.completed");
+    const result = await login.client.dehydration.start({ rotateEveryMs: HOUR, secretStorageKey: ssKey });
     expect(result).toMatchObject({ action: "replaced", previousDeviceId: waiting });
     expect(await drained).toMatchObject({ deviceId: waiting });
     expect(await decryptable(login.client, messages)).toBe(2);
-    await loginRotation.stop();
+    await login.client.dehydration.stop();
   });
 
   it("stops on the ManualClock: nothing runs once stop() has resolved", async () => {
     expect(clock.pendingSleeps).toBeGreaterThan(0);
-    await rotation.stop();
+    expect((await alice.dehydration.status()).rotation.running).toBe(true);
+    await alice.dehydration.stop();
     expect(clock.pendingSleeps).toBe(0);
+    expect((await alice.dehydration.status()).rotation.running).toBe(false);
     server.homeserver.control.clearRequestLog();
     await clock.advance(10 * HOUR);
     expect(log().filter((e) => e.path.startsWith(DEHYDRATED_DEVICE_PATH))).toEqual([]);
@@ -224,7 +199,7 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
 
   it("leaks no key, recovery key or access token into logs, errors or events", async () => {
     for (const client of clients) await watchDehydrationKey(watch, client);
-    expect(watch.events.some((e) => e.name === "replaced")).toBe(true);
+    expect(watch.events.some((e) => e.name === "dehydration.rotation.replaced")).toBe(true);
     watch.expectNoLeaks();
   });
 });

@@ -111,10 +111,12 @@ describe("the transport over a real socket", () => {
   });
 
   it("aborts a request in flight on a real connection", async () => {
-    let release: (() => void) | undefined;
-    handlers.push((_req, res) => {
-      release = () => res.writeHead(200).end("{}");
+    // Resolves when the server holds the request: the abort then hits a request on the wire.
+    let received!: (release: () => void) => void;
+    const held = new Promise<() => void>((resolve) => {
+      received = resolve;
     });
+    handlers.push((_req, res) => received(() => res.writeHead(200).end("{}")));
     const http = createMatrixHttp({ baseUrl, accessToken: "t0ken" });
     const controller = new AbortController();
     const pending = http
@@ -123,7 +125,7 @@ describe("the transport over a real socket", () => {
         () => undefined,
         (e: unknown) => e,
       );
-    while (!release) await new Promise((r) => setTimeout(r, 5));
+    const release = await held;
     controller.abort();
     expect(isAbortError(await pending)).toBe(true);
     release();

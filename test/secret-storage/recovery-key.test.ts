@@ -1,4 +1,4 @@
-import bs58 from "bs58";
+import { base58 } from "@scure/base";
 import fc from "fast-check";
 import {
   decodeRecoveryKey as jsSdkDecodeRecoveryKey,
@@ -14,7 +14,7 @@ const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 function rawRecoveryKey(body: number[], { fixParity = true } = {}): string {
   const bytes = [...body];
   if (fixParity) bytes.push(bytes.reduce((a, b) => a ^ b, 0));
-  return bs58.encode(Uint8Array.from(bytes));
+  return base58.encode(Uint8Array.from(bytes));
 }
 
 function decodeError(text: string): { code: SecretStorageErrorCode; message: string } {

@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
-import { parseCliArgs } from "../../src/testing/cli-args.js";
+import packageJson from "../../package.json" with { type: "json" };
+import { CLI_NAME, CLI_USAGE, parseCliArgs } from "../../src/testing/cli-args.js";
+import { profiles } from "../../src/testing/profiles.js";
 
 describe("parseCliArgs", () => {
   it("reads every option in both spellings and fills defaults", () => {
@@ -32,17 +34,55 @@ describe("parseCliArgs", () => {
     });
   });
 
+  it("takes the last of a repeated option", () => {
+    const parsed = parseCliArgs(["--port", "1", "--port=2"]);
+    expect(parsed.ok === true && parsed.options.port).toBe(2);
+  });
+
   it.each([
-    [["--port", "70000"], "bad port"],
-    [["--port", "abc"], "bad port"],
-    [["--port"], "needs a value"],
-    [["--profile", "dendrite"], "unknown profile"],
-    [["--seed", "1.5"], "bad seed"],
-    [["--verbose", "1"], "unknown option"],
+    [["--help"]],
+    [["-h"]],
+    [["--port", "1", "--help"]],
+    // Help wins over mistakes in the other arguments.
+    [["--verbose", "--help"]],
+    [["--port=abc", "-h"]],
+  ])("answers help to %j", (argv) => {
+    expect(parseCliArgs(argv)).toEqual({ ok: "help" });
+  });
+
+  it.each([
+    [["--port", "70000"], /^bad port: "70000"/],
+    [["--port", "abc"], /^bad port: "abc"/],
+    [["--port=abc"], /^bad port: "abc"/],
+    [["--port="], /^bad port: ""/],
+    [["--port", "-1"], /--port/],
+    [["--port", "1e3"], /^bad port: "1e3"/],
+    [["--port", "0x10"], /^bad port: "0x10"/],
+    [["--port"], /--port.*missing/],
+    // A flag where a value belongs is a forgotten value, not the value.
+    [["--port", "--host", "::1"], /--port.*ambiguous/],
+    [["--host="], /^empty host$/],
+    [["--server-name="], /^empty server name$/],
+    [["--profile", "dendrite"], /^unknown profile: "dendrite" \(one of synapse-1\.157, /],
+    [["--seed", "1.5"], /^bad seed: "1\.5"/],
+    [["--seed="], /^bad seed: ""/],
+    [["--verbose", "1"], /unknown option '--verbose'/i],
+    [["--verbose=1"], /unknown option '--verbose'/i],
+    [["-p", "8008"], /unknown option '-p'/i],
+    [["--help=yes"], /--help.*does not take an argument/],
+    [["8008"], /unexpected argument '8008'/i],
+    [["--", "--port", "1"], /unexpected argument '--port'/i],
   ])("refuses %j", (argv, message) => {
     const parsed = parseCliArgs(argv);
     expect(parsed.ok).toBe(false);
-    if (parsed.ok === false) expect(parsed.error).toContain(message);
+    if (parsed.ok === false) expect(parsed.error).toMatch(message);
+  });
+
+  it("names the installed binary and every profile in its usage text", () => {
+    const bin = Object.keys(packageJson.bin);
+    expect(bin).toEqual([CLI_NAME]);
+    expect(CLI_USAGE).toMatch(new RegExp(`^usage: ${CLI_NAME} `));
+    for (const name of Object.keys(profiles)) expect(CLI_USAGE).toContain(name);
   });
 });
 
@@ -94,6 +134,6 @@ describe("the mock-server CLI", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
     expect(code).toBe(2);
     expect(stderr).toContain("unknown profile");
-    expect(stderr).toContain("usage:");
+    expect(stderr).toContain(`usage: ${CLI_NAME}`);
   });
 });

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createMockHomeserver, ManualClock, startMockServer } from "../../src/testing/index.js";
 import { call, type Harness, register, startHarness, transports } from "./support/transports.js";
 import { outcomes, VERSIONS } from "./support/versions-outcomes.js";
@@ -207,14 +207,23 @@ describe("latency and the request log", () => {
     expect(second?.endedAt).toBe(150);
   });
 
-  it("adds real latency over a socket", async () => {
-    const running = await startMockServer();
+  it("delays a request over a socket by the latency, on the server's clock", async () => {
+    const clock = new ManualClock(0);
+    const running = await startMockServer({ clock });
     try {
       running.homeserver.control.setFaults({ latencyMs: 80 });
-      const t0 = performance.now();
-      const res = await fetch(`${running.url}${VERSIONS}`);
-      expect(res.status).toBe(200);
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(75);
+      const pending = fetch(`${running.url}${VERSIONS}`);
+      await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1), { interval: 1 });
+
+      await clock.advance(79);
+      expect(clock.pendingSleeps).toBe(1);
+      expect(running.homeserver.control.requestLog()).toMatchObject([{ status: null, endedAt: null }]);
+      await clock.advance(1);
+
+      expect((await pending).status).toBe(200);
+      expect(running.homeserver.control.requestLog()).toMatchObject([
+        { status: 200, startedAt: 0, endedAt: 80 },
+      ]);
     } finally {
       await running.close();
     }

@@ -5,11 +5,14 @@ import {
   createMockHomeserver,
   currentSyncPosition,
   DEHYDRATED_DEVICE_PATH,
+  dehydrationFlagsByProfile,
   e2eeFlagsByProfile,
   formatSyncToken,
+  type ProfileName,
   parseSyncToken,
   profiles,
 } from "../../src/testing/index.js";
+import { expectedDehydrationFlags, expectedE2eeFlags } from "./support/expected-profiles.js";
 
 /** What the public entry offers a test author beyond the server itself, used as a test would. */
 
@@ -57,18 +60,31 @@ describe("the testing entry point", () => {
     expect(anonymous).toMatchObject({ status: 401, body: { errcode: "M_MISSING_TOKEN" } });
   });
 
-  it("names the MSC3814 path and the per-profile key-endpoint flags the profiles are built from", async () => {
-    const hs = createMockHomeserver({ overrides: { dehydratedDevices: false } });
-    const alice = hs.control.createUser("alice")!;
+  it("names the MSC3814 path: 404 M_UNRECOGNIZED there means unsupported, 404 M_NOT_FOUND none yet", async () => {
+    const on = createMockHomeserver();
+    const off = createMockHomeserver({ overrides: { dehydratedDevices: false } });
+    const get = async (hs: typeof on) => {
+      const alice = hs.control.createUser("alice")!;
+      const res = await hs.fetch("/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device", {
+        headers: { Authorization: `Bearer ${alice.accessToken}` },
+      });
+      return [res.status, ((await res.json()) as { errcode: string }).errcode];
+    };
 
-    const off = await hs.fetch(DEHYDRATED_DEVICE_PATH, {
-      headers: { Authorization: `Bearer ${alice.accessToken}` },
-    });
+    expect(DEHYDRATED_DEVICE_PATH).toBe("/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device");
+    expect(await get(off)).toEqual([404, "M_UNRECOGNIZED"]);
+    expect(await get(on)).toEqual([404, "M_NOT_FOUND"]);
+  });
 
-    expect(off.status).toBe(404);
-    expect((await off.json()).errcode).toBe("M_UNRECOGNIZED");
-    for (const [name, flags] of Object.entries(e2eeFlagsByProfile)) {
-      expect(profiles[name as keyof typeof profiles]).toMatchObject(flags);
+  it("exports each profile's key-endpoint and MSC3814 flags with the values of the server it models", () => {
+    expect(e2eeFlagsByProfile).toEqual(expectedE2eeFlags);
+    expect(dehydrationFlagsByProfile).toEqual(expectedDehydrationFlags);
+    for (const name of Object.keys(expectedE2eeFlags) as ProfileName[]) {
+      expect(profiles[name]).toMatchObject({
+        name,
+        ...expectedE2eeFlags[name],
+        ...expectedDehydrationFlags[name],
+      });
     }
   });
 

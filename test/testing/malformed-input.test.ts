@@ -220,10 +220,12 @@ describe.each(transports)("malformed input on every route (%s)", (transport) => 
     }
   });
 
-  it.each(withBody)("$method $pattern refuses wrong types and missing fields", async (r) => {
+  // Routes that take any JSON object have no sample; a test for them would check nothing.
+  const withSamples = withBody.filter((r) => cases[r.key]?.wrongType || cases[r.key]?.missingField);
+
+  it.each(withSamples)("$method $pattern refuses wrong types and missing fields", async (r) => {
     const c = cases[r.key]!;
-    for (const sample of [c.wrongType, c.missingField]) {
-      if (!sample) continue;
+    for (const sample of [c.wrongType, c.missingField].filter((sample) => sample !== undefined)) {
       const body = typeof sample.body === "function" ? sample.body(alice.userId) : sample.body;
       const res = await send(r.method, pathFor(r.pattern), JSON.stringify(body), tokenFor(r));
       expect(res.status).toBe(400);

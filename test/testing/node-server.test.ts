@@ -1,6 +1,6 @@
 import { request } from "node:http";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import { ManualClock, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 
 describe("startMockServer", () => {
   let running: RunningMockServer;
@@ -45,21 +45,28 @@ describe("startMockServer", () => {
     expect(error.code).toBe("ECONNRESET");
   });
 
-  it("closes while a slow request is in flight", async () => {
-    running.homeserver.control.setFaults({ latencyMs: 5_000 });
-    const pending = fetch(`${running.url}/_matrix/client/versions`).catch((e: unknown) => e);
-    // The request is in flight once the mock has logged its start (it logs before the latency).
-    await vi.waitFor(
-      () =>
-        expect(running.homeserver.control.requestLog()).toMatchObject([
-          { path: "/_matrix/client/versions", status: null },
-        ]),
-      { interval: 1 },
+  it("closes with a request in flight: close() resolves, the request is cut, the port is shut", async () => {
+    // The server's clock never moves, so the request can end only if close() cuts its connection.
+    const clock = new ManualClock();
+    const parked = await startMockServer({ clock });
+    parked.homeserver.control.setFaults({ latencyMs: 1_000 });
+    const pending = fetch(`${parked.url}/_matrix/client/versions`).then(
+      (res) => res.status,
+      (e: unknown) => e,
     );
-    const t0 = performance.now();
-    await running.close();
-    expect(performance.now() - t0).toBeLessThan(1_000);
+    // In flight: the mock has logged its start and waits out the latency on its clock.
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1), { interval: 1 });
+
+    await parked.close();
+
     expect(await pending).toBeInstanceOf(TypeError);
-    running = await startMockServer();
+    // The server hears of the cut connection a moment later: its wait is released, logged as dropped.
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(0), { interval: 1 });
+    expect(parked.homeserver.control.requestLog()).toMatchObject([
+      { path: "/_matrix/client/versions", status: null, dropped: true },
+    ]);
+    // Nobody is listening any more.
+    const refused = await fetch(`${parked.url}/_matrix/client/versions`).catch((e: unknown) => e);
+    expect((refused as Error & { cause?: { code?: string } }).cause?.code).toBe("ECONNREFUSED");
   });
 });

@@ -9,10 +9,18 @@ import {
   resolveProfile,
   startMockServer,
 } from "../../src/testing/index.js";
+import {
+  expectedDehydrationFlags,
+  expectedE2eeFlags,
+  expectedScalarFlags,
+  expectedVersions,
+  type StructuredField,
+} from "./support/expected-profiles.js";
 
 /**
- * One test per profile flag, each asserting behaviour that changes when the flag is flipped. The
- * last test fails when a flag is added to `Profile` without a test here.
+ * One test per profile flag, each asserting behaviour that changes when the flag is flipped; the
+ * last test of "profiles" fails when a flag is added to `Profile` without a test here. After them,
+ * each named profile's values, which must also be written out in support/expected-profiles.ts.
  */
 
 interface Reply {
@@ -48,6 +56,16 @@ function server(overrides: ProfileOverrides = {}, profile: ProfileName = "synaps
   const alice = hs.control.createUser("alice", { password: "pw" })!;
   return { hs, alice };
 }
+
+/** One sliding sync request with only the e2ee extension; `pos` continues the connection. */
+const slidingE2ee = async (hs: MockHomeserver, token: string, pos?: string) => {
+  const query = pos === undefined ? "" : `?pos=${pos}`;
+  const res = await req(hs, "POST", `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync${query}`, {
+    token,
+    body: { extensions: { e2ee: { enabled: true } } },
+  });
+  return { e2ee: (res.body.extensions as Record<string, unknown>).e2ee, pos: res.body.pos as string };
+};
 
 const covered = new Set<keyof Profile>(["name"]);
 function flag(name: keyof Profile, fn: () => Promise<void>) {
@@ -342,15 +360,6 @@ describe("profiles", () => {
   });
 
   // Simplified sliding sync e2ee extension (more cases in test/testing/routes/sliding-sync-e2ee.test.ts).
-  const slidingE2ee = async (hs: MockHomeserver, token: string, pos?: string) => {
-    const query = pos === undefined ? "" : `?pos=${pos}`;
-    const res = await req(hs, "POST", `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync${query}`, {
-      token,
-      body: { extensions: { e2ee: { enabled: true } } },
-    });
-    return { e2ee: (res.body.extensions as Record<string, unknown>).e2ee, pos: res.body.pos as string };
-  };
-
   flag("slidingE2eeKeyFields", async () => {
     for (const [value, keyFieldsRepeated] of [
       ["always", true],
@@ -523,5 +532,189 @@ describe("profiles", () => {
     for (const p of Object.values(profiles)) {
       expect(Object.keys(p).sort()).toEqual([...covered].sort());
     }
+  });
+});
+
+/**
+ * The flag tests above flip flags with overrides, so they hold whatever value a profile has. These
+ * pin the values themselves, written out in support/expected-profiles.ts from the servers each
+ * profile models, and check the most important ones through the HTTP surface of each named
+ * profile, with no overrides.
+ */
+describe("each profile holds the values of the server it models", () => {
+  const names = Object.keys(expectedScalarFlags) as ProfileName[];
+
+  it("lists the four profiles", () => {
+    expect(Object.keys(profiles).sort()).toEqual([...names].sort());
+  });
+
+  it.each(names)("%s: every plain flag, and no field left unchecked", (name) => {
+    const expected = {
+      ...expectedScalarFlags[name],
+      ...expectedE2eeFlags[name],
+      ...expectedDehydrationFlags[name],
+    };
+    const structured: StructuredField[] = ["name", "versions", "unstableFeatures", "capabilities", "cors"];
+
+    expect(profiles[name]).toMatchObject({ name, ...expected });
+    expect(Object.keys(profiles[name]).sort()).toEqual([...Object.keys(expected), ...structured].sort());
+  });
+
+  it.each(names)("%s: versions", (name) => {
+    expect(profiles[name].versions).toEqual(expectedVersions[name]);
+  });
+
+  it("advertises in unstable_features what each server advertises", () => {
+    const keys = [
+      "org.matrix.e2e_cross_signing",
+      "org.matrix.msc3814",
+      "org.matrix.simplified_msc3575",
+      "org.matrix.msc3391",
+      "com.beeper.msc4446",
+    ];
+    const advertised = Object.fromEntries(
+      names.map((n) => [n, keys.map((k) => profiles[n].unstableFeatures[k] ?? "absent")]),
+    );
+
+    expect(advertised).toEqual({
+      // Synapse with a default config: MSC3814 and MSC3391 are experimental, so not advertised on.
+      "synapse-1.157": [true, "absent", true, false, false],
+      "synapse-1.156": [true, "absent", true, false, "absent"],
+      tuwunel: [true, true, true, "absent", "absent"],
+      msc: [true, true, true, true, "absent"],
+    });
+    expect(Object.values(profiles.tuwunel.unstableFeatures).every((v) => v === true)).toBe(true);
+    expect(Object.keys(profiles.msc.unstableFeatures)).toHaveLength(4);
+    const { "com.beeper.msc4446": _added, ...older } = profiles["synapse-1.157"].unstableFeatures;
+    expect(older).toEqual(profiles["synapse-1.156"].unstableFeatures);
+  });
+
+  it("offers the room versions each server offers, with its default", () => {
+    const roomVersions = (name: ProfileName) => {
+      const { default: byDefault, available } = profiles[name].capabilities["m.room_versions"] as {
+        default: string;
+        available: Record<string, string>;
+      };
+      const having = (stability: string) =>
+        Object.keys(available).filter((v) => available[v] === stability && /^\d+$/.test(v));
+      const unstablePrefixed = Object.keys(available).filter((v) => !/^\d+$/.test(v)).length;
+      return { byDefault, stable: having("stable"), unstable: having("unstable"), unstablePrefixed };
+    };
+    const oneToTwelve = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+
+    expect(Object.fromEntries(names.map((n) => [n, roomVersions(n)]))).toEqual({
+      "synapse-1.157": { byDefault: "10", stable: oneToTwelve, unstable: [], unstablePrefixed: 6 },
+      "synapse-1.156": { byDefault: "10", stable: oneToTwelve, unstable: [], unstablePrefixed: 6 },
+      tuwunel: {
+        byDefault: "11",
+        stable: ["6", "7", "8", "9", "10", "11", "12"],
+        unstable: ["3", "4", "5"],
+        unstablePrefixed: 0,
+      },
+      msc: { byDefault: "11", stable: oneToTwelve, unstable: [], unstablePrefixed: 0 },
+    });
+  });
+
+  it("answers CORS preflights as each server's framework does", () => {
+    const synapse = {
+      preflightStatus: 204,
+      allowMethods: "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+      allowHeaders: "X-Requested-With, Content-Type, Authorization, Date",
+      exposeHeaders: "Synapse-Trace-Id, Server",
+      maxAgeSeconds: null,
+    };
+    expect(Object.fromEntries(names.map((n) => [n, profiles[n].cors]))).toEqual({
+      "synapse-1.157": synapse,
+      "synapse-1.156": synapse,
+      tuwunel: {
+        preflightStatus: 200,
+        allowMethods: "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT",
+        allowHeaders: "accept,authorization,content-type,if-match,if-none-match,origin,x-requested-with",
+        exposeHeaders: "etag",
+        maxAgeSeconds: 86_400,
+      },
+      msc: synapse,
+    });
+  });
+
+  /** What a client sees from a named profile for the flags that decide key handling. */
+  async function observe(name: ProfileName) {
+    const { hs, alice } = server({}, name);
+    const token = alice.accessToken;
+    const versions = await req(hs, "GET", "/_matrix/client/versions");
+    const wrongMethod = await req(hs, "POST", "/_matrix/client/versions");
+    const preflight = await req(hs, "OPTIONS", "/_matrix/client/v3/keys/upload");
+    // Sliding sync first, while the device has no one-time keys.
+    const firstSlide = await slidingE2ee(hs, token);
+    const secondSlide = await slidingE2ee(hs, token, firstSlide.pos);
+    const upload = (body: unknown) => req(hs, "POST", "/_matrix/client/v3/keys/upload", { token, body });
+    const emptyUpload = await upload({});
+    const foreignKeys = await upload({
+      device_keys: { algorithms: [], device_id: alice.deviceId, keys: {}, signatures: {}, user_id: "@eve:x" },
+    });
+    const oneTimeKey = (key: string) =>
+      upload({ one_time_keys: { "signed_curve25519:AAAA": { key, signatures: {} } } });
+    await oneTimeKey("first");
+    const conflicting = await oneTimeKey("second");
+    const secretStorageKey = `/_matrix/client/v3/user/${alice.userId}/account_data/m.secret_storage.default_key`;
+    await req(hs, "PUT", secretStorageKey, { token, body: { key: "K" } });
+    await req(hs, "PUT", secretStorageKey, { token, body: {} });
+    const afterEmptied = await req(hs, "GET", secretStorageKey, { token });
+    return {
+      lastVersion: (versions.body.versions as string[]).at(-1),
+      wrongMethod: [wrongMethod.status, wrongMethod.body.errcode],
+      preflight: preflight.status,
+      slidingE2ee: [firstSlide.e2ee, secondSlide.e2ee],
+      oneTimeKeyCounts: emptyUpload.body.one_time_key_counts,
+      foreignDeviceKeys: [foreignKeys.status, foreignKeys.body.errcode],
+      conflictingOneTimeKey: conflicting.status,
+      emptiedAccountData: afterEmptied.status,
+    };
+  }
+
+  it("behaves so over HTTP, without overrides", async () => {
+    const noKeys = {
+      device_one_time_keys_count: { signed_curve25519: 0 },
+      device_unused_fallback_key_types: [],
+    };
+    const synapse = {
+      lastVersion: "v1.12",
+      wrongMethod: [405, "M_UNRECOGNIZED"],
+      preflight: 204,
+      // Key fields in every response; device_lists, even empty, once the request has a pos.
+      slidingE2ee: [noKeys, { ...noKeys, device_lists: { changed: [], left: [] } }],
+      oneTimeKeyCounts: { signed_curve25519: 0 },
+      foreignDeviceKeys: [400, "M_BAD_JSON"],
+      conflictingOneTimeKey: 400,
+      emptiedAccountData: 200,
+    };
+    const observed = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await observe(n)])));
+
+    expect(observed).toEqual({
+      "synapse-1.157": synapse,
+      "synapse-1.156": synapse,
+      tuwunel: {
+        lastVersion: "v1.19",
+        wrongMethod: [405, "M_UNRECOGNIZED"],
+        preflight: 200,
+        // Zero counts left out, and the count field with them; no empty device_lists.
+        slidingE2ee: [{ device_unused_fallback_key_types: [] }, { device_unused_fallback_key_types: [] }],
+        oneTimeKeyCounts: { signed_curve25519: 0 },
+        foreignDeviceKeys: [400, "M_UNKNOWN"],
+        conflictingOneTimeKey: 200,
+        emptiedAccountData: 404,
+      },
+      msc: {
+        lastVersion: "v1.17",
+        wrongMethod: [405, "M_UNRECOGNIZED"],
+        preflight: 204,
+        // MSC3884 deltas: everything first, then only what changed (nothing).
+        slidingE2ee: [{ device_one_time_keys_count: {}, device_unused_fallback_key_types: [] }, {}],
+        oneTimeKeyCounts: {},
+        foreignDeviceKeys: [400, "M_BAD_JSON"],
+        conflictingOneTimeKey: 400,
+        emptiedAccountData: 404,
+      },
+    });
   });
 });

@@ -311,7 +311,7 @@ export class DehydrationManager {
    * otherwise deleted. A device that already validates under the current identity is kept.
    *
    * This does not drain the device: keys queued on it are lost unless drained first (the client's
-   * `bootstrapCrossSigning({ reset: true })` drains before resetting; after a reset, this session's
+   * `crossSigning.bootstrap({ reset: true })` drains before resetting; after a reset, this session's
    * drainer still opens the device it validated under the previous identity).
    */
   async afterIdentityReset(

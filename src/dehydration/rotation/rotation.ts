@@ -184,15 +184,16 @@ export class DehydratedDeviceRotation {
    * Rejects on failure (this is a call, not background work).
    */
   replaceNow(
-    options: { force?: boolean; signal?: AbortSignal } = {},
+    options: { force?: boolean; secretStorageKey?: SecretStorageKey; signal?: AbortSignal } = {},
   ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
     return this.#exclusive(async () => {
       const signal = options.signal;
+      const key = options.secretStorageKey;
       const server = await this.#options.manager.fetchDevice({ ...(signal ? { signal } : {}) });
-      if (server === undefined) return this.#upload(undefined, "no_device", signal);
+      if (server === undefined) return this.#upload(undefined, "no_device", signal, key);
       let drained = false;
       try {
-        const outcome = await this.#options.drainer.drain(await this.#drainOptions(signal));
+        const outcome = await this.#options.drainer.drain(await this.#drainOptions(signal, key));
         drained = outcome.outcome === "completed" || outcome.outcome === "no_device";
         if (!drained && !options.force) {
           throw new SdkError<RotationErrorCode>(
@@ -207,7 +208,7 @@ export class DehydratedDeviceRotation {
         if (!options.force || drained) throw error;
         this.#logger.warn(`replacing ${server.deviceId} without a complete drain (forced)`);
       }
-      return this.#upload(server.deviceId, drained ? "requested" : "forced", signal);
+      return this.#upload(server.deviceId, drained ? "requested" : "forced", signal, key);
     });
   }
 
@@ -385,8 +386,9 @@ export class DehydratedDeviceRotation {
     previousDeviceId: string | undefined,
     reason: ReplaceReason,
     signal: AbortSignal | undefined,
+    key?: SecretStorageKey,
   ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
-    const secretStorageKey = await this.#secretStorageKey();
+    const secretStorageKey = key ?? (await this.#secretStorageKey());
     const { deviceId } = await this.#options.manager.createAndUpload({
       ...(secretStorageKey ? { secretStorageKey } : {}),
       ...(signal ? { signal } : {}),
@@ -425,8 +427,8 @@ export class DehydratedDeviceRotation {
     this.events.emit("scheduled", { deviceId, dueAtMs, reason });
   }
 
-  async #drainOptions(signal: AbortSignal | undefined): Promise<DrainCallOptions> {
-    const secretStorageKey = await this.#secretStorageKey();
+  async #drainOptions(signal: AbortSignal | undefined, key?: SecretStorageKey): Promise<DrainCallOptions> {
+    const secretStorageKey = key ?? (await this.#secretStorageKey());
     return { ...(secretStorageKey ? { secretStorageKey } : {}), ...(signal ? { signal } : {}) };
   }
 

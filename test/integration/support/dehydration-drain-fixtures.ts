@@ -6,24 +6,22 @@ import {
   UserId,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { z } from "zod";
-import { type CreateE2eeClientOptions, createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import { createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { sendOutgoingRequest } from "../../../src/crypto/send-outgoing-request.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/device/names.js";
-import {
-  DehydratedDeviceDrainer,
-  type DehydratedDeviceDrainerOptions,
-} from "../../../src/dehydration/drain/drainer.js";
-import { createMatrixHttp, type FetchLike } from "../../../src/http/matrix-http.js";
+import { createMatrixHttp, type FetchLike, type MatrixHttpClient } from "../../../src/http/matrix-http.js";
 import { decodeBase64 } from "../../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../../src/secret-storage/secret-storage.js";
 import type { RequestLogEntry, RunningMockServer } from "../../../src/testing/index.js";
 import type { LeakWatch } from "./foundation-fixtures.js";
 
 /**
- * Shared setup of the drain tests: Alice with cross-signing, secret storage and a
+ * Shared setup of the dehydrated-device tests: Alice with cross-signing, secret storage and a
  * dehydrated device; Bob, a real sender, sharing room keys with her while she is offline; new
- * logins of Alice that restore from the recovery key, drain, and decrypt.
+ * logins of Alice that restore from the recovery key, drain, and decrypt; and `client.events` as
+ * an app hears it, every name of the stream in one typed list.
  */
 
 export const PASSWORD = "correct horse battery staple";
@@ -48,6 +46,8 @@ export interface Alice {
 export interface RoomMessage {
   roomId: string;
   body: string;
+  /** The sender's Curve25519 key: the `senderKey` of the room key imported for this message. */
+  senderKey: string;
   /** The encrypted room event as the room timeline would hold it. */
   event: Record<string, unknown>;
 }
@@ -55,6 +55,73 @@ export interface RoomMessage {
 /** Client options, plus the leak watch that gets the client's logs, errors, events and token. */
 export interface FixtureClientOptions extends Partial<CreateE2eeClientOptions> {
   watch?: LeakWatch | undefined;
+}
+
+/**
+ * Every name on `client.events`, as a record so that a name added to the stream fails to compile
+ * here until it is listed: an app that subscribes to this list hears everything.
+ */
+const clientEventNames: { [K in keyof E2eeClientEvents]: true } = {
+  "http.requestRetried": true,
+  "http.softLogout": true,
+  "http.loggedOut": true,
+  "http.tokenRefreshed": true,
+  "http.tokenRefreshFailed": true,
+  "crypto.requestSent": true,
+  "crypto.requestFailed": true,
+  "crypto.loopFailed": true,
+  "crypto.retryScheduled": true,
+  "dehydration.uploaded": true,
+  "dehydration.deleted": true,
+  "dehydration.keyCached": true,
+  "dehydration.keyChanged": true,
+  "dehydration.validationFailed": true,
+  "dehydration.stale": true,
+  "dehydration.drain.found": true,
+  "dehydration.drain.rehydrated": true,
+  "dehydration.drain.page": true,
+  "dehydration.drain.completed": true,
+  "dehydration.drain.truncated": true,
+  "dehydration.drain.error": true,
+  "dehydration.rotation.scheduled": true,
+  "dehydration.rotation.replaced": true,
+  "dehydration.rotation.adopted": true,
+  "dehydration.rotation.kept": true,
+  "dehydration.rotation.failed": true,
+};
+export const CLIENT_EVENT_NAMES = Object.keys(clientEventNames) as (keyof E2eeClientEvents)[];
+
+/** One event as `client.events` delivered it, its payload typed by its name. */
+export type ClientEvent = {
+  [K in keyof E2eeClientEvents]: { name: K; payload: E2eeClientEvents[K] };
+}[keyof E2eeClientEvents];
+
+/**
+ * Records, in order, every event of `client.events` whose name `include` accepts (default: all),
+ * subscribing with `on` per name as an app would. The list keeps growing until the client is closed.
+ */
+export function recordEvents(
+  client: E2eeClient,
+  include: (name: keyof E2eeClientEvents) => boolean = () => true,
+): ClientEvent[] {
+  const seen: ClientEvent[] = [];
+  for (const name of CLIENT_EVENT_NAMES.filter(include)) {
+    client.events.on(name, (payload) => seen.push({ name, payload } as ClientEvent));
+  }
+  return seen;
+}
+
+/** The payloads of `name` in a recording. */
+export function payloadsOf<K extends keyof E2eeClientEvents>(
+  seen: readonly ClientEvent[],
+  name: K,
+): E2eeClientEvents[K][] {
+  return seen.filter((e) => e.name === name).map((e) => e.payload as E2eeClientEvents[K]);
+}
+
+/** A transport of the test's own for `session`, as an app makes its own calls (not the client's). */
+export function sessionHttp(server: RunningMockServer, session: Session): MatrixHttpClient {
+  return createMatrixHttp({ baseUrl: server.url, accessToken: session.accessToken });
 }
 
 export async function openClient(
@@ -79,7 +146,7 @@ export async function openClient(
 
 /** Registers the dehydration key cached in `client`'s crypto store (if any) as a secret. */
 export async function watchDehydrationKey(watch: LeakWatch, client: E2eeClient): Promise<void> {
-  const devices = client.machine.dehydratedDevices();
+  const devices = client.olmMachine.dehydratedDevices();
   try {
     const cached = await devices.getDehydratedDeviceKey();
     if (cached === undefined) return;
@@ -121,14 +188,13 @@ export async function aliceWithDehydratedDevice(
   if (!created) throw new Error(`${localpart} exists`);
   const client = await openClient(server, created, { watch });
   try {
-    const boot = await client.bootstrapCrossSigning({ createSecretStorageKey: true });
+    const boot = await client.crossSigning.bootstrap({ createSecretStorageKey: true });
     if (watch !== undefined) {
       watch.secret(boot.recoveryKey);
       watch.secretBytes(boot.secretStorageKey!.key);
     }
-    const { deviceId } = await client.dehydration.createAndUpload({
-      secretStorageKey: boot.secretStorageKey!,
-    });
+    // With no device on the server, a replacement is the first upload.
+    const { deviceId } = await client.dehydration.replaceNow({ secretStorageKey: boot.secretStorageKey! });
     if (watch !== undefined) await watchDehydrationKey(watch, client);
     return {
       userId: created.userId,
@@ -157,27 +223,28 @@ export async function bobSharesRoomKeys(
   const created = server.homeserver.control.createUser(localpart, { password: PASSWORD });
   if (!created) throw new Error(`${localpart} exists`);
   const bob = await openClient(server, created, { watch });
+  // Claiming and sharing hand back requests for the sender to send himself, over his own transport.
+  const http = sessionHttp(server, created);
+  const machine = bob.olmMachine;
   try {
-    await bob.machine.updateTrackedUsers([new UserId(aliceId)]);
+    await machine.updateTrackedUsers([new UserId(aliceId)]);
     await bob.processOutgoingRequests();
-    await claimMissingSessions(bob.machine, bob.http, [aliceId]);
+    await claimMissingSessions(machine, http, [aliceId]);
+    const senderKey = machine.identityKeys.curve25519.toBase64();
     const messages: RoomMessage[] = [];
     for (let i = 0; i < rooms; i++) {
       const roomId = `!room${i}:${server.homeserver.state.serverName}`;
       const room = new RoomId(roomId);
-      const shares = await bob.machine.shareRoomKey(room, [new UserId(aliceId)], new EncryptionSettings());
-      for (const request of shares) await sendOutgoingRequest(bob.machine, bob.http, request);
+      const shares = await machine.shareRoomKey(room, [new UserId(aliceId)], new EncryptionSettings());
+      for (const request of shares) await sendOutgoingRequest(machine, http, request);
       const body = `message ${i} for Alice's eyes only`;
       const content = JSON.parse(
-        await bob.machine.encryptRoomEvent(
-          room,
-          "m.room.message",
-          JSON.stringify({ msgtype: "m.text", body }),
-        ),
+        await machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ msgtype: "m.text", body })),
       );
       messages.push({
         roomId,
         body,
+        senderKey,
         event: {
           type: "m.room.encrypted",
           content,
@@ -203,26 +270,8 @@ export async function newLogin(
 ): Promise<{ client: E2eeClient; session: Session; secretStorageKey: SecretStorageKey }> {
   const login = session ?? (await passwordLogin(server, alice.userId));
   const client = await openClient(server, login, options);
-  const restored = await client.restoreFromRecoveryKey(alice.recoveryKey);
+  const restored = await client.crossSigning.restoreFromRecoveryKey(alice.recoveryKey);
   return { client, session: login, secretStorageKey: restored.secretStorageKey };
-}
-
-export function drainerFor(
-  client: E2eeClient,
-  options: Partial<DehydratedDeviceDrainerOptions> = {},
-  watch?: LeakWatch,
-): DehydratedDeviceDrainer {
-  const drainer = new DehydratedDeviceDrainer({
-    rehydrator: client.dehydration,
-    http: client.http,
-    userId: client.userId,
-    stateStore: client.stateStore,
-    cryptoStoreDurability: "memory",
-    ...(watch === undefined ? {} : { logger: watch.logger }),
-    ...options,
-  });
-  watch?.watchEvents(drainer.events, ["found", "rehydrated", "page", "completed", "truncated", "error"]);
-  return drainer;
 }
 
 /** How many of `messages` the client decrypts to the body that was sent. */
@@ -230,7 +279,7 @@ export async function decryptable(client: E2eeClient, messages: readonly RoomMes
   let ok = 0;
   for (const message of messages) {
     try {
-      const decrypted = await client.machine.decryptRoomEvent(
+      const decrypted = await client.olmMachine.decryptRoomEvent(
         JSON.stringify(message.event),
         new RoomId(message.roomId),
         new DecryptionSettings(TrustRequirement.Untrusted),

@@ -1,17 +1,13 @@
 import { inspect } from "node:util";
 import { DeviceId, DeviceLists, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { afterAll, beforeAll, expect } from "vitest";
+import { afterEach, beforeAll, beforeEach, expect } from "vitest";
 import { z } from "zod";
-import {
-  type CreateE2eeClientOptions,
-  createE2eeClient,
-  type E2eeClient,
-  type E2eeClientEvents,
-} from "../../../src/client.js";
+import { clientInternals, createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
 import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
-import type { TypedEmitter } from "../../../src/events/emitter.js";
+import type { EventSubscriber } from "../../../src/events/emitter.js";
 import { createMatrixHttp } from "../../../src/http/matrix-http.js";
 import { loginResponseSchema } from "../../../src/http/schemas/auth.js";
 import type { Logger } from "../../../src/logger.js";
@@ -23,6 +19,40 @@ export interface Account {
   accessToken: string;
   password: string;
 }
+
+/**
+ * Every event name of `client.events`, written out so the type check fails when one is added and
+ * not listed here.
+ */
+const CLIENT_EVENTS: { readonly [K in keyof E2eeClientEvents]: true } = {
+  "http.requestRetried": true,
+  "http.softLogout": true,
+  "http.loggedOut": true,
+  "http.tokenRefreshed": true,
+  "http.tokenRefreshFailed": true,
+  "crypto.requestSent": true,
+  "crypto.requestFailed": true,
+  "crypto.loopFailed": true,
+  "crypto.retryScheduled": true,
+  "dehydration.uploaded": true,
+  "dehydration.deleted": true,
+  "dehydration.keyCached": true,
+  "dehydration.keyChanged": true,
+  "dehydration.validationFailed": true,
+  "dehydration.stale": true,
+  "dehydration.drain.found": true,
+  "dehydration.drain.rehydrated": true,
+  "dehydration.drain.page": true,
+  "dehydration.drain.completed": true,
+  "dehydration.drain.truncated": true,
+  "dehydration.drain.error": true,
+  "dehydration.rotation.scheduled": true,
+  "dehydration.rotation.replaced": true,
+  "dehydration.rotation.adopted": true,
+  "dehydration.rotation.kept": true,
+  "dehydration.rotation.failed": true,
+};
+const CLIENT_EVENT_NAMES = Object.keys(CLIENT_EVENTS) as (keyof E2eeClientEvents)[];
 
 /**
  * A logger that keeps every line as the app's sink would render it (nested objects and errors
@@ -52,63 +82,38 @@ export class LeakWatch {
     if (compact !== value) this.#secrets.add(compact);
   }
 
-  /** Remembers key bytes in every text form a sink might print them: base64 (both paddings, URL-safe) and hex. */
+  /**
+   * Remembers key bytes in every text form a sink might print them: base64 (both paddings,
+   * URL-safe), hex, and the decimal list `String(bytes)` and `[...bytes].join(", ")` give.
+   */
   secretBytes(bytes: Uint8Array): void {
     const padded = Buffer.from(bytes).toString("base64");
     this.secret(padded);
     this.secret(padded.replace(/=+$/, ""));
     this.secret(Buffer.from(bytes).toString("base64url"));
     this.secret(Buffer.from(bytes).toString("hex"));
+    this.secret([...bytes].join(","));
+    this.secret([...bytes].join(", "));
   }
 
   /**
-   * Records every error a client reports through its events, and every payload its emitters send:
-   * the client's own, and those of its dehydration manager, drainer and rotation.
+   * Records every payload of the client's one event stream (`http.*`, `crypto.*`, `dehydration.*`,
+   * under those full names) and every error a payload carries.
    */
   watch(client: E2eeClient): void {
-    const keep = (payload: { error: unknown }) => this.errors.push(payload.error);
-    for (const name of ["requestFailed", "loopFailed", "tokenRefreshFailed"] as const) {
-      client.events.on(name, keep);
+    for (const name of CLIENT_EVENT_NAMES) {
+      client.events.on(name, (payload: unknown) => {
+        if (typeof payload === "object" && payload !== null && "error" in payload) {
+          this.errors.push(payload.error);
+        }
+      });
     }
-    this.watchEvents(client.events, [
-      "requestSent",
-      "requestFailed",
-      "loopFailed",
-      "retryScheduled",
-      "requestRetried",
-      "softLogout",
-      "loggedOut",
-      "tokenRefreshed",
-      "tokenRefreshFailed",
-      "dehydratedDeviceStale",
-    ]);
-    this.watchEvents(client.dehydration.events, [
-      "uploaded",
-      "deleted",
-      "keyCached",
-      "keyChanged",
-      "validationFailed",
-    ]);
-    this.watchEvents(client.dehydrationDrainer.events, [
-      "found",
-      "rehydrated",
-      "page",
-      "completed",
-      "truncated",
-      "error",
-    ]);
-    this.watchEvents(client.dehydrationRotation.events, [
-      "scheduled",
-      "replaced",
-      "adopted",
-      "kept",
-      "failed",
-    ]);
+    this.watchEvents(client.events, CLIENT_EVENT_NAMES);
   }
 
   /** Keeps every payload `emitter` sends under `names` for the leak check. */
   watchEvents<Events extends { [K in keyof Events]: unknown }>(
-    emitter: TypedEmitter<Events>,
+    emitter: EventSubscriber<Events>,
     names: readonly (keyof Events & string)[],
   ): void {
     for (const name of names) emitter.on(name, (payload) => this.events.push({ name, payload }));
@@ -214,45 +219,61 @@ export async function openClient(
   return client;
 }
 
-/** What a foundation test file shares: one mock server on a real socket, a leak watch, its clients. */
+/**
+ * What each foundation test gets: its own mock server on a real socket, its own leak watch, and the
+ * clients it opens. Read these inside a test or hook: each test gets new ones.
+ */
 export interface FoundationSetup {
-  /** The running server; it starts in `beforeAll`, so read it inside tests and hooks. */
+  /** This test's server; started in `beforeEach`. */
   readonly server: RunningMockServer;
+  /** This test's leak watch, checked after the test (see `useFoundationSetup`). */
   readonly watch: LeakWatch;
-  /** `openClient` on this server and watch; the client is closed after the file's tests. */
+  /** `openClient` on this test's server and watch; the client is closed after the test. */
   open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
 }
 
 /**
- * Registers the file's `beforeAll` (crypto-wasm, then the server) and `afterAll` (every client
- * opened through `open`, then the server). Call it once at the top level of a test file.
+ * Gives every test of the file a fresh server, leak watch and client list, so that no test depends
+ * on another and any one runs alone (`vitest run -t`). Registers `beforeAll` (crypto-wasm),
+ * `beforeEach` (the server) and `afterEach`: it closes the test's clients and server, then checks
+ * that no secret the test registered (every opened client's access token at least) reached a log
+ * line, an error or an event payload of that test. Call it once at the top level of a test file.
  */
 export function useFoundationSetup(): FoundationSetup {
-  const watch = new LeakWatch();
-  const clients: E2eeClient[] = [];
-  let running: RunningMockServer | undefined;
+  let current: { server: RunningMockServer; watch: LeakWatch; clients: E2eeClient[] } | undefined;
 
-  beforeAll(async () => {
-    await loadCryptoWasm();
-    running = await startMockServer();
+  beforeAll(() => loadCryptoWasm());
+
+  beforeEach(async () => {
+    current = { server: await startMockServer(), watch: new LeakWatch(), clients: [] };
   });
 
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await running?.close();
+  afterEach(async () => {
+    const ended = current;
+    current = undefined;
+    if (ended === undefined) return;
+    try {
+      await Promise.all(ended.clients.map((c) => c.close()));
+    } finally {
+      await ended.server.close();
+    }
+    ended.watch.expectNoLeaks();
   });
 
-  const server = (): RunningMockServer => {
-    if (running === undefined) throw new Error("the mock server starts in beforeAll");
-    return running;
+  const now = () => {
+    if (current === undefined) throw new Error("the foundation setup exists only inside a test");
+    return current;
   };
   return {
     get server() {
-      return server();
+      return now().server;
     },
-    watch,
+    get watch() {
+      return now().watch;
+    },
     async open(account, options = {}) {
-      const client = await openClient(server(), account, watch, options);
+      const { server, watch, clients } = now();
+      const client = await openClient(server, account, watch, options);
       clients.push(client);
       return client;
     },
@@ -269,8 +290,8 @@ export function nextEvent<K extends keyof E2eeClientEvents>(
 
 /** Makes `observer` fetch `users`' device lists again, as a device-list change in /sync would. */
 export async function refreshDeviceLists(observer: E2eeClient, users: readonly string[]): Promise<void> {
-  await observer.machine.updateTrackedUsers(users.map((u) => new UserId(u)));
-  await observer.machine.receiveSyncChanges(
+  await observer.olmMachine.updateTrackedUsers(users.map((u) => new UserId(u)));
+  await observer.olmMachine.receiveSyncChanges(
     "[]",
     new DeviceLists(users.map((u) => new UserId(u))),
     new Map([["signed_curve25519", 50]]),
@@ -292,14 +313,17 @@ export async function exchangeEncryptedToDevice(
   type: string,
   content: Record<string, unknown>,
 ): Promise<{ sent: unknown; decrypted: { type: string; sender: string; content: unknown } }> {
-  await claimMissingSessions(sender.machine, sender.http, [recipient.userId]);
-  const device = await sender.machine.getDevice(
+  // Claiming and sending to-device are not on the client's face (an app makes these calls itself):
+  // the client's own transport carries them, with the sender's token.
+  const senderHttp = clientInternals(sender).http;
+  await claimMissingSessions(sender.olmMachine, senderHttp, [recipient.userId]);
+  const device = await sender.olmMachine.getDevice(
     new UserId(recipient.userId),
     new DeviceId(recipient.deviceId),
   );
   if (!device) throw new Error("the sender does not know the recipient's device");
   const sent = JSON.parse(await device.encryptToDeviceEvent(type, content));
-  await sender.http.request({
+  await senderHttp.request({
     method: "PUT",
     path: `/_matrix/client/v3/sendToDevice/m.room.encrypted/${encodeURIComponent(crypto.randomUUID())}`,
     body: { messages: { [recipient.userId]: { [recipient.deviceId]: sent } } },
@@ -308,7 +332,7 @@ export async function exchangeEncryptedToDevice(
   });
   const inbox = server.homeserver.control.toDeviceInbox(recipient.userId, recipient.deviceId).events;
   expect(inbox.at(-1)).toMatchObject({ type: "m.room.encrypted", sender: sender.userId });
-  const processed = await recipient.machine.receiveSyncChanges(
+  const processed = await recipient.olmMachine.receiveSyncChanges(
     JSON.stringify([inbox.at(-1)]),
     new DeviceLists(),
     new Map([["signed_curve25519", 50]]),

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { dehydrationFlagsByProfile } from "../../../src/testing/dehydration-flags.js";
 import { type ProfileName, profiles } from "../../../src/testing/index.js";
 import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import {
   dehydrated,
   dehydratedDeviceId,
+  enqueueMessages,
   eventsPath,
   numbers,
   putBody,
@@ -461,13 +461,64 @@ describe.each(transports)("methods a path does not serve (%s)", (transport) => {
   });
 });
 
+/** Synapse's `d<stream id>`, tuwunel's bare decimal count, or no token at all. */
+function tokenShape(token: unknown): string {
+  if (token === undefined) return "none";
+  if (/^d\d+$/.test(String(token))) return "d<stream id>";
+  return /^\d+$/.test(String(token)) ? "decimal" : String(token);
+}
+
 describe.each(transports)("profile table (%s)", (transport) => {
   const start = harnessesOn(transport);
 
-  it("each profile carries the dehydration flags listed for its name", () => {
-    for (const name of Object.keys(profiles) as ProfileName[]) {
-      expect(profiles[name]).toMatchObject(dehydrationFlagsByProfile[name]);
+  /** How a client finds a named profile's `…/events`: which methods answer, page size, tokens, `limit`. */
+  async function drainShape(profile: ProfileName) {
+    const s = await setup(start, profile);
+    const id = await bobDehydrates(s);
+    enqueueMessages(s.mock, s.alice.userId, { userId: s.bob.userId, deviceId: id }, 120);
+    const page = async (method: "GET" | "POST", query = "") => {
+      const res = await dehydrated(
+        s.server,
+        s.bob,
+        method,
+        eventsPath(id, query),
+        method === "POST" ? {} : undefined,
+      );
+      if (res.status !== 200) return `${res.status} ${res.body.errcode}`;
+      return {
+        events: numbers(res.body).length,
+        first: numbers(res.body)[0],
+        nextBatch: tokenShape(res.body.next_batch),
+      };
+    };
+    return {
+      GET: await page("GET"),
+      POST: await page("POST"),
+      "?limit=2": await page(profile === "msc" ? "GET" : "POST", "?limit=2"),
+    };
+  }
+
+  it("each named profile drains as its server does", async () => {
+    const hundred = { events: 100, first: 1, nextBatch: "d<stream id>" };
+    const observed: Record<string, unknown> = {};
+    for (const profile of ["synapse-1.157", "synapse-1.156", "tuwunel", "msc"] as const) {
+      observed[profile] = await drainShape(profile);
     }
+
+    expect(observed).toEqual({
+      // The current MSC's GET and the draft's POST, 100 a page, d<stream id> tokens, limit read.
+      "synapse-1.157": { GET: hundred, POST: hundred, "?limit=2": { ...hundred, events: 2 } },
+      // POST only: GET …/events is a wrong method.
+      "synapse-1.156": { GET: "405 M_UNRECOGNIZED", POST: hundred, "?limit=2": { ...hundred, events: 2 } },
+      // POST only, pages of 50, bare decimal tokens, limit ignored.
+      tuwunel: {
+        GET: "405 M_UNRECOGNIZED",
+        POST: { events: 50, first: 1, nextBatch: "decimal" },
+        "?limit=2": { events: 50, first: 1, nextBatch: "decimal" },
+      },
+      // GET only.
+      msc: { GET: hundred, POST: "405 M_UNRECOGNIZED", "?limit=2": { ...hundred, events: 2 } },
+    });
   });
 
   it("an override replaces one flag and leaves the others", async () => {

@@ -39,6 +39,19 @@ describe.each(transports)("GET /sync: rooms (%s)", (transport) => {
     expect(room?.timeline.events.at(-1)?.unsigned?.transaction_id).toMatch(/^t\d+$/);
   });
 
+  it("sends at most the last 10 timeline events without a filter, as Synapse does", async () => {
+    const { alice } = await setup(start);
+    const roomId = await createRoom(alice);
+    for (let i = 0; i < 12; i++) await sendText(alice, roomId, `m${i}`);
+
+    const timeline = (await sync(alice)).rooms!.join![roomId]!.timeline;
+
+    expect(timeline.limited).toBe(true);
+    expect(timeline.events.map((e) => e.content.body)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `m${i + 2}`),
+    );
+  });
+
   it("puts the state before a limited timeline into state, and prev_batch continues in /messages", async () => {
     const { alice } = await setup(start);
     const roomId = await createRoom(alice);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../../src/testing/state/room-store.js";
-import { defaultSyncFilter, filterSchema, toSyncFilter } from "../../../src/testing/sync/sync-filter.js";
+import { filterSchema, toSyncFilter } from "../../../src/testing/sync/sync-filter.js";
 
 const event = (type: string, sender = "@a:x", roomId = "!r"): StoredEvent => ({
   eventId: "$e",
@@ -13,8 +13,10 @@ const event = (type: string, sender = "@a:x", roomId = "!r"): StoredEvent => ({
 });
 
 describe("sync filters", () => {
-  it("defaults to Synapse's timeline limit of 10 and caps larger limits at 100", () => {
-    expect(defaultSyncFilter.timelineLimit).toBe(10);
+  it("defaults to Synapse's timeline limit of 10, takes a smaller one and caps larger limits at 100", () => {
+    expect(toSyncFilter({}).timelineLimit).toBe(10);
+    expect(toSyncFilter({ room: { timeline: {} } }).timelineLimit).toBe(10);
+    expect(toSyncFilter({ room: { timeline: { limit: 3 } } }).timelineLimit).toBe(3);
     expect(toSyncFilter({ room: { timeline: { limit: 5000 } } }).timelineLimit).toBe(100);
   });
 
