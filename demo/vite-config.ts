@@ -23,6 +23,7 @@ export function demoViteConfig(server: { host: string; port: number; live: boole
     resolve: {
       alias: [
         { find: /^matrix-e2ee-devices\/testing$/, replacement: `${repoRoot}src/testing/index.ts` },
+        { find: /^matrix-e2ee-devices\/advanced$/, replacement: `${repoRoot}src/advanced.ts` },
         { find: /^matrix-e2ee-devices$/, replacement: `${repoRoot}src/index.ts` },
       ],
     },

@@ -4,6 +4,7 @@ import type { CryptoStoreOptions } from "./crypto/olm-machine.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
 import type { DehydrationModuleEvents } from "./dehydration/dehydration.js";
 import type { DrainTuning } from "./dehydration/drain/drain-loop.js";
+import type { WithErrorInfoEvents } from "./errors/error-info.js";
 import type { EventSubscriber } from "./events/emitter.js";
 import type { Prefixed } from "./events/prefixed.js";
 import type { FetchLike, MatrixHttpEvents, RefreshTokenCallback } from "./http/matrix-http.js";
@@ -11,6 +12,7 @@ import type { RetryConfig } from "./http/retry-policy.js";
 import type { Logger } from "./logger.js";
 import type { SecretStorageKey } from "./secret-storage/key-holder.js";
 import type { StateStore } from "./state/state-store.js";
+import type { SyncModuleEvents } from "./sync/sync.js";
 import type { Clock } from "./time/clock.js";
 
 /** What `createE2eeClient` needs: the session, and the seams (fetch, clock, stores) an app may inject. */
@@ -83,11 +85,15 @@ export type ClientErrorCode = "invalid_options" | "client_closed";
  * `http.*` (the transport: `requestRetried`, `softLogout`, `loggedOut`, `tokenRefreshed`,
  * `tokenRefreshFailed`), `crypto.*` (the outgoing-request loop: `requestSent`, `requestFailed`,
  * `loopFailed`, `retryScheduled`) and `dehydration.*`, `dehydration.drain.*`,
- * `dehydration.rotation.*`. Payloads are plain data and never hold key material or tokens.
+ * `dehydration.rotation.*` and `sync.*`. Payloads are plain data — an `error` field is an
+ * `ErrorInfo`, not the thrown object — and never hold key material or tokens.
  */
-export type E2eeClientEvents = Prefixed<"http", MatrixHttpEvents> &
-  Prefixed<"crypto", CryptoEvents> &
-  DehydrationModuleEvents;
+export type E2eeClientEvents = WithErrorInfoEvents<
+  Prefixed<"http", MatrixHttpEvents> &
+    Prefixed<"crypto", CryptoEvents> &
+    DehydrationModuleEvents &
+    SyncModuleEvents
+>;
 
 /** `client.events`: subscribe with `on`/`once` (each returns its unsubscribe) or `off`. */
 export type E2eeClientEventStream = EventSubscriber<E2eeClientEvents>;

@@ -14,26 +14,43 @@ import {
   type DehydrationInternals,
   dehydrationInternals,
 } from "./dehydration/dehydration.js";
+import { withErrorInfo } from "./errors/error-info.js";
 import { SdkError } from "./errors/sdk-error.js";
 import { TypedEmitter } from "./events/emitter.js";
 import { forwardPrefixed } from "./events/prefixed.js";
 import { createMatrixHttp, type MatrixHttpClient } from "./http/matrix-http.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { createHttpAccountData } from "./secret-storage/account-data-http.js";
-import { SecretStorage } from "./secret-storage/secret-storage.js";
+import type { SecretStorageKey } from "./secret-storage/key-holder.js";
+import {
+  type CreatedSecretStorageKey,
+  type CreateSecretStorageKeyOptions,
+  SecretStorage,
+} from "./secret-storage/secret-storage.js";
 import { IndexedDbStateStore } from "./state/indexeddb-state-store.js";
 import { MemoryStateStore } from "./state/memory-state-store.js";
 import type { StateStore } from "./state/state-store.js";
+import { Sync, type SyncApi } from "./sync/sync.js";
 import { systemClock } from "./time/clock.js";
 
 /**
  * `client.secretStorage`: server-side secret storage (Client-Server spec, "Secrets"), compatible
  * with matrix-js-sdk's. Keys it returns print only their id; wipe one with `key.key.fill(0)`.
  */
-export type SecretStorageApi = Pick<
-  SecretStorage,
-  "getDefaultKeyId" | "createKey" | "checkKey" | "unlockWithRecoveryKey" | "unlockWithPassphrase" | "isStored"
->;
+export interface SecretStorageApi {
+  /** The account's default key id (`m.secret_storage.default_key`), if any. */
+  getDefaultKeyId(): Promise<string | undefined>;
+  /** Creates a key (random, or from a passphrase) and by default makes it the default. */
+  createKey(options?: CreateSecretStorageKeyOptions): Promise<CreatedSecretStorageKey>;
+  /** Whether `key` matches its description (`key.keyId`, or `keyId`, default: the default key). */
+  checkKey(key: SecretStorageKey | Uint8Array, keyId?: string): Promise<boolean>;
+  /** The key a recovery key stands for, checked against its description (`bad_key` otherwise). */
+  unlockWithRecoveryKey(recoveryKey: string, keyId?: string): Promise<SecretStorageKey>;
+  /** The key derived from a passphrase with its description's `m.pbkdf2` parameters, checked. */
+  unlockWithPassphrase(passphrase: string, keyId?: string): Promise<SecretStorageKey>;
+  /** Whether the secret `name` is stored under `keyId` (default: the default key). */
+  isStored(name: string, keyId?: string): Promise<boolean>;
+}
 
 /**
  * What an app creates once per logged-in device: one object per capability and one event stream.
@@ -52,6 +69,8 @@ export interface E2eeClient {
   readonly secretStorage: SecretStorageApi;
   /** The dehydrated device (MSC3814): probe, drain, rotation, replace, delete, status. */
   readonly dehydration: DehydrationApi;
+  /** The encryption loop: to-device events, key counts and device lists into the crypto layer. */
+  readonly sync: SyncApi;
   /**
    * The escape hatch: crypto-wasm's `OlmMachine`, for what this SDK does not wrap (verification,
    * key backup). Not plain data. Do not `close()` it; the client does (when it created it). A
@@ -151,9 +170,11 @@ class Client implements E2eeClient {
   readonly deviceId: string;
   readonly events: TypedEmitter<E2eeClientEvents>;
   readonly crossSigning: CrossSigning;
-  readonly secretStorage: SecretStorage;
+  readonly secretStorage: SecretStorageApi;
   readonly dehydration: Dehydration;
+  readonly sync: Sync;
   readonly olmMachine: OlmMachine;
+  readonly #secretStorage: SecretStorage;
   readonly #outgoingRequests: OutgoingRequestLoop;
   readonly #ownsMachine: boolean;
   /** The default IndexedDB state store, opened by `createE2eeClient`: closed with the client. */
@@ -171,7 +192,7 @@ class Client implements E2eeClient {
         http: client.#http,
         outgoingRequests: client.#outgoingRequests,
         stateStore: client.#stateStore,
-        secretStorage: client.secretStorage,
+        secretStorage: client.#secretStorage,
       };
     };
   }
@@ -196,12 +217,15 @@ class Client implements E2eeClient {
     this.#ownedStateStore =
       options.stateStore === undefined && stateStore instanceof IndexedDbStateStore ? stateStore : undefined;
     this.events = new TypedEmitter<E2eeClientEvents>(logger);
+    // Errors in payloads become plain `ErrorInfo` at this boundary: payloads stay plain data.
     const emit = (event: string, payload: unknown) =>
-      this.events.emit(event as keyof E2eeClientEvents, payload as never);
+      this.events.emit(event as keyof E2eeClientEvents, withErrorInfo(payload) as never);
+    const assertOpen = () => this.#assertOpen();
 
-    this.secretStorage = new SecretStorage(
+    this.#secretStorage = new SecretStorage(
       createHttpAccountData(http, options.userId, { signal: this.#closing.signal }),
     );
+    this.secretStorage = openOnly(this.#secretStorage, assertOpen);
     this.#outgoingRequests = new OutgoingRequestLoop({
       machine,
       http,
@@ -213,7 +237,7 @@ class Client implements E2eeClient {
       machine,
       http,
       outgoingRequests: this.#outgoingRequests,
-      secretStorage: this.secretStorage,
+      secretStorage: this.#secretStorage,
       stateStore,
       cryptoStoreDurability: parts.durability,
       userId: options.userId,
@@ -222,13 +246,29 @@ class Client implements E2eeClient {
       clock: options.clock,
       logger,
       signal: this.#closing.signal,
+      assertOpen,
+      emit,
+    });
+    this.sync = new Sync({
+      machine,
+      http,
+      baseUrl: options.baseUrl,
+      userId: options.userId,
+      deviceId: options.deviceId,
+      stateStore,
+      cryptoStoreDurability: parts.durability,
+      runOutgoingRequests: () => this.#outgoingRequests.run(),
+      clock: options.clock ?? systemClock,
+      random: options.random ?? Math.random,
+      logger,
+      signal: this.#closing.signal,
       emit,
     });
     this.crossSigning = new CrossSigning({
       machine,
       http,
       userId: options.userId,
-      secretStorage: this.secretStorage,
+      secretStorage: this.#secretStorage,
       runOutgoingRequests: () => this.#outgoingRequests.run(),
       uiaCallback: options.uiaCallback,
       identityReset: this.dehydration,
@@ -239,7 +279,8 @@ class Client implements E2eeClient {
     forwardPrefixed(this.#outgoingRequests.events, "crypto", emit);
   }
 
-  processOutgoingRequests(): Promise<void> {
+  async processOutgoingRequests(): Promise<void> {
+    this.#assertOpen();
     return this.#outgoingRequests.run();
   }
 
@@ -248,6 +289,7 @@ class Client implements E2eeClient {
       // Aborts every request and drain in flight at once; each part is then awaited until it has
       // let go of the machine (a drain frees its rehydrated device first).
       this.#closing.abort(new SdkError<ClientErrorCode>("client_closed", "the client was closed"));
+      await this.sync.close();
       await this.dehydration.close();
       await this.#outgoingRequests.stop();
       if (this.#ownsMachine) this.olmMachine.close();
@@ -259,4 +301,25 @@ class Client implements E2eeClient {
   #assertOpen(): void {
     if (this.#closed) throw new SdkError<ClientErrorCode>("client_closed", "the client was closed");
   }
+}
+
+/** The face of secret storage: every call checks the client is open first. */
+function openOnly(storage: SecretStorage, assertOpen: () => void): SecretStorageApi {
+  return {
+    getDefaultKeyId: async () => (assertOpen(), storage.getDefaultKeyId()),
+    createKey: async (options) => (assertOpen(), storage.createKey(options)),
+    checkKey: async (key, keyId) => {
+      assertOpen();
+      return key instanceof Uint8Array
+        ? storage.checkKey(key, keyId)
+        : storage.checkKey(key.key, keyId ?? key.keyId);
+    },
+    unlockWithRecoveryKey: async (recoveryKey, keyId) => (
+      assertOpen(), storage.unlockWithRecoveryKey(recoveryKey, keyId)
+    ),
+    unlockWithPassphrase: async (passphrase, keyId) => (
+      assertOpen(), storage.unlockWithPassphrase(passphrase, keyId)
+    ),
+    isStored: async (name, keyId) => (assertOpen(), storage.isStored(name, keyId)),
+  };
 }

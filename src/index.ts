@@ -21,6 +21,7 @@ export type {
   CrossSigningApi,
   CrossSigningBootstrapOptions,
   CrossSigningBootstrapResult,
+  CrossSigningBootstrapResultWithNewKey,
   CrossSigningErrorCode,
   RestoreFromRecoveryKeyOptions,
   RestoreFromRecoveryKeyResult,
@@ -76,6 +77,7 @@ export type {
 } from "./dehydration/rotation/rotation.js";
 export type { RotationRecord } from "./dehydration/rotation/rotation-plan.js";
 export { AbortError, isAbortError } from "./errors/abort-error.js";
+export type { ErrorInfo } from "./errors/error-info.js";
 export {
   type FieldIssue,
   isMalformedResponseError,
@@ -117,4 +119,16 @@ export {
   StateStoreError,
   type StateStoreErrorCode,
 } from "./state/state-store.js";
+export type { SyncErrorCode } from "./sync/connection-claim.js";
+export type { ReceivedToDeviceEvent } from "./sync/crypto-sync.js";
+export type { SyncEvents, SyncMode } from "./sync/events.js";
+export type {
+  ClassicSyncResponseBody,
+  EncryptionExtensionsRequest,
+  SlidingSyncExtension,
+  SyncApi,
+  SyncModuleEvents,
+  SyncStartOptions,
+  SyncStatus,
+} from "./sync/sync.js";
 export { type Clock, systemClock } from "./time/clock.js";

@@ -1,13 +1,9 @@
-import {
-  createE2eeClient,
-  createMatrixHttp,
-  type E2eeClient,
-  type MatrixHttpClient,
-  withUserInteractiveAuth,
-} from "matrix-e2ee-devices";
+import { createE2eeClient, type E2eeClient } from "matrix-e2ee-devices";
 import type { MockHomeserver } from "matrix-e2ee-devices/testing";
 import { z } from "zod";
 import type { LogPanel } from "./log-panel.js";
+import { MatrixCallError, MatrixCalls } from "./matrix-calls.js";
+import { appRetryLogger, type RetryCounter } from "./observe.js";
 
 /** What a login hands an app. Nothing here is ever written to the log but `userId`/`deviceId`. */
 export interface Session {
@@ -25,8 +21,21 @@ export interface Account {
 
 const sessionSchema = z.looseObject({ user_id: z.string(), device_id: z.string(), access_token: z.string() });
 
-function transport(hs: MockHomeserver, log: LogPanel, actor: string): MatrixHttpClient {
-  return createMatrixHttp({ baseUrl: hs.baseUrl, fetch: hs.fetch, logger: log.sdkLogger(actor) });
+/** Where the demo's own calls go, with or without a session. */
+export interface Homeserver {
+  hs: MockHomeserver;
+  log: LogPanel;
+  retries: RetryCounter;
+}
+
+/** The app's own calls for `actor`, as `session` (or unauthenticated, for register and login). */
+export function matrixCalls(server: Homeserver, actor: string, session?: Session): MatrixCalls {
+  return new MatrixCalls({
+    baseUrl: server.hs.baseUrl,
+    fetch: server.hs.fetch,
+    ...(session ? { accessToken: session.accessToken } : {}),
+    onRetry: appRetryLogger(server.log, actor, server.retries),
+  });
 }
 
 function randomPassword(): string {
@@ -36,24 +45,28 @@ function randomPassword(): string {
 
 /** `POST /register` through the server's user-interactive auth (`m.login.dummy`). */
 export async function register(
-  hs: MockHomeserver,
-  log: LogPanel,
+  server: Homeserver,
   localpart: string,
   displayName: string,
 ): Promise<{ account: Account; session: Session }> {
-  const http = transport(hs, log, displayName);
+  const calls = matrixCalls(server, displayName);
   const password = randomPassword();
-  const response = await withUserInteractiveAuth(
-    (auth) =>
-      http.request({
-        method: "POST",
-        path: "/_matrix/client/v3/register",
-        body: { username: localpart, password, initial_device_display_name: `${displayName}'s laptop`, auth },
-        schema: sessionSchema,
-        unauthenticated: true,
-      }),
-    async (challenge) => ({ type: "m.login.dummy", session: challenge.session }),
-  );
+  const body = { username: localpart, password, initial_device_display_name: `${displayName}'s laptop` };
+  const send = (auth?: unknown) =>
+    calls.request({
+      method: "POST",
+      path: "/_matrix/client/v3/register",
+      body: auth === undefined ? body : { ...body, auth },
+      schema: sessionSchema,
+    });
+  let response: z.infer<typeof sessionSchema>;
+  try {
+    response = await send();
+  } catch (error) {
+    // The first answer is the challenge; the dummy stage completes it.
+    if (!(error instanceof MatrixCallError) || error.uiaSession === undefined) throw error;
+    response = await send({ type: "m.login.dummy", session: error.uiaSession });
+  }
   return {
     account: { userId: response.user_id, localpart, password },
     session: { userId: response.user_id, deviceId: response.device_id, accessToken: response.access_token },
@@ -62,12 +75,11 @@ export async function register(
 
 /** `POST /login` with the password: a new device, as signing in on a new browser makes. */
 export async function passwordLogin(
-  hs: MockHomeserver,
-  log: LogPanel,
+  server: Homeserver,
   account: Account,
   deviceName: string,
 ): Promise<Session> {
-  const response = await transport(hs, log, deviceName).request({
+  const response = await matrixCalls(server, deviceName).request({
     method: "POST",
     path: "/_matrix/client/v3/login",
     body: {
@@ -77,7 +89,6 @@ export async function passwordLogin(
       initial_device_display_name: deviceName,
     },
     schema: sessionSchema,
-    unauthenticated: true,
   });
   return { userId: response.user_id, deviceId: response.device_id, accessToken: response.access_token };
 }
@@ -87,19 +98,18 @@ export async function passwordLogin(
  * for uploading cross-signing keys) answers with the account's password, as a real server wants.
  */
 export function openClient(
-  hs: MockHomeserver,
-  log: LogPanel,
+  server: Homeserver,
   account: Account,
   session: Session,
   actor: string,
 ): Promise<E2eeClient> {
   return createE2eeClient({
-    baseUrl: hs.baseUrl,
-    fetch: hs.fetch,
+    baseUrl: server.hs.baseUrl,
+    fetch: server.hs.fetch,
     userId: session.userId,
     deviceId: session.deviceId,
     accessToken: session.accessToken,
-    logger: log.sdkLogger(actor),
+    logger: server.log.sdkLogger(actor),
     uiaCallback: async (challenge) => ({
       type: "m.login.password",
       identifier: { type: "m.id.user", user: account.localpart },

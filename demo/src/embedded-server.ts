@@ -1,6 +1,6 @@
-import { DEHYDRATED_DEVICE_PATH } from "matrix-e2ee-devices";
 import {
   createMockHomeserver,
+  DEHYDRATED_DEVICE_PATH,
   type MockHomeserver,
   type Profile,
   type ProfileName,

@@ -1,28 +1,30 @@
-import { type MatrixHttp, matrixPath } from "matrix-e2ee-devices";
 import { z } from "zod";
+import { type MatrixCalls, path } from "./matrix-calls.js";
 
 /**
- * The few room calls the demo makes itself (the SDK handles devices, not timelines): Bob creates
- * encrypted rooms and sends to them; Alice's new login finds her invites, joins and reads history.
+ * The room calls the demo makes itself (the SDK handles devices, not timelines): Bob creates
+ * encrypted rooms and sends to them; Alice's new login lists her rooms, joins and reads history.
  * Every answer is validated before use, as the SDK does with its own calls.
  */
 
 const roomIdSchema = z.looseObject({ room_id: z.string() });
 const eventIdSchema = z.looseObject({ event_id: z.string() });
 
-const strippedStateSchema = z.looseObject({
+const stateEventSchema = z.looseObject({
   type: z.string(),
   state_key: z.string().optional(),
   content: z.looseObject({}),
 });
+const eventsSchema = z.looseObject({ events: z.array(stateEventSchema) });
 const syncSchema = z.looseObject({
   next_batch: z.string(),
   rooms: z
     .looseObject({
-      invite: z
+      invite: z.record(z.string(), z.looseObject({ invite_state: eventsSchema })).optional(),
+      join: z
         .record(
           z.string(),
-          z.looseObject({ invite_state: z.looseObject({ events: z.array(strippedStateSchema) }) }),
+          z.looseObject({ state: eventsSchema.optional(), timeline: eventsSchema.optional() }),
         )
         .optional(),
     })
@@ -39,14 +41,20 @@ export const timelineEventSchema = z.looseObject({
 export type TimelineEvent = z.infer<typeof timelineEventSchema>;
 const messagesSchema = z.looseObject({ chunk: z.array(timelineEventSchema) });
 
-export interface Invite {
+/** A room of the user's, as the initial sync lists it. */
+export interface ListedRoom {
   roomId: string;
   name: string;
+  membership: "invite" | "join";
 }
 
 /** A private room with Megolm encryption switched on from the start, inviting `invitee`. */
-export async function createEncryptedRoom(http: MatrixHttp, name: string, invitee: string): Promise<string> {
-  const created = await http.request({
+export async function createEncryptedRoom(
+  calls: MatrixCalls,
+  name: string,
+  invitee: string,
+): Promise<string> {
+  const created = await calls.request({
     method: "POST",
     path: "/_matrix/client/v3/createRoom",
     body: {
@@ -62,56 +70,101 @@ export async function createEncryptedRoom(http: MatrixHttp, name: string, invite
   return created.room_id;
 }
 
-/** Sends an already encrypted event; the transaction id makes a retry harmless (MSC3970). */
+/** Sends an already encrypted event; the transaction id makes a retry harmless. */
 export async function sendEncrypted(
-  http: MatrixHttp,
+  calls: MatrixCalls,
   roomId: string,
   content: unknown,
   txnId: string,
 ): Promise<string> {
-  const sent = await http.request({
+  const sent = await calls.request({
     method: "PUT",
-    path: matrixPath`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${txnId}`,
+    path: path`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${txnId}`,
     body: content,
     schema: eventIdSchema,
-    retry: "safe",
   });
   return sent.event_id;
 }
 
-/** The rooms the user is invited to, from one initial `/sync`, with their names. */
-export async function pendingInvites(http: MatrixHttp): Promise<Invite[]> {
-  const sync = await http.request({
+/**
+ * The rooms the user is in or invited to, from one initial `/sync`, with their names. Joined rooms
+ * are listed too: a login that joined some of them before a failure picks up where it stopped.
+ */
+export async function listRooms(calls: MatrixCalls): Promise<ListedRoom[]> {
+  const sync = await calls.request({
     method: "GET",
     path: "/_matrix/client/v3/sync",
     query: { timeout: 0 },
     schema: syncSchema,
   });
-  return Object.entries(sync.rooms?.invite ?? {}).map(([roomId, room]) => {
-    const nameEvent = room.invite_state.events.find((e) => e.type === "m.room.name");
-    const name = typeof nameEvent?.content.name === "string" ? nameEvent.content.name : roomId;
-    return { roomId, name };
-  });
+  const invited = Object.entries(sync.rooms?.invite ?? {}).map(
+    ([roomId, room]): ListedRoom => ({
+      roomId,
+      name: roomName(room.invite_state.events) ?? roomId,
+      membership: "invite",
+    }),
+  );
+  const joined = Object.entries(sync.rooms?.join ?? {}).map(
+    ([roomId, room]): ListedRoom => ({
+      roomId,
+      name: roomName([...(room.state?.events ?? []), ...(room.timeline?.events ?? [])]) ?? roomId,
+      membership: "join",
+    }),
+  );
+  return [...joined, ...invited];
 }
 
-export async function joinRoom(http: MatrixHttp, roomId: string): Promise<void> {
-  await http.request({
+function roomName(events: readonly z.infer<typeof stateEventSchema>[]): string | undefined {
+  const name = events.findLast((e) => e.type === "m.room.name")?.content.name;
+  return typeof name === "string" ? name : undefined;
+}
+
+export async function joinRoom(calls: MatrixCalls, roomId: string): Promise<void> {
+  await calls.request({
     method: "POST",
-    path: matrixPath`/_matrix/client/v3/join/${roomId}`,
+    path: path`/_matrix/client/v3/join/${roomId}`,
     body: {},
     schema: roomIdSchema,
     // Joining a room one has joined changes nothing, so a lost answer may be asked again.
-    retry: "safe",
+    repeatable: true,
   });
 }
 
 /** The room's latest encrypted events, oldest first. */
-export async function encryptedHistory(http: MatrixHttp, roomId: string): Promise<TimelineEvent[]> {
-  const page = await http.request({
+export async function encryptedHistory(calls: MatrixCalls, roomId: string): Promise<TimelineEvent[]> {
+  const page = await calls.request({
     method: "GET",
-    path: matrixPath`/_matrix/client/v3/rooms/${roomId}/messages`,
+    path: path`/_matrix/client/v3/rooms/${roomId}/messages`,
     query: { dir: "b", limit: 50 },
     schema: messagesSchema,
   });
   return page.chunk.filter((e) => e.type === "m.room.encrypted").reverse();
+}
+
+/**
+ * Sends one crypto-wasm request Bob's machine handed back to the app (a room key share, a key
+ * claim) and tells the machine the answer. A to-device PUT carries a transaction id: repeatable.
+ */
+export async function sendToDevice(
+  calls: MatrixCalls,
+  eventType: string,
+  txnId: string,
+  body: string,
+): Promise<void> {
+  await calls.request({
+    method: "PUT",
+    path: path`/_matrix/client/v3/sendToDevice/${eventType}/${txnId}`,
+    body: JSON.parse(body),
+    schema: z.looseObject({}),
+  });
+}
+
+/** `POST /keys/claim`: not repeated (a replay would use up more one-time keys). Returns the raw answer. */
+export async function claimKeys(calls: MatrixCalls, body: string): Promise<unknown> {
+  return calls.request({
+    method: "POST",
+    path: "/_matrix/client/v3/keys/claim",
+    body: JSON.parse(body),
+    schema: z.looseObject({ one_time_keys: z.record(z.string(), z.unknown()) }),
+  });
 }

@@ -91,6 +91,6 @@ export class ServerPanel {
     const stats = serverStats(ctx.hs);
     this.#stats.textContent =
       `${stats.requests} requests handled · ${stats.faults} faults injected · ` +
-      `${ctx.retries.retries} retries by the SDK`;
+      `${ctx.retries.sdk + ctx.retries.app} retries (${ctx.retries.sdk} by the SDK, ${ctx.retries.app} by the app)`;
   }
 }

@@ -2,18 +2,26 @@ import {
   DecryptionErrorCode,
   DecryptionSettings,
   MegolmDecryptionError,
+  type OlmMachine,
   RoomId,
   TrustRequirement,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
-import type { E2eeClient } from "matrix-e2ee-devices";
-import { encryptedHistory, joinRoom, pendingInvites, type TimelineEvent } from "./rooms.js";
+import { forEachConcurrently } from "./concurrency.js";
+import type { MatrixCalls } from "./matrix-calls.js";
+import { encryptedHistory, joinRoom, listRooms, type TimelineEvent } from "./rooms.js";
 
-/** Bob's messages as Alice's new device reads them: encrypted events, then what decrypts. */
+/** Bob's messages as Alice's new device reads them: her rooms, their encrypted events, what decrypts. */
 
-export interface RoomEvent {
+/** How many rooms are joined and read at once: what a client does at start-up, without flooding the server. */
+export const ROOM_CONCURRENCY = 8;
+
+/** One of Alice's rooms and how far the new login got with it; kept across failed attempts. */
+export interface AliceRoom {
   roomId: string;
-  roomName: string;
-  event: TimelineEvent;
+  name: string;
+  joined: boolean;
+  /** Its encrypted events, once read. */
+  history?: TimelineEvent[];
 }
 
 export interface ShownMessage {
@@ -22,50 +30,90 @@ export interface ShownMessage {
   /** `undefined` when it did not decrypt; `problem` says why. */
   body: string | undefined;
   problem?: string;
+  /** The Megolm session it needs (public: an id, not a key). */
+  sessionId?: string;
 }
 
-/** Joins every room the user is invited to and returns their encrypted history. */
-export async function joinInvitedRooms(client: E2eeClient): Promise<{ rooms: number; events: RoomEvent[] }> {
-  const invites = await pendingInvites(client.http);
-  const events: RoomEvent[] = [];
-  for (const invite of invites) {
-    await joinRoom(client.http, invite.roomId);
-    for (const event of await encryptedHistory(client.http, invite.roomId)) {
-      events.push({ roomId: invite.roomId, roomName: invite.name, event });
+/** Adds the rooms the server lists (invites and joined ones) that `rooms` does not know yet. */
+export async function discoverRooms(calls: MatrixCalls, rooms: Map<string, AliceRoom>): Promise<void> {
+  for (const listed of await listRooms(calls)) {
+    const known = rooms.get(listed.roomId);
+    if (known === undefined) {
+      rooms.set(listed.roomId, {
+        roomId: listed.roomId,
+        name: listed.name,
+        joined: listed.membership === "join",
+      });
+    } else if (listed.membership === "join") {
+      known.joined = true;
     }
   }
-  return { rooms: invites.length, events };
 }
 
-export async function decryptAll(client: E2eeClient, events: readonly RoomEvent[]): Promise<ShownMessage[]> {
+/**
+ * Joins the rooms not joined yet and reads the history of those not read yet, `ROOM_CONCURRENCY`
+ * at a time. Each room's progress is recorded as it happens, so a failure leaves the rest to the
+ * next attempt. Returns how many joins this call made.
+ */
+export async function joinAndRead(
+  calls: MatrixCalls,
+  rooms: Map<string, AliceRoom>,
+  onProgress: (done: number, total: number) => void,
+): Promise<number> {
+  const all = [...rooms.values()];
+  let done = all.filter((r) => r.history !== undefined).length;
+  let joins = 0;
+  onProgress(done, all.length);
+  await forEachConcurrently(
+    all.filter((r) => r.history === undefined),
+    ROOM_CONCURRENCY,
+    async (room) => {
+      if (!room.joined) {
+        await joinRoom(calls, room.roomId);
+        room.joined = true;
+        joins++;
+      }
+      room.history = await encryptedHistory(calls, room.roomId);
+      onProgress(++done, all.length);
+    },
+  );
+  return joins;
+}
+
+/** Every read message of `rooms`, oldest first per room, decrypted where the machine has the key. */
+export async function decryptAll(machine: OlmMachine, rooms: Iterable<AliceRoom>): Promise<ShownMessage[]> {
   const shown: ShownMessage[] = [];
-  for (const { roomId, roomName, event } of events) {
-    shown.push({ room: roomName, sender: event.sender, ...(await decrypt(client, roomId, event)) });
+  for (const room of rooms) {
+    for (const event of room.history ?? []) {
+      shown.push({ room: room.name, sender: event.sender, ...(await decrypt(machine, room.roomId, event)) });
+    }
   }
   return shown;
 }
 
 /** The plaintext body, or why there is none ("no room key" is the expected miss before a drain). */
 async function decrypt(
-  client: E2eeClient,
+  machine: OlmMachine,
   roomId: string,
   event: TimelineEvent,
-): Promise<{ body: string | undefined; problem?: string }> {
-  let decrypted: Awaited<ReturnType<E2eeClient["machine"]["decryptRoomEvent"]>>;
+): Promise<{ body: string | undefined; problem?: string; sessionId?: string }> {
+  const sessionId = typeof event.content.session_id === "string" ? event.content.session_id : undefined;
+  let decrypted: Awaited<ReturnType<OlmMachine["decryptRoomEvent"]>>;
   try {
-    decrypted = await client.machine.decryptRoomEvent(
+    decrypted = await machine.decryptRoomEvent(
       JSON.stringify({ ...event, room_id: roomId }),
       new RoomId(roomId),
       // Alice has not verified Bob: show the message, as apps do with a grey shield.
       new DecryptionSettings(TrustRequirement.Untrusted),
     );
   } catch (error) {
+    const missing = { body: undefined, ...(sessionId ? { sessionId } : {}) };
     if (error instanceof MegolmDecryptionError) {
       const problem = error.code === DecryptionErrorCode.MissingRoomKey ? "no room key" : error.description;
       error.free();
-      return { body: undefined, problem };
+      return { ...missing, problem };
     }
-    return { body: undefined, problem: error instanceof Error ? error.message : String(error) };
+    return { ...missing, problem: error instanceof Error ? error.message : String(error) };
   }
   const content = (JSON.parse(decrypted.event) as { content?: { body?: unknown } }).content;
   return { body: typeof content?.body === "string" ? content.body : "(no text)" };

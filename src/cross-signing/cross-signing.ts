@@ -12,6 +12,7 @@ import type {
   IdentityResetHooks,
   PreResetDrain,
 } from "../dehydration/identity-reset.js";
+import { type WithErrorInfo, withErrorInfo } from "../errors/error-info.js";
 import { SdkError } from "../errors/sdk-error.js";
 import type { MatrixHttp } from "../http/types.js";
 import {
@@ -62,9 +63,16 @@ export interface CrossSigningBootstrapResult {
   storedInSecretStorage: CrossSigningKeyRole[];
   /**
    * With `reset`: what became of the dehydrated device — drained and replaced, none, or left
-   * `stale` (also a `dehydration.stale` event). `undefined` without `reset`.
+   * `stale` (also a `dehydration.stale` event; its `error` as plain `ErrorInfo`). `undefined`
+   * without `reset`.
    */
-  dehydratedDevice: DehydratedDeviceResetOutcome | undefined;
+  dehydratedDevice: WithErrorInfo<DehydratedDeviceResetOutcome> | undefined;
+}
+
+/** `bootstrap()` with `createSecretStorageKey`: the new key and its recovery key always exist. */
+export interface CrossSigningBootstrapResultWithNewKey extends CrossSigningBootstrapResult {
+  recoveryKey: string;
+  secretStorageKey: SecretStorageKey;
 }
 
 /** Options of `restoreFromRecoveryKey` and `restoreFromPassphrase`. */
@@ -104,6 +112,9 @@ export interface CrossSigningApi {
    * old device is kept and reported (`dehydratedDevice.outcome: "stale"`, `dehydration.stale`).
    * The drain reads the dehydration key with `secretStorageKey`, else the key cached here.
    */
+  bootstrap(
+    options: CrossSigningBootstrapOptions & { createSecretStorageKey: true | CreateSecretStorageKeyOptions },
+  ): Promise<CrossSigningBootstrapResultWithNewKey>;
   bootstrap(options?: CrossSigningBootstrapOptions): Promise<CrossSigningBootstrapResult>;
   /**
    * A new login's way back to signing: unlocks secret storage with the recovery key, learns the
@@ -158,6 +169,10 @@ export class CrossSigning implements CrossSigningApi {
     return getCrossSigningStatus(this.#parts.machine);
   }
 
+  bootstrap(
+    options: CrossSigningBootstrapOptions & { createSecretStorageKey: true | CreateSecretStorageKeyOptions },
+  ): Promise<CrossSigningBootstrapResultWithNewKey>;
+  bootstrap(options?: CrossSigningBootstrapOptions): Promise<CrossSigningBootstrapResult>;
   async bootstrap(options: CrossSigningBootstrapOptions = {}): Promise<CrossSigningBootstrapResult> {
     const parts = this.#parts;
     parts.assertOpen();
@@ -202,7 +217,10 @@ export class CrossSigning implements CrossSigningApi {
     }
     const dehydratedDevice =
       drained === undefined ? undefined : await this.#afterReset(drained, stored.secretStorageKey, signal);
-    return { ...stored, dehydratedDevice };
+    return {
+      ...stored,
+      dehydratedDevice: dehydratedDevice === undefined ? undefined : withErrorInfo(dehydratedDevice),
+    };
   }
 
   restoreFromRecoveryKey(

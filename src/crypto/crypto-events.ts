@@ -13,6 +13,12 @@ export interface CryptoEvents {
    * whose retry is a fresh claim the machine decides on itself.
    */
   requestFailed: { requestId: string | undefined; kind: OutgoingRequestKind | "Unknown"; error: unknown };
+  /**
+   * A `keys/upload` reached the server: how many one-time and fallback keys it carried, and
+   * whether it published the device keys. The machine tops one-time keys up whenever the server's
+   * count is below its target, so a steady stream of these means a server count that never rises.
+   */
+  keysUploaded: { oneTimeKeys: number; fallbackKeys: number; deviceKeys: boolean };
   /** `outgoingRequests()` itself threw; the loop retries later. */
   loopFailed: { error: unknown };
   /** A pass had failures; the loop runs again after `delayMs` on the injected clock. */

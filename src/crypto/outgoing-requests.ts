@@ -163,9 +163,11 @@ export class OutgoingRequestLoop {
       if (this.stopped) return { kind: "stopped" };
       const requestId = request.id;
       const kind = outgoingRequestKind(request);
+      const uploaded = kind === "KeysUpload" ? uploadedKeys(request) : undefined;
       try {
         await sendOutgoingRequest(this.#machine, this.#http, request, this.#abort.signal);
         this.events.emit("requestSent", { requestId, kind });
+        if (uploaded !== undefined) this.events.emit("keysUploaded", uploaded);
       } catch (error) {
         if (this.stopped) return { kind: "stopped" };
         failed = true;
@@ -209,6 +211,24 @@ export class OutgoingRequestLoop {
 export function backoffDelay(failures: number, baseMs: number, capMs: number, random: () => number): number {
   const step = exponentialDelayMs(failures, baseMs, capMs);
   return Math.round(step / 2 + (step / 2) * random());
+}
+
+/** What a `keys/upload` body carries, counted; `undefined` when the body cannot be read. */
+function uploadedKeys(request: OutgoingRequest): CryptoEvents["keysUploaded"] | undefined {
+  try {
+    const body = JSON.parse((request as { body: string }).body) as {
+      one_time_keys?: Record<string, unknown>;
+      fallback_keys?: Record<string, unknown>;
+      device_keys?: unknown;
+    };
+    return {
+      oneTimeKeys: Object.keys(body.one_time_keys ?? {}).length,
+      fallbackKeys: Object.keys(body.fallback_keys ?? {}).length,
+      deviceKeys: body.device_keys !== undefined && body.device_keys !== null,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function serverRetryAfterMs(error: unknown): number | undefined {

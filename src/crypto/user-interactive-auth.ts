@@ -17,7 +17,7 @@ export interface UiaChallenge {
 }
 
 /** The `auth` dict the app's callback returns, e.g. `{type: "m.login.password", identifier, password}`. */
-export type AuthDict = { type?: string; session?: string } & Record<string, unknown>;
+export type AuthDict = { type?: string | undefined; session?: string | undefined } & Record<string, unknown>;
 
 /**
  * Asked once per round. Returns the `auth` dict for the next attempt, or `undefined` to give up
@@ -95,9 +95,31 @@ export async function withUserInteractiveAuth<T>(
     if (next === undefined || next === null) {
       throw new UserInteractiveAuthError("cancelled", "user-interactive auth was cancelled", { details });
     }
+    if (challenge.errcode !== undefined && auth !== undefined && sameAuth(next, auth, challenge.session)) {
+      throw new UserInteractiveAuthError(
+        "rejected",
+        `the server refused the credentials (${challenge.errcode}) and the callback gave the same again`,
+        { details },
+      );
+    }
     auth =
       next.session === undefined && challenge.session !== undefined
         ? { ...next, session: challenge.session }
         : next;
   }
+}
+
+/** Whether two auth dicts say the same, the server's session filled in as it would be on sending. */
+function sameAuth(next: AuthDict, previous: AuthDict, session: string | undefined): boolean {
+  const filled = next.session === undefined && session !== undefined ? { ...next, session } : next;
+  return canonical(filled) === canonical(previous);
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "undefined";
 }

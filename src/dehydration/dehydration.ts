@@ -147,6 +147,8 @@ export interface DehydrationParts {
   logger: Logger;
   /** The owner's lifetime: aborts every drain once it fires. */
   signal: AbortSignal;
+  /** Throws once the owner is closed: every call checks first, so none touches a closed machine. */
+  assertOpen: () => void;
   /** Where every event goes, already named by part (`dehydration.drain.page`, …). */
   emit: (event: string, payload: unknown) => void;
 }
@@ -172,6 +174,7 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
   readonly #events: TypedEmitter<DehydratedDeviceStaleEvents>;
   readonly #getSecretStorageKey: (() => Promise<SecretStorageKey | undefined>) | undefined;
   readonly #logger: Logger;
+  readonly #assertOpen: () => void;
   /** The key `start()` was given, for the rotation's passes. */
   #rotationKey: SecretStorageKey | undefined;
 
@@ -182,6 +185,7 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
   constructor(parts: DehydrationParts) {
     const { logger } = parts;
     this.#logger = logger;
+    this.#assertOpen = parts.assertOpen;
     this.#getSecretStorageKey = parts.getSecretStorageKey;
     this.#manager = new DehydrationManager({
       machine: parts.machine,
@@ -219,26 +223,30 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
     forwardPrefixed(this.#rotation.events, "dehydration.rotation", parts.emit);
   }
 
-  isSupported(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+  async isSupported(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    this.#assertOpen();
     return this.#manager.isSupported(options);
   }
 
   async status(options: { signal?: AbortSignal } = {}): Promise<DehydrationStatus> {
+    this.#assertOpen();
     const [device, record] = await Promise.all([this.#manager.checkDevice(options), this.#rotation.record()]);
     return { device, rotation: { running: this.#rotation.started, record } };
   }
 
-  drain(options: DrainOptions = {}): Promise<DrainOutcome> {
+  async drain(options: DrainOptions = {}): Promise<DrainOutcome> {
+    this.#assertOpen();
     return this.#drainer.drain(options);
   }
 
-  start(options: RotationOptions = {}): Promise<RotationPassResult> {
+  async start(options: RotationOptions = {}): Promise<RotationPassResult> {
+    this.#assertOpen();
     const { secretStorageKey, ...rest } = options;
     const wasRunning = this.#rotation.started;
     const started = this.#rotation.start(rest);
     // Only when this call started it: a second `start()` rejects and keeps the first call's key.
     if (!wasRunning && this.#rotation.started) this.#rotationKey = secretStorageKey;
-    return started;
+    return await started;
   }
 
   async stop(): Promise<void> {
@@ -246,11 +254,15 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
     this.#rotationKey = undefined;
   }
 
-  replaceNow(options: ReplaceNowOptions = {}): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
+  async replaceNow(
+    options: ReplaceNowOptions = {},
+  ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
+    this.#assertOpen();
     return this.#rotation.replaceNow(options);
   }
 
-  delete(options: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+  async delete(options: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+    this.#assertOpen();
     return this.#manager.delete(options);
   }
 

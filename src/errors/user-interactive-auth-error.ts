@@ -9,7 +9,13 @@ export type UserInteractiveAuthFailure =
   /** The app's callback threw. */
   | "callback_failed"
   /** The server kept asking after the round limit. */
-  | "too_many_rounds";
+  | "too_many_rounds"
+  /**
+   * The server refused an attempt (its `errcode`, e.g. `M_FORBIDDEN` for a wrong password, is in
+   * `details`) and the callback answered with the very same auth dict: sending it again could only
+   * fail again, and repeated wrong passwords trip servers' rate limits.
+   */
+  | "rejected";
 
 /** The error's `code`: its `reason` behind a `uia_` prefix, e.g. `uia_cancelled`. */
 export type UserInteractiveAuthErrorCode = `uia_${UserInteractiveAuthFailure}`;

@@ -9,6 +9,8 @@ export interface EventSubscriber<Events extends { [K in keyof Events]: unknown }
   on<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): () => void;
   once<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): () => void;
   off<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): void;
+  /** Hears every event with its name (logging, forwarding); returns the unsubscribe. */
+  onAny(listener: <K extends keyof Events>(event: K, payload: Events[K]) => void): () => void;
 }
 
 /**

@@ -95,7 +95,8 @@ function malformed(method: string, path: string, issues: FieldIssue[]): AttemptR
 }
 
 /** Field path and issue kind only: zod messages for some issue kinds quote the received value. */
-function toFieldIssue(issue: z.core.$ZodIssue): FieldIssue {
+/** A zod issue as a `FieldIssue`: where and what kind, never the value. */
+export function toFieldIssue(issue: z.core.$ZodIssue): FieldIssue {
   const expected = "expected" in issue && typeof issue.expected === "string" ? issue.expected : undefined;
   return {
     path: issue.path.length === 0 ? "(body)" : issue.path.map(String).join("."),

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { checkControlToken, controlExposureError } from "./control-auth.js";
 import { defaultProfileName, isProfileName, type ProfileName, profiles } from "./profiles.js";
 
 export interface CliOptions {
@@ -7,6 +8,8 @@ export interface CliOptions {
   serverName: string;
   profile: ProfileName;
   seed: number | undefined;
+  /** `--control-token`; when absent the CLI makes one up and prints it. */
+  controlToken: string | undefined;
 }
 
 export type CliParse = { ok: true; options: CliOptions } | { ok: false; error: string } | { ok: "help" };
@@ -18,7 +21,11 @@ const indent = " ".repeat(`usage: ${CLI_NAME} `.length);
 
 export const CLI_USAGE = `usage: ${CLI_NAME} [--port 8008] [--host 127.0.0.1] [--server-name localhost]
 ${indent}[--profile ${Object.keys(profiles).join("|")}] [--seed <n>]
-  --port 0 picks a free port; the first line printed is the base URL.`;
+${indent}[--control-token <token>]
+  --port 0 picks a free port; the first line printed is the base URL.
+  /_mock/ control calls need "Authorization: Bearer <token>"; without --control-token a random
+  token is made and printed on the second line. A host other than 127.0.0.1, ::1 or localhost
+  needs --control-token.`;
 
 /** Every option takes a value, given as `--flag value` or `--flag=value`; a repeated one: the last wins. */
 const OPTIONS = {
@@ -27,6 +34,7 @@ const OPTIONS = {
   "server-name": { type: "string", default: "localhost" },
   profile: { type: "string", default: defaultProfileName },
   seed: { type: "string" },
+  "control-token": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -66,9 +74,28 @@ export function parseCliArgs(argv: readonly string[]): CliParse {
       return { ok: false, error: `bad seed: ${JSON.stringify(values.seed)} (an integer)` };
     }
   }
+  const controlToken = values["control-token"];
+  if (controlToken !== undefined) {
+    try {
+      checkControlToken(controlToken);
+    } catch {
+      return { ok: false, error: "bad control token (visible ASCII characters, no spaces)" };
+    }
+  }
+  // Only a token the user chose counts: a made-up one is printed, and on a shared network anyone
+  // reading the output (a CI log, say) could use it.
+  const exposed = controlExposureError(values.host, controlToken);
+  if (exposed !== undefined) return { ok: false, error: `${exposed} (--control-token)` };
   return {
     ok: true,
-    options: { port: Number(port), host: values.host, serverName: values["server-name"], profile, seed },
+    options: {
+      port: Number(port),
+      host: values.host,
+      serverName: values["server-name"],
+      profile,
+      seed,
+      controlToken,
+    },
   };
 }
 

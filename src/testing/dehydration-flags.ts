@@ -6,7 +6,7 @@ import type { ProfileName } from "./profile-name.js";
  * `DehydratedDeviceEventsServlet`, `synapse/handlers/devicemessage.py`
  * `get_events_for_dehydrated_device`, `DeviceInboxWorkerStore.get_messages_for_device`),
  * matrix-construct/tuwunel (`src/api/client/dehydrated_device.rs`,
- * `src/service/users/dehydrated_device.rs`) and, for `msc`, the MSC3814 text after its 2026-07
+ * `src/service/users/dehydrated_device.rs`; continuwuity alike) and, for `msc`, the MSC3814 text after its 2026-07
  * change to `GET …/events?from=`. Every field is a `Profile` field, so one can be overridden.
  */
 export interface DehydrationFlags {
@@ -84,20 +84,25 @@ const synapse: DehydrationFlags = {
   dehydratedPutRules: "synapse",
 };
 
+const tuwunel: DehydrationFlags = {
+  dehydratedDevices: true,
+  dehydratedEventsGet: false,
+  dehydratedEventsPost: true,
+  dehydratedEventsPageSize: 50,
+  dehydratedEventsLimitParam: false,
+  dehydratedEventsToken: "decimal",
+  dehydratedGetNextBatch: "if-more",
+  dehydratedPostNextBatch: "unless-empty",
+  dehydratedPutRules: "ruma",
+};
+
 export const dehydrationFlagsByProfile: Readonly<Record<ProfileName, Readonly<DehydrationFlags>>> = {
   "synapse-1.157": synapse,
   "synapse-1.156": { ...synapse, dehydratedEventsGet: false },
-  tuwunel: {
-    dehydratedDevices: true,
-    dehydratedEventsGet: false,
-    dehydratedEventsPost: true,
-    dehydratedEventsPageSize: 50,
-    dehydratedEventsLimitParam: false,
-    dehydratedEventsToken: "decimal",
-    dehydratedGetNextBatch: "if-more",
-    dehydratedPostNextBatch: "unless-empty",
-    dehydratedPutRules: "ruma",
-  },
+  tuwunel,
+  // continuwuity's events page reads as tuwunel's does (ruma's POST, `MAX_BATCH_EVENTS = 50`, decimal
+  // tokens; its src/api/client/dehydrated_device.rs); the PUT rules are tuwunel's, assumed.
+  continuwuity: tuwunel,
   msc: {
     ...synapse,
     dehydratedEventsPost: false,

@@ -2,8 +2,8 @@ import type { ProfileName } from "./profile-name.js";
 
 /**
  * Where real servers differ on the key and to-device endpoints (element-hq/synapse v1.157.1,
- * matrix-construct/tuwunel 1.9; `msc` = the Client-Server spec read literally). Every field is a
- * `Profile` field, so one can be overridden.
+ * matrix-construct/tuwunel 1.9, continuwuity/continuwuity@09073235; `msc` = the Client-Server spec
+ * read literally). Every field is a `Profile` field, so one can be overridden.
  */
 export interface E2eeFlags {
   /**
@@ -37,6 +37,13 @@ export const e2eeFlagsByProfile: Readonly<Record<ProfileName, Readonly<E2eeFlags
   },
   tuwunel: {
     seedSignedCurve25519Count: true,
+    deviceKeysMismatchErrcode: "M_UNKNOWN",
+    oneTimeKeyConflict: "keep-existing",
+  },
+  // continuwuity's `count_one_time_keys` (src/service/users/keys.rs) lists only algorithms it
+  // holds keys for, and nothing seeds `signed_curve25519`; the other two copy tuwunel (same lineage).
+  continuwuity: {
+    seedSignedCurve25519Count: false,
     deviceKeysMismatchErrcode: "M_UNKNOWN",
     oneTimeKeyConflict: "keep-existing",
   },

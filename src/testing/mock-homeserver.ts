@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from "../time/clock.js";
 import { MockControl } from "./control.js";
+import { checkControlToken, controlTokenError } from "./control-auth.js";
 import type { ControlledServer } from "./controlled-server.js";
 import { corsHeaders, preflightHeaders } from "./cors.js";
 import { type FaultAction, FaultInjector, faultKindOf } from "./faults.js";
@@ -43,6 +44,12 @@ export interface MockHomeserverOptions {
   extraRoutes?: readonly ClientRoute[];
   /** Routes added under `/_mock/` after the built-in control routes. */
   extraControlRoutes?: readonly ControlRoute[];
+  /**
+   * When set, `/_mock/…` requests (over HTTP, and through `fetch`) need `Authorization: Bearer
+   * <controlToken>`: 401 `M_MISSING_TOKEN` without one, 403 `M_UNKNOWN_TOKEN` for another.
+   * `control` calls never do. Default: none, the API is open (fine on loopback only).
+   */
+  controlToken?: string;
 }
 
 const JSON_HEADERS = {
@@ -62,6 +69,8 @@ export class MockHomeserver implements ControlledServer {
   readonly control: MockControl;
   readonly clock: Clock;
   baseUrl: string;
+  /** The token `/_mock/…` requests must present, if any (`MockHomeserverOptions.controlToken`). */
+  readonly controlToken: string | undefined;
 
   readonly #faults: FaultInjector;
   readonly #log: RequestLog;
@@ -73,6 +82,8 @@ export class MockHomeserver implements ControlledServer {
     this.profile = resolveProfile(options.profile ?? defaultProfileName, options.overrides);
     this.clock = options.clock ?? systemClock;
     this.baseUrl = options.baseUrl ?? `http://${this.serverName}`;
+    if (options.controlToken !== undefined) checkControlToken(options.controlToken);
+    this.controlToken = options.controlToken;
     this.state = createServerState(this.serverName, this.clock);
     this.#faults = new FaultInjector();
     if (options.seed !== undefined) this.#faults.configure({ seed: options.seed });
@@ -226,6 +237,11 @@ export class MockHomeserver implements ControlledServer {
     url: URL,
     req: MockHttpRequest,
   ): Promise<MockHttpOutcome> {
+    // Before routing, so that without the token not even which paths exist can be learnt.
+    if (this.controlToken !== undefined) {
+      const refused = controlTokenError(req.headers, this.controlToken);
+      if (refused) return this.#error(refused);
+    }
     const resolution = this.#controlRouter.resolve(method, path);
     if (resolution.kind === "not-found") {
       return this.#error(new MatrixError(404, "M_UNRECOGNIZED", "Unrecognized request"));

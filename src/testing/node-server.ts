@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { controlExposureError } from "./control-auth.js";
 import { MockHomeserver, type MockHomeserverOptions } from "./mock-homeserver.js";
 
 /**
@@ -9,7 +10,10 @@ import { MockHomeserver, type MockHomeserverOptions } from "./mock-homeserver.js
 export interface StartMockServerOptions extends MockHomeserverOptions {
   /** 0 (default) picks a free port. */
   port?: number;
-  /** Default `127.0.0.1`. */
+  /**
+   * Default `127.0.0.1`. Any host but `127.0.0.1`, `::1` and `localhost` needs a `controlToken`
+   * (here or on `homeserver`): otherwise the server refuses to start.
+   */
   host?: string;
   /** Serve an existing homeserver instead of creating one from the options. */
   homeserver?: MockHomeserver;
@@ -25,6 +29,11 @@ export interface RunningMockServer {
 }
 
 export async function startMockServer(options: StartMockServerOptions = {}): Promise<RunningMockServer> {
+  const host = options.host ?? "127.0.0.1";
+  // A given homeserver brings its own token; the options' one would not apply to it.
+  const token = options.homeserver ? options.homeserver.controlToken : options.controlToken;
+  const exposed = controlExposureError(host, token);
+  if (exposed !== undefined) throw new Error(exposed);
   const homeserver = options.homeserver ?? new MockHomeserver(options);
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
@@ -34,7 +43,6 @@ export async function startMockServer(options: StartMockServerOptions = {}): Pro
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
-  const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, host, () => {

@@ -1,9 +1,9 @@
 /**
  * Server profiles: plain data describing where real homeservers differ, so the SDK is tested
  * against every variant instead of one server's habits. Values come from the servers' sources
- * (element-hq/synapse v1.156.0 / v1.157.1, matrix-construct/tuwunel 1.9) and, for `msc`, from the
- * spec and MSC texts as written. Later issues add their flags here (dehydration variants, sliding
- * sync): add the field to `Profile`, then a value to each of the four profiles below.
+ * (element-hq/synapse v1.156.0 / v1.157.1, matrix-construct/tuwunel 1.9,
+ * continuwuity/continuwuity@09073235) and, for `msc`, from the spec and MSC texts as written. To add
+ * a flag: add the field to `Profile`, then a value to each of the profiles below.
  */
 
 import { type DehydrationFlags, dehydrationFlagsByProfile } from "./dehydration-flags.js";
@@ -71,6 +71,14 @@ export interface Profile extends E2eeFlags, DehydrationFlags {
   deviceIncludesUserId: boolean;
   /** `error` text of the 404 for an unknown device. */
   unknownDeviceMessage: string;
+  /**
+   * Whether `PUT /devices/{id}` is a device-list change, so the owner's room-mates and other
+   * devices see the owner in `device_lists.changed`. Synapse's `DeviceHandler.update_device`
+   * (synapse/handlers/device.py) calls `notify_device_update` on every PUT, even one that changes
+   * nothing. tuwunel and continuwuity bump only the federation device-list version
+   * (`userid_devicelistversion`), not the key-change stream `/sync` reads, so clients never hear.
+   */
+  deviceRenameIsDeviceListChange: boolean;
 
   /** MSC3391: account data with content `{}` reads as deleted (404). Off in Synapse by default. */
   emptyAccountDataIsDeleted: boolean;
@@ -98,6 +106,45 @@ export interface Profile extends E2eeFlags, DehydrationFlags {
    * tuwunel did, so clients reading an omitted field as "unchanged" never replenished their keys.
    */
   slidingOmitZeroKeyCounts: boolean;
+  /**
+   * Whether `device_unused_fallback_key_types` is sent at all. continuwuity's e2ee extension sets
+   * it to `None` (src/api/client/sync/v5.rs), so a client never learns its fallback key was used.
+   */
+  slidingSendsFallbackKeyTypes: boolean;
+  /**
+   * Leave the `e2ee` object out when it has nothing in it: ruma serialises the extension with
+   * `skip_serializing_if = "E2EE::is_empty"` (no counts, no fallback field, no device lists).
+   * Synapse always sends it when enabled.
+   */
+  slidingOmitEmptyE2ee: boolean;
+
+  // Simplified sliding sync `to_device` extension (MSC3885); see sync/sliding-to-device.ts.
+  /**
+   * What the request's `to_device.since` means. `"since"` (Synapse, MSC3885): it acknowledges —
+   * deletes — the device's messages up to it; absent is 0. `"since-else-pos"` (tuwunel,
+   * src/api/client/sync/v5/extensions/to_device.rs): the same when it parses as a `u64`, otherwise
+   * the to-device position of the connection's `pos` stands in, so a client that leaves `since`
+   * out loses everything up to its `pos`; a `since` ahead of the stream is clamped to it.
+   * `"pos"` (continuwuity, src/api/client/sync/v5.rs): `since` is ignored; messages up to `pos`
+   * are deleted and those after it sent.
+   */
+  slidingToDeviceSince: "since" | "since-else-pos" | "pos";
+  /** Serve every waiting message whatever `limit` says (tuwunel, continuwuity); Synapse caps at `min(limit, 100)`. */
+  slidingToDeviceIgnoresLimit: boolean;
+  /**
+   * The extension with no events: `"empty-events"` sends `{next_batch, events: []}` (Synapse);
+   * `"omit-extension"` leaves `to_device` out (tuwunel returns `None`); `"omit-events"` sends
+   * `{next_batch}` (continuwuity: ruma skips an empty `events`).
+   */
+  slidingToDeviceWhenEmpty: "empty-events" | "omit-extension" | "omit-events";
+  /**
+   * `to_device.limit: 0` answers no events and the current stream position as `next_batch`, so the
+   * client's next `since` deletes every message it never received. Synapse's
+   * `get_messages_for_device` (synapse/storage/databases/main/deviceinbox.py) runs `LIMIT 0`, finds
+   * `rowcount == limit` and returns its `last_processed_stream_pos`, which starts at the head.
+   * Off: `next_batch` stays at `since`, so nothing is lost.
+   */
+  toDeviceLimitZeroJumpsToHead: boolean;
 }
 
 export type ProfileOverrides = Partial<Omit<Profile, "name">>;
@@ -271,12 +318,19 @@ const synapse157: Profile = {
   nullDisplayNameClears: false,
   deviceIncludesUserId: true,
   unknownDeviceMessage: "No device found",
+  deviceRenameIsDeviceListChange: true,
   emptyAccountDataIsDeleted: false,
   reservedAccountDataStatus: 405,
   noBackupMessage: "No backup found",
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-pos",
   slidingOmitZeroKeyCounts: false,
+  slidingSendsFallbackKeyTypes: true,
+  slidingOmitEmptyE2ee: false,
+  slidingToDeviceSince: "since",
+  slidingToDeviceIgnoresLimit: false,
+  slidingToDeviceWhenEmpty: "empty-events",
+  toDeviceLimitZeroJumpsToHead: true,
 };
 
 const synapse156: Profile = {
@@ -327,12 +381,53 @@ const tuwunel: Profile = {
   nullDisplayNameClears: true,
   deviceIncludesUserId: false,
   unknownDeviceMessage: "Device not found.",
+  deviceRenameIsDeviceListChange: false,
   emptyAccountDataIsDeleted: true,
   reservedAccountDataStatus: 400,
   noBackupMessage: "Key backup does not exist.",
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-nonempty",
   slidingOmitZeroKeyCounts: true,
+  slidingSendsFallbackKeyTypes: true,
+  slidingOmitEmptyE2ee: true,
+  slidingToDeviceSince: "since-else-pos",
+  slidingToDeviceIgnoresLimit: true,
+  slidingToDeviceWhenEmpty: "omit-extension",
+  // The limit is ignored, so a zero one is too.
+  toDeviceLimitZeroJumpsToHead: false,
+};
+
+/**
+ * continuwuity (continuwuity/continuwuity@09073235), a sibling of tuwunel: `versions`,
+ * `unstable_features` (src/core/matrix/versions.rs), the request-size default
+ * (src/core/config/mod.rs) and the sliding sync habits (src/api/client/sync/v5.rs) are its own;
+ * every other value is tuwunel's, assumed rather than read.
+ */
+const continuwuity: Profile = {
+  ...tuwunel,
+  name: "continuwuity",
+  ...e2eeFlagsByProfile.continuwuity,
+  ...dehydrationFlagsByProfile.continuwuity,
+  versions: [
+    ...SYNAPSE_VERSIONS.filter((v) => !["v1.6", "v1.7", "v1.9", "v1.10"].includes(v)),
+    "v1.13",
+    "v1.14",
+    "v1.15",
+    "v1.16",
+    "v1.17",
+    "v1.18",
+  ],
+  unstableFeatures: {
+    "uk.half-shot.msc2666.query_mutual_rooms": true,
+    "uk.half-shot.msc2666.query_mutual_rooms.stable": true,
+    "org.matrix.simplified_msc3575": true,
+    "org.matrix.msc4155": true,
+    "computer.gingershaped.msc4466": true,
+  },
+  maxRequestBodyBytes: 20 * 1024 * 1024,
+  slidingSendsFallbackKeyTypes: false,
+  slidingToDeviceSince: "pos",
+  slidingToDeviceWhenEmpty: "omit-events",
 };
 
 /** The Client-Server spec and the MSCs read literally: errors as the spec's prose names them. */
@@ -364,12 +459,17 @@ const msc: Profile = {
   noBackupMessage: "No current backup version",
   slidingE2eeKeyFields: "when-changed",
   slidingE2eeDeviceLists: "when-nonempty",
+  // `keys/query` answers the new name (`unsigned.device_display_name`), so clients should re-fetch;
+  // `deviceRenameIsDeviceListChange` stays Synapse's `true`.
+  // MSC3885 does not make `limit: 0` move `next_batch`: nothing is skipped.
+  toDeviceLimitZeroJumpsToHead: false,
 };
 
 export const profiles: Readonly<Record<ProfileName, Readonly<Profile>>> = {
   "synapse-1.157": synapse157,
   "synapse-1.156": synapse156,
   tuwunel,
+  continuwuity,
   msc,
 };
 

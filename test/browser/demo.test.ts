@@ -5,12 +5,14 @@ import { DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/device/names
 import { CROSS_SIGNING_SECRET_NAMES } from "../../src/secret-storage/cross-signing-secrets.js";
 import { encodeRecoveryKey } from "../../src/secret-storage/recovery-key.js";
 import { SecretStorage } from "../../src/secret-storage/secret-storage.js";
+import { DEHYDRATED_DEVICE_PATH } from "../../src/testing/routes/dehydration-gate.js";
 import { useBrowserSuite } from "./support/browser-suite.js";
 
 /**
  * `npm run demo` in a real Chromium: the demo's own Vite set-up serves it, the test clicks through
  * every step as a developer would, and checks what the page shows — Bob's messages decrypted on
- * Alice's new device — and what it must not show: no key, recovery key or token in the log.
+ * Alice's new device, the drain's live progress, a failed step's error, a retried step resuming on
+ * the same device, a phone-width layout — and what it must not show: no key, recovery key or token.
  *
  * Set `DEMO_SCREENSHOT=/path/to/file.png` to keep a screenshot of the finished flow.
  */
@@ -139,6 +141,59 @@ async function messages(page: Page): Promise<{ room: string; body: string; decry
   );
 }
 
+/** The error a failed step shows in its card, one line per paragraph ("" when none is shown). */
+async function stepError(page: Page, step: number): Promise<string> {
+  const box = page.locator(`#step-${step} [data-testid="step-error"]`);
+  return (await box.isVisible()) ? (await box.locator("p").allTextContents()).join("\n") : "";
+}
+
+/** The new login's device id, on step 4's card from the moment the login exists. */
+async function newDeviceId(page: Page): Promise<string | undefined> {
+  return (await page.locator("#step-4").getAttribute("data-device-id")) ?? undefined;
+}
+
+/** The devices the server lists for Alice (her first one, the dehydrated one, each new login). */
+async function aliceDevices(page: Page): Promise<string[]> {
+  return page.evaluate(
+    (userId) => window.demo!.homeserver.state.accounts.devices(userId).map((d) => d.deviceId),
+    ALICE,
+  );
+}
+
+/** Records every value the drain-progress element shows, from now on (read with `drainProgressSeen`). */
+async function recordDrainProgress(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const box = document.querySelector<HTMLElement>('[data-testid="drain-progress"]')!;
+    const seen: { pages: number; events: number; roomKeys: number; visible: boolean }[] = [];
+    (window as unknown as { drainProgressSeen: typeof seen }).drainProgressSeen = seen;
+    const read = (field: string) => Number(box.querySelector(`[data-field="${field}"]`)?.textContent ?? 0);
+    new MutationObserver(() =>
+      seen.push({
+        pages: read("pages"),
+        events: read("events"),
+        roomKeys: read("roomKeys"),
+        visible: !box.hidden,
+      }),
+    ).observe(box, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+}
+
+async function drainProgressSeen(page: Page) {
+  return page.evaluate(
+    () =>
+      (
+        window as unknown as {
+          drainProgressSeen: { pages: number; events: number; roomKeys: number; visible: boolean }[];
+        }
+      ).drainProgressSeen,
+  );
+}
+
+async function expectFitsPhoneWidth(page: Page, when: string): Promise<void> {
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width, `page width at 390 px ${when}`).toBeLessThanOrEqual(390);
+}
+
 async function drainStats(page: Page): Promise<Record<string, string>> {
   return page.locator("#drain-stats").evaluate((dl) => {
     const out: Record<string, string> = {};
@@ -170,10 +225,16 @@ describe("the demo", () => {
       await page.locator("#recovery-key-input").fill(wrongKey);
       expect(await clickStep(page, 4)).toBe("failed");
       expect(await logText(page)).toMatch(/step 4 failed: SecretStorageError/);
+      // The card says why, not only its border.
+      expect(await stepError(page, 4)).toMatch(/Failed: bad_key /);
+      const deviceOfFirstAttempt = await newDeviceId(page);
+      expect(deviceOfFirstAttempt).toBeDefined();
 
-      // Typed in by the user, as an app would ask for it.
+      // Typed in by the user, as an app would ask for it; the retry resumes on the same login.
       await page.locator("#recovery-key-input").fill(recoveryKey);
       await runStep(page, 4);
+      expect(await stepError(page, 4)).toBe("");
+      expect(await newDeviceId(page)).toBe(deviceOfFirstAttempt);
 
       const shown = await messages(page);
       expect(shown).toHaveLength(6);
@@ -189,11 +250,18 @@ describe("the demo", () => {
         new Set(["Lunch plans", "Release 2.0", "Weekend hike"]),
       );
       const stats = await drainStats(page);
-      expect(stats["Room keys imported"]).toBe("3");
-      expect(Number(stats["To-device events"])).toBeGreaterThanOrEqual(3);
-      expect(Number(stats.Pages)).toBeGreaterThanOrEqual(1);
+      expect(stats["New device"]).toBe(`${deviceOfFirstAttempt} (the same over 2 attempts)`);
+      // What a user counts: one room key per room, in as many to-device messages as waited for it.
+      expect(stats["Waiting for it after step 3"]).toBe("3 to-device messages");
+      expect(stats["Drained from its inbox"]).toMatch(/^3 to-device messages in \d+ pages?$/);
+      expect(stats["Room keys received"]).toBe("3");
+      expect(stats["Key requests sent"]).toMatch(/^none/);
+      expect(stats["Bob sent"]).toBe("6 messages in 3 rooms");
       expect(stats["Readable before the drain"]).toBe("0 of 6 messages");
       expect(stats["Readable after the drain"]).toBe("6 of 6 messages");
+      expect(await page.locator('[data-testid="step-timings"]').textContent()).toMatch(
+        /signing in [\d.]+ s · joining rooms [\d.]+ s · .*drain [\d.]+ s · decrypting [\d.]+ s/,
+      );
 
       const log = await logText(page);
       expect(log).toContain("room key shared with 2 of Alice's devices");
@@ -235,15 +303,19 @@ describe("the demo", () => {
       await runStep(page, 4);
 
       const stats = await drainStats(page);
-      expect(stats["Room keys imported"]).toBe("60");
-      // tuwunel serves pages of 50: 60 events cannot come in one.
-      expect(Number(stats.Pages)).toBeGreaterThanOrEqual(2);
+      expect(stats["Room keys received"]).toBe("60");
+      // tuwunel serves pages of 50: 60 messages cannot come in one. And only Bob's 60: the new login
+      // sent no key requests of its own (they would land in this inbox too).
+      expect(stats["Drained from its inbox"]).toMatch(/^60 to-device messages in [2-9] pages$/);
+      expect(stats["Key requests sent"]).toMatch(/^none/);
+      expect(stats["Readable after the drain"]).toBe("120 of 120 messages");
       const shown = await messages(page);
       expect(shown).toHaveLength(120);
       expect(shown.filter((m) => m.decrypted)).toHaveLength(120);
 
       const log = await logText(page);
-      expect(log).toMatch(/page 2: \d+ events/);
+      expect(log).toMatch(/page 2: \d+ to-device messages/);
+      expect(log).toContain("in 60 rooms: joined 60 now, 8 at a time");
       expectNoSecret(log, await aliceSecrets(page, recoveryKey), "the log");
       expect(problems).toEqual([]);
       await page.close();
@@ -252,9 +324,10 @@ describe("the demo", () => {
   );
 
   it(
-    "rides out random 500s and 429s on synapse-1.156: the SDK retries what is safe, and a failed step resumes",
+    "rides out random 500s and 429s on synapse-1.156 at phone width: a failed step shows its error and resumes on the same device until every message decrypts",
     async () => {
       const { page, problems } = await openDemo();
+      await page.setViewportSize({ width: 390, height: 844 });
       await page.selectOption("#profile", "synapse-1.156");
       await setKnob(page, "#error-rate", "10");
       await setKnob(page, "#rate-limit", "5");
@@ -263,19 +336,87 @@ describe("the demo", () => {
       const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
       for (const step of [2, 3]) failures += await runStepUntilDone(page, step, 5);
       await page.click("#paste-key");
-      failures += await runStepUntilDone(page, 4, 5);
+      const devicesBefore = await aliceDevices(page);
 
+      // On top of the random faults, two failures step 4 cannot ride out, through the mock's control
+      // API: one room refuses the join (403 is final), then the dehydrated device's inbox answers 429
+      // more often than the SDK retries. So the first attempt with a login fails among the joins,
+      // the next one in the drain, and only a real resume gets every message decrypted.
+      await page.evaluate((eventsPath) => {
+        const control = window.demo!.homeserver.control;
+        control.scriptFailure({
+          method: "POST",
+          path: "/_matrix/client/v3/join/{roomId}",
+          status: 403,
+          errcode: "M_FORBIDDEN",
+          error: "You are not invited to this room (scripted by the test)",
+        });
+        control.scriptFailure({ path: eventsPath, times: 5, status: 429, retryAfterMs: 50 });
+      }, `${DEHYDRATED_DEVICE_PATH}/{deviceId}/events`);
+      await recordDrainProgress(page);
+
+      const attempts: { state: string | null; deviceId: string | undefined; error: string }[] = [];
+      while (attempts.at(-1)?.state !== "done") {
+        if (attempts.length === 8)
+          throw new Error(`step 4 never succeeded; the log says:\n${await logText(page)}`);
+        const state = await clickStep(page, 4);
+        attempts.push({ state, deviceId: await newDeviceId(page), error: await stepError(page, 4) });
+        if (state === "failed") {
+          // The card shows the code and message, as the log does.
+          expect(attempts.at(-1)!.error).toMatch(/^Failed: \S+/);
+          await expectFitsPhoneWidth(page, "with a step's error shown");
+        }
+      }
+      const failed = attempts.filter((a) => a.state === "failed");
+      failures += failed.length;
+      expect(failed.length).toBeGreaterThanOrEqual(2);
+      const errors = failed.map((a) => a.error).join("\n");
+      expect(errors).toMatch(
+        /Failed: M_FORBIDDEN · HTTP 403 POST join\/\S+ → 403 M_FORBIDDEN: You are not invited/,
+      );
+      expect(errors).toMatch(
+        /Failed: fetch_failed .*\s+caused by: matrix_api_error · M_LIMIT_EXCEEDED · HTTP 429/,
+      );
+      expect(await stepError(page, 4)).toBe("");
+
+      // One login for every attempt: the device of the first attempt that signed in, and no other.
+      const devices = attempts.map((a) => a.deviceId).filter((id) => id !== undefined);
+      expect(devices.length).toBeGreaterThan(0);
+      expect(new Set(devices)).toEqual(new Set([devices[0]]));
+      const devicesAfter = await aliceDevices(page);
+      expect(devicesAfter.filter((id) => !devicesBefore.includes(id))).toEqual([devices[0]]);
+
+      // Every message Bob sent, decrypted: the count on the card is his, and not zero.
+      const stats = await drainStats(page);
+      const [, sent] = /^(\d+) messages in 3 rooms$/.exec(stats["Bob sent"] ?? "") ?? [];
+      expect(Number(sent)).toBe(6);
+      expect(stats["Readable after the drain"]).toBe(`${sent} of ${sent} messages`);
+      expect(stats["New device"]).toBe(`${devices[0]} (the same over ${attempts.length} attempts)`);
       const shown = await messages(page);
-      expect(shown).toHaveLength(6);
+      expect(shown).toHaveLength(Number(sent));
       expect(shown.every((m) => m.decrypted)).toBe(true);
-      const stats = (await page.locator("#server-stats").textContent()) ?? "";
-      const [, faults, retries] = /(\d+) faults injected · (\d+) retries/.exec(stats) ?? [];
+
+      // The progress element showed pages, to-device messages and room keys while the drain ran.
+      const seen = await drainProgressSeen(page);
+      expect(seen.some((p) => p.visible && p.pages > 0 && p.events > 0 && p.roomKeys > 0)).toBe(true);
+      expect(seen.at(-1)).toMatchObject({ visible: true, roomKeys: 3 });
+      await expectFitsPhoneWidth(page, "with the results shown");
+
+      const serverStats = (await page.locator("#server-stats").textContent()) ?? "";
+      const [, faults, retries] = /(\d+) faults injected · (\d+) retries/.exec(serverStats) ?? [];
       expect(Number(faults)).toBeGreaterThan(0);
       expect(Number(retries)).toBeGreaterThan(0);
       const log = await logText(page);
       // Every failure the SDK did not absorb is in the log, with the hint to resume.
       expect(log.match(/click step \d again to resume/g) ?? []).toHaveLength(failures);
-      expectNoSecret(log, await aliceSecrets(page, recoveryKey), "the log");
+      expect(log).toContain(`resuming on the same device ${devices[0]}`);
+      const secrets = await aliceSecrets(page, recoveryKey);
+      expectNoSecret(log, secrets, "the log");
+      expectNoSecret(
+        (await page.locator("main").textContent()) ?? "",
+        secrets.filter((s) => s.what !== "the recovery key"),
+        "the page",
+      );
       expect(problems).toEqual([]);
       await page.close();
     },

@@ -51,6 +51,7 @@ function collect(loop: OutgoingRequestLoop) {
   const seen: { [K in keyof CryptoEvents]: CryptoEvents[K][] } = {
     requestSent: [],
     requestFailed: [],
+    keysUploaded: [],
     loopFailed: [],
     retryScheduled: [],
   };

@@ -123,12 +123,59 @@ describe("withUserInteractiveAuth", () => {
       sends++;
       throw challenge({ errcode: "M_FORBIDDEN", error: "Invalid password" });
     };
+    let attempt = 0;
     await expect(
-      withUserInteractiveAuth(never, async () => ({ type: "m.login.password", password: "wrong" }), {
-        maxRounds: 3,
-      }),
+      withUserInteractiveAuth(
+        never,
+        async () => ({ type: "m.login.password", password: `guess ${attempt++}` }),
+        {
+          maxRounds: 3,
+        },
+      ),
     ).rejects.toMatchObject({ reason: "too_many_rounds" });
     expect(sends).toBe(4);
+  });
+
+  it("stops when the server refused an attempt and the callback gives the same auth again", async () => {
+    let sends = 0;
+    const refuse = async (auth: unknown) => {
+      sends++;
+      throw auth === undefined
+        ? challenge({ session: "s1" })
+        : challenge({ session: "s1", errcode: "M_FORBIDDEN", error: "Invalid password" });
+    };
+    const error = await withUserInteractiveAuth(refuse, async () => ({
+      type: "m.login.password",
+      password: "wrong",
+    })).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      name: "UserInteractiveAuthError",
+      code: "uia_rejected",
+      details: { errcode: "M_FORBIDDEN" },
+    });
+    expect(String((error as Error).message)).not.toContain("wrong");
+    // The first send (no auth), the first attempt, and nothing more.
+    expect(sends).toBe(2);
+  });
+
+  it("sends a changed auth dict again after a refusal (the user retyped the password)", async () => {
+    const sent: unknown[] = [];
+    const refuseOnce = async (auth: unknown) => {
+      sent.push(auth);
+      if (auth === undefined) throw challenge({ session: "s1" });
+      if ((auth as { password?: string }).password === "wrong") {
+        throw challenge({ session: "s1", errcode: "M_FORBIDDEN", error: "Invalid password" });
+      }
+      return "ok";
+    };
+    const answers = ["wrong", "right"];
+    await expect(
+      withUserInteractiveAuth(refuseOnce, async () => ({
+        type: "m.login.password",
+        password: answers.shift(),
+      })),
+    ).resolves.toBe("ok");
+    expect(sent).toHaveLength(3);
   });
 
   it("never puts the auth dict (a password) into the error", async () => {

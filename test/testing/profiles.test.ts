@@ -271,6 +271,19 @@ describe("profiles", () => {
     }
   });
 
+  flag("deviceRenameIsDeviceListChange", async () => {
+    for (const value of [true, false]) {
+      const { hs, alice } = server({ deviceRenameIsDeviceListChange: value });
+      const token = alice.accessToken;
+      const initial = await req(hs, "GET", "/_matrix/client/v3/sync", { token });
+      // The same name again: Synapse still notifies.
+      await req(hs, "PUT", `/_matrix/client/v3/devices/${alice.deviceId}`, { token, body: {} });
+      const since = encodeURIComponent(initial.body.next_batch as string);
+      const next = await req(hs, "GET", `/_matrix/client/v3/sync?since=${since}&timeout=0`, { token });
+      expect([value, next.body.device_lists]).toEqual([value, value ? { changed: [alice.userId] } : undefined]);
+    }
+  });
+
   flag("emptyAccountDataIsDeleted", async () => {
     for (const [value, status] of [
       [false, 200],
@@ -393,6 +406,108 @@ describe("profiles", () => {
     ] as const) {
       const { hs, alice } = server({ slidingOmitZeroKeyCounts: value });
       expect((await slidingE2ee(hs, alice.accessToken)).e2ee).toEqual(e2ee);
+    }
+  });
+
+  flag("slidingSendsFallbackKeyTypes", async () => {
+    for (const value of [true, false]) {
+      const { hs, alice } = server({ slidingSendsFallbackKeyTypes: value });
+      const { e2ee } = await slidingE2ee(hs, alice.accessToken);
+      expect([value, Object.hasOwn(e2ee as object, "device_unused_fallback_key_types")]).toEqual([value, value]);
+    }
+  });
+
+  flag("slidingOmitEmptyE2ee", async () => {
+    // Nothing to say: zero counts left out, no fallback field, no device lists without `pos`.
+    const empty = { slidingOmitZeroKeyCounts: true, slidingSendsFallbackKeyTypes: false };
+    for (const [value, e2ee] of [
+      [false, {}],
+      [true, undefined],
+    ] as const) {
+      const { hs, alice } = server({ ...empty, slidingOmitEmptyE2ee: value });
+      expect((await slidingE2ee(hs, alice.accessToken)).e2ee).toEqual(e2ee);
+    }
+  });
+
+  // Simplified sliding sync to_device extension (more cases in
+  // test/testing/routes/sliding-sync-to-device.test.ts).
+  const slidingToDevice = async (
+    hs: MockHomeserver,
+    token: string,
+    options: { pos?: string; since?: string; limit?: number } = {},
+  ) => {
+    const query = options.pos === undefined ? "" : `?pos=${options.pos}`;
+    const { pos: _pos, ...ext } = options;
+    const res = await req(hs, "POST", `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync${query}`, {
+      token,
+      body: { extensions: { to_device: { enabled: true, ...ext } } },
+    });
+    const toDevice = (res.body.extensions as Record<string, unknown>).to_device as
+      | { next_batch: string; events?: { content: { n: number } }[] }
+      | undefined;
+    return { toDevice, numbers: toDevice?.events?.map((e) => e.content.n), pos: res.body.pos as string };
+  };
+  const queueFor = (hs: MockHomeserver, user: { userId: string; deviceId: string }, ...numbers: number[]) => {
+    for (const n of numbers) {
+      hs.state.toDevice.enqueue(user.userId, user.deviceId, { type: "m.test", sender: user.userId, content: { n } });
+    }
+  };
+
+  flag("slidingToDeviceSince", async () => {
+    for (const [value, afterPosWithoutSince, afterPosWithSinceZero] of [
+      ["since", [1], [1]],
+      ["since-else-pos", [], [1]],
+      ["pos", [], []],
+    ] as const) {
+      const observed: (number[] | undefined)[] = [];
+      for (const since of [undefined, "0"]) {
+        const { hs, alice } = server({ slidingToDeviceSince: value });
+        queueFor(hs, alice, 1);
+        const first = await slidingToDevice(hs, alice.accessToken);
+        expect(first.numbers).toEqual([1]);
+        const again = await slidingToDevice(hs, alice.accessToken, {
+          pos: first.pos,
+          ...(since !== undefined ? { since } : {}),
+        });
+        observed.push(again.numbers);
+      }
+      expect([value, ...observed]).toEqual([value, afterPosWithoutSince, afterPosWithSinceZero]);
+    }
+  });
+
+  flag("slidingToDeviceIgnoresLimit", async () => {
+    for (const [value, numbers] of [
+      [false, [1]],
+      [true, [1, 2, 3]],
+    ] as const) {
+      const { hs, alice } = server({ slidingToDeviceIgnoresLimit: value });
+      queueFor(hs, alice, 1, 2, 3);
+      expect((await slidingToDevice(hs, alice.accessToken, { limit: 1 })).numbers).toEqual(numbers);
+    }
+  });
+
+  flag("slidingToDeviceWhenEmpty", async () => {
+    const nextBatch = expect.stringMatching(/^\d+$/);
+    for (const [value, wire] of [
+      ["empty-events", { next_batch: nextBatch, events: [] }],
+      ["omit-extension", undefined],
+      ["omit-events", { next_batch: nextBatch }],
+    ] as const) {
+      const { hs, alice } = server({ slidingToDeviceWhenEmpty: value });
+      expect([value, (await slidingToDevice(hs, alice.accessToken)).toDevice]).toEqual([value, wire]);
+    }
+  });
+
+  flag("toDeviceLimitZeroJumpsToHead", async () => {
+    for (const [value, nextBatch, delivered] of [
+      [true, "2", []],
+      [false, "0", [1, 2]],
+    ] as const) {
+      const { hs, alice } = server({ toDeviceLimitZeroJumpsToHead: value });
+      queueFor(hs, alice, 1, 2);
+      const zero = await slidingToDevice(hs, alice.accessToken, { limit: 0 });
+      const next = await slidingToDevice(hs, alice.accessToken, { since: zero.toDevice!.next_batch });
+      expect([value, zero.toDevice, next.numbers]).toEqual([value, { next_batch: nextBatch, events: [] }, delivered]);
     }
   });
 
@@ -544,7 +659,7 @@ describe("profiles", () => {
 describe("each profile holds the values of the server it models", () => {
   const names = Object.keys(expectedScalarFlags) as ProfileName[];
 
-  it("lists the four profiles", () => {
+  it("lists the five profiles", () => {
     expect(Object.keys(profiles).sort()).toEqual([...names].sort());
   });
 
@@ -581,9 +696,18 @@ describe("each profile holds the values of the server it models", () => {
       "synapse-1.157": [true, "absent", true, false, false],
       "synapse-1.156": [true, "absent", true, false, "absent"],
       tuwunel: [true, true, true, "absent", "absent"],
+      // continuwuity advertises neither cross-signing nor MSC3814, though it serves both.
+      continuwuity: ["absent", "absent", true, "absent", "absent"],
       msc: [true, true, true, true, "absent"],
     });
     expect(Object.values(profiles.tuwunel.unstableFeatures).every((v) => v === true)).toBe(true);
+    expect(Object.keys(profiles.continuwuity.unstableFeatures).sort()).toEqual([
+      "computer.gingershaped.msc4466",
+      "org.matrix.msc4155",
+      "org.matrix.simplified_msc3575",
+      "uk.half-shot.msc2666.query_mutual_rooms",
+      "uk.half-shot.msc2666.query_mutual_rooms.stable",
+    ]);
     expect(Object.keys(profiles.msc.unstableFeatures)).toHaveLength(4);
     const { "com.beeper.msc4446": _added, ...older } = profiles["synapse-1.157"].unstableFeatures;
     expect(older).toEqual(profiles["synapse-1.156"].unstableFeatures);
@@ -611,6 +735,13 @@ describe("each profile holds the values of the server it models", () => {
         unstable: ["3", "4", "5"],
         unstablePrefixed: 0,
       },
+      // Assumed to be tuwunel's.
+      continuwuity: {
+        byDefault: "11",
+        stable: ["6", "7", "8", "9", "10", "11", "12"],
+        unstable: ["3", "4", "5"],
+        unstablePrefixed: 0,
+      },
       msc: { byDefault: "11", stable: oneToTwelve, unstable: [], unstablePrefixed: 0 },
     });
   });
@@ -623,16 +754,19 @@ describe("each profile holds the values of the server it models", () => {
       exposeHeaders: "Synapse-Trace-Id, Server",
       maxAgeSeconds: null,
     };
+    const towerHttp = {
+      preflightStatus: 200,
+      allowMethods: "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT",
+      allowHeaders: "accept,authorization,content-type,if-match,if-none-match,origin,x-requested-with",
+      exposeHeaders: "etag",
+      maxAgeSeconds: 86_400,
+    };
     expect(Object.fromEntries(names.map((n) => [n, profiles[n].cors]))).toEqual({
       "synapse-1.157": synapse,
       "synapse-1.156": synapse,
-      tuwunel: {
-        preflightStatus: 200,
-        allowMethods: "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT",
-        allowHeaders: "accept,authorization,content-type,if-match,if-none-match,origin,x-requested-with",
-        exposeHeaders: "etag",
-        maxAgeSeconds: 86_400,
-      },
+      tuwunel: towerHttp,
+      // Assumed to be tuwunel's.
+      continuwuity: towerHttp,
       msc: synapse,
     });
   });
@@ -700,6 +834,17 @@ describe("each profile holds the values of the server it models", () => {
         // Zero counts left out, and the count field with them; no empty device_lists.
         slidingE2ee: [{ device_unused_fallback_key_types: [] }, { device_unused_fallback_key_types: [] }],
         oneTimeKeyCounts: { signed_curve25519: 0 },
+        foreignDeviceKeys: [400, "M_UNKNOWN"],
+        conflictingOneTimeKey: 200,
+        emptiedAccountData: 404,
+      },
+      continuwuity: {
+        lastVersion: "v1.18",
+        wrongMethod: [405, "M_UNRECOGNIZED"],
+        preflight: 200,
+        // No count (none seeded), no fallback field, no device lists: ruma leaves e2ee out.
+        slidingE2ee: [undefined, undefined],
+        oneTimeKeyCounts: {},
         foreignDeviceKeys: [400, "M_UNKNOWN"],
         conflictingOneTimeKey: 200,
         emptiedAccountData: 404,

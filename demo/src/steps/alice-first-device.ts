@@ -1,5 +1,6 @@
 import { openClient, register } from "../accounts.js";
 import type { DemoContext } from "../context.js";
+import { DemoError } from "../demo-error.js";
 import { watchClient } from "../observe.js";
 
 /**
@@ -12,24 +13,26 @@ import { watchClient } from "../observe.js";
 export async function registerAndBootstrap(ctx: DemoContext): Promise<string> {
   const { log } = ctx;
   if (ctx.alice === undefined) {
-    const { account, session } = await register(ctx.hs, log, "alice", "Alice");
+    const { account, session } = await register(ctx, "alice", "Alice");
     ctx.alice = account;
     ctx.aliceFirst = { session };
     log.write("info", `Alice registered as ${account.userId}; her first device is ${session.deviceId}`);
   }
   const first = ctx.aliceFirst!;
   if (first.client === undefined) {
-    first.client = await openClient(ctx.hs, log, ctx.alice, first.session, "Alice");
+    first.client = await openClient(ctx, ctx.alice, first.session, "Alice");
     watchClient(first.client.events, log, "Alice", ctx.retries);
-    first.client.events.on("requestSent", (e) => log.write("info", `Alice · crypto request sent: ${e.kind}`));
-    first.client.dehydration.events.on("keyCached", (e) =>
+    first.client.events.on("crypto.requestSent", (e) =>
+      log.write("info", `Alice · crypto request sent: ${e.kind}`),
+    );
+    first.client.events.on("dehydration.keyCached", (e) =>
       log.write("info", `Alice · dehydration key cached in the crypto store (${e.source})`),
     );
   }
 
-  const boot = await first.client.bootstrapCrossSigning({ createSecretStorageKey: true });
+  const boot = await first.client.crossSigning.bootstrap({ createSecretStorageKey: true });
   if (boot.recoveryKey === undefined || boot.secretStorageKey === undefined) {
-    throw new Error("bootstrapping made no secret-storage key");
+    throw new DemoError("no_secret_storage_key", "bootstrapping made no secret-storage key");
   }
   first.secretStorageKey = boot.secretStorageKey;
   log.write("ok", "Alice published her cross-signing identity (master, self-signing, user-signing keys)");
@@ -47,12 +50,15 @@ export async function uploadDehydratedDeviceAndLeave(ctx: DemoContext): Promise<
   const { log } = ctx;
   const first = ctx.aliceFirst;
   if (first?.client === undefined || first.secretStorageKey === undefined)
-    throw new Error("run step 1 first");
+    throw new DemoError("out_of_order", "run step 1 first");
   const dehydration = first.client.dehydration;
 
   if (ctx.dehydratedDeviceId === undefined) {
-    if (!(await dehydration.isSupported())) throw new Error("this server profile has no MSC3814 support");
-    const { deviceId } = await dehydration.createAndUpload({ secretStorageKey: first.secretStorageKey });
+    if (!(await dehydration.isSupported())) {
+      throw new DemoError("unsupported", "this server profile has no MSC3814 support");
+    }
+    // With no device on the server, `replaceNow` uploads the first one.
+    const { deviceId } = await dehydration.replaceNow({ secretStorageKey: first.secretStorageKey });
     ctx.dehydratedDeviceId = deviceId;
     log.write(
       "ok",
@@ -65,7 +71,7 @@ export async function uploadDehydratedDeviceAndLeave(ctx: DemoContext): Promise<
     );
   }
 
-  const status = await dehydration.checkDevice();
+  const { device: status } = await dehydration.status();
   log.write(
     status.status === "valid" ? "ok" : "warn",
     `the server lists it as Alice's device: ${status.status === "valid" ? "cross-signed by her" : status.status}`,

@@ -1,3 +1,5 @@
+import { sha256Hex } from "../../crypto/sha256.js";
+
 /**
  * A digest of a run of to-device events, to recognise events already imported when a page is read
  * again (the last page of a completed drain: see `DrainPosition.skip`). SHA-256 over each event's
@@ -5,7 +7,5 @@
  * mismatch only means the events are imported again (harmless).
  */
 export async function digestEvents(events: readonly unknown[]): Promise<string> {
-  const text = events.map((event) => JSON.stringify(event)).join("\n");
-  const hash = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(hash), (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(events.map((event) => JSON.stringify(event)).join("\n"));
 }

@@ -9,7 +9,8 @@ import { parseBody } from "../validation.js";
 
 /**
  * Device management (spec, "Device management"): list, read, rename, delete. Deleting needs
- * user-interactive auth and takes the device's keys and to-device inbox with it.
+ * user-interactive auth and takes the device's keys and to-device inbox with it. Renaming is a
+ * device-list change where the profile says so (`deviceRenameIsDeviceListChange`).
  */
 
 type Ctx = RouteContext<ServerState, Profile>;
@@ -71,6 +72,8 @@ export const devicesRoutes: Route<ServerState, Profile>[] = [
       // Synapse leaves the name alone for null or absent; ruma servers set what was sent.
       if (typeof name === "string") ctx.state.accounts.setDisplayName(userId, deviceId, name);
       else if (ctx.profile.nullDisplayNameClears) ctx.state.accounts.setDisplayName(userId, deviceId, null);
+      // Synapse's `update_device` calls `notify_device_update` after every update, changed or not.
+      if (ctx.profile.deviceRenameIsDeviceListChange) ctx.state.keys.noteDeviceListChange(userId);
       return { status: 200, body: {} };
     },
   },

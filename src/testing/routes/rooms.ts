@@ -160,7 +160,8 @@ function sendMessage(ctx: Ctx): MockResponse {
   const content = jsonObjectBody(ctx);
   const roomId = requireRoom(ctx);
   const type = ctx.params.eventType!;
-  // Transaction ids are scoped to the device and the request path (spec, "Transaction identifiers").
+  // Transaction ids are scoped to the device and the request path (spec, "Transaction identifiers"),
+  // and remembered for a day, as Synapse's `event_txn_id_device_id` rows are.
   const key = `${roomId}\u0000${type}\u0000${ctx.params.txnId!}`;
   const earlier = ctx.state.rooms.transaction(caller.userId, caller.deviceId, key);
   if (earlier !== undefined) return { status: 200, body: { event_id: earlier } };

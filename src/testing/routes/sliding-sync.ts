@@ -88,13 +88,21 @@ function compute(
 ): Computed {
   const { state, profile } = ctx;
   const streams = currentDeviceListPosition(state);
+  const toDevicePosition = state.toDevice.position;
   const extensions: Record<string, unknown> = {};
   let hasNews = false;
 
   if (request.toDevice !== undefined) {
-    const toDevice = toDeviceExtension(state.toDevice, caller.userId, caller.deviceId, request.toDevice);
-    extensions.to_device = toDevice;
-    hasNews ||= toDevice.events.length > 0;
+    const toDevice = toDeviceExtension(
+      state.toDevice,
+      caller.userId,
+      caller.deviceId,
+      request.toDevice,
+      from?.toDevice ?? 0,
+      profile,
+    );
+    if (toDevice !== undefined) extensions.to_device = toDevice;
+    hasNews ||= (toDevice?.events?.length ?? 0) > 0;
   }
 
   let held: HeldE2eeFields = from?.e2ee ?? {};
@@ -108,7 +116,8 @@ function compute(
       from?.e2ee,
       profile,
     );
-    extensions.e2ee = e2ee.wire;
+    // ruma leaves an empty `E2EE` out (`skip_serializing_if = "E2EE::is_empty"`).
+    if (!profile.slidingOmitEmptyE2ee || Object.keys(e2ee.wire).length > 0) extensions.e2ee = e2ee.wire;
     held = e2ee.held;
     hasNews ||= e2ee.hasNews;
   }
@@ -132,7 +141,7 @@ function compute(
   if (Object.keys(rooms.lists).length > 0) body.lists = rooms.lists;
   body.rooms = rooms.rooms;
   body.extensions = extensions;
-  return { body, next: { streams, e2ee: held, rooms: rooms.sent }, hasNews };
+  return { body, next: { streams, toDevice: toDevicePosition, e2ee: held, rooms: rooms.sent }, hasNews };
 }
 
 function unknownPosition(): MatrixError {

@@ -10,8 +10,9 @@ import { serverNameOf } from "./matrix-ids.js";
 /**
  * `PUT /sendToDevice/{eventType}/{txnId}` (Client-Server spec, "Send-to-Device messaging"), as
  * Synapse's `SendToDeviceRestServlet` and `add_messages_to_device_inbox` behave:
- * - idempotent per sending device and request path (event type + txnId; MSC3970): a repeat is
- *   answered 200 and delivers nothing; a send that failed is not remembered;
+ * - idempotent per sending device and request path (event type + txnId; MSC3970): a repeat within
+ *   30 minutes (Synapse's `HttpTransactionCache`, synapse/rest/client/transactions.py) is answered
+ *   200 and delivers nothing, a later one is a new send; a send that failed is not remembered;
  * - `"*"` as the only device id means every device of the user; next to other ids it is just an
  *   unknown device id;
  * - messages for devices that do not exist, and for malformed user ids, are dropped silently;

@@ -1,4 +1,6 @@
+import { type Clock, systemClock } from "../../time/clock.js";
 import { cloneJson } from "./canonical-json.js";
+import { ROOM_EVENT_TRANSACTION_TTL_MS, TransactionCache } from "./transaction-cache.js";
 
 /**
  * The mock homeserver's rooms: an append-only event stream per room, the current state derived
@@ -109,12 +111,17 @@ export class RoomStore {
   readonly #sees = new Map<string, Map<string, number>>();
   /** viewer → history of `#sees` crossing zero, ascending. */
   readonly #sharingLog = new Map<string, SharingEntry[]>();
-  /** `user \0 device \0 key` → event id, for `send/{type}/{txnId}` idempotency. */
-  readonly #transactions = new Map<string, string>();
+  /** Event ids by device and key, for `send/{type}/{txnId}` idempotency; forgotten after a day. */
+  readonly #transactions: TransactionCache<string>;
   readonly #aliases = new Map<string, string>();
   readonly #listeners = new Set<RoomListener>();
   #position = 0;
   #workDone = 0;
+
+  /** `clock` times out transaction ids; the server passes its own. */
+  constructor(clock: Clock = systemClock) {
+    this.#transactions = new TransactionCache(clock, ROOM_EVENT_TRANSACTION_TTL_MS);
+  }
 
   /** The newest stream position handed out (0 before the first event). */
   get position(): number {
@@ -413,13 +420,21 @@ export class RoomStore {
 
   // --- transactions ---------------------------------------------------------------------------
 
-  /** The event a device already sent under `key` (path-scoped txn id, MSC3970), if any. */
+  /**
+   * The event a device already sent under `key` (path-scoped txn id, MSC3970) within the last 24
+   * hours, if any: Synapse's `event_txn_id_device_id` rows live that long.
+   */
   transaction(userId: string, deviceId: string, key: string): string | undefined {
-    return this.#transactions.get(`${userId}\u0000${deviceId}\u0000${key}`);
+    return this.#transactions.get(userId, deviceId, key);
   }
 
   recordTransaction(userId: string, deviceId: string, key: string, eventId: string): void {
-    this.#transactions.set(`${userId}\u0000${deviceId}\u0000${key}`, eventId);
+    this.#transactions.record(userId, deviceId, key, eventId);
+  }
+
+  /** How many transaction ids are remembered now. */
+  get transactionCount(): number {
+    return this.#transactions.size;
   }
 
   // --- internals ------------------------------------------------------------------------------

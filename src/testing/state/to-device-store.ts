@@ -9,6 +9,9 @@
  * it; `workDone` counts the entries touched so tests can assert that.
  */
 
+import { type Clock, systemClock } from "../../time/clock.js";
+import { HTTP_TRANSACTION_TTL_MS, TransactionCache } from "./transaction-cache.js";
+
 /** A to-device event as a recipient receives it. */
 export interface ToDeviceEvent {
   type: string;
@@ -69,11 +72,16 @@ class DeviceQueue {
 
 export class ToDeviceStore {
   #queues = new Map<string, Map<string, DeviceQueue>>();
-  /** `userId \0 deviceId \0 path-ish key` of sends already done, for txnId idempotency. */
-  #transactions = new Map<string, Set<string>>();
+  /** Sends already done, by device and `type \0 txnId`, for idempotency; forgotten after 30 minutes. */
+  readonly #transactions: TransactionCache<true>;
   #streamId = 0;
   #workDone = 0;
   #listeners = new Set<ToDeviceListener>();
+
+  /** `clock` times out transaction ids; the server passes its own. */
+  constructor(clock: Clock = systemClock) {
+    this.#transactions = new TransactionCache(clock, HTTP_TRANSACTION_TTL_MS);
+  }
 
   /** The newest stream id handed out (0 before the first message). */
   get position(): number {
@@ -148,29 +156,31 @@ export class ToDeviceStore {
   }
 
   /**
-   * Whether this device already made the transaction `transactionKey` (`sendToDevice`
-   * idempotency; Client-Server spec, "Transaction identifiers": scoped to the device since v1.7 /
-   * MSC3970, as Synapse does). A repeated send is answered 200 without delivering again.
+   * Whether this device made the transaction `transactionKey` in the last 30 minutes
+   * (`sendToDevice` idempotency; Client-Server spec, "Transaction identifiers": scoped to the
+   * device since v1.7 / MSC3970). A repeated send is answered 200 without delivering again. Synapse
+   * remembers it only in its HTTP transaction cache, so a replay after that is a new send.
    */
   hasTransaction(userId: string, deviceId: string, transactionKey: string): boolean {
-    return this.#transactions.get(`${userId}\u0000${deviceId}`)?.has(transactionKey) ?? false;
+    return this.#transactions.has(userId, deviceId, transactionKey);
   }
 
   /** Remembers a transaction once it succeeded; a failed send is not remembered, so a retry runs. */
   recordTransaction(userId: string, deviceId: string, transactionKey: string): void {
-    const device = `${userId}\u0000${deviceId}`;
-    let done = this.#transactions.get(device);
-    if (!done) {
-      done = new Set();
-      this.#transactions.set(device, done);
-    }
-    done.add(transactionKey);
+    this.#transactions.record(userId, deviceId, transactionKey, true);
   }
 
-  /** Drops a deleted device's inbox and its transaction ids (Synapse deletes the inbox with the device). */
+  /** How many transaction ids are remembered now, over all devices. */
+  get transactionCount(): number {
+    return this.#transactions.size;
+  }
+
+  /**
+   * Drops a deleted device's inbox (Synapse deletes the inbox with the device). Its transaction ids
+   * stay until they time out, as in Synapse's cache, which is keyed by device id and never told.
+   */
   deleteDevice(userId: string, deviceId: string): void {
     this.#dropQueue(userId, deviceId);
-    this.#transactions.delete(`${userId}\u0000${deviceId}`);
   }
 
   #queue(userId: string, deviceId: string, create: true): DeviceQueue;

@@ -11,6 +11,11 @@ export interface SlidingConnectionState {
    * room deltas start here.
    */
   streams: DeviceListPosition;
+  /**
+   * The to-device stream position when the response was computed. tuwunel and continuwuity
+   * acknowledge to-device messages by `pos` (`slidingToDeviceSince`), so a `pos` stands for it.
+   */
+  toDevice: number;
   /** MSC3884 key fields as the client holds them after the response. */
   e2ee: HeldE2eeFields;
   /** Room id → how far that room was sent on this connection. */

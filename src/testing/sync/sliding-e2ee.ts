@@ -13,11 +13,15 @@ import type { HeldE2eeFields } from "./sliding-connection-state.js";
  *   []` means the fallback key was used, which is not the same as omitting it.
  * - tuwunel dropped a zero count; a client that reads the omitted field as unchanged then keeps
  *   believing it has keys on the server and never uploads more.
+ * - continuwuity drops zero counts too, and never sends `device_unused_fallback_key_types`.
  */
 
 export type SlidingE2eeFlags = Pick<
   Profile,
-  "slidingE2eeKeyFields" | "slidingE2eeDeviceLists" | "slidingOmitZeroKeyCounts"
+  | "slidingE2eeKeyFields"
+  | "slidingE2eeDeviceLists"
+  | "slidingOmitZeroKeyCounts"
+  | "slidingSendsFallbackKeyTypes"
 >;
 
 export interface E2eeCurrentValues {
@@ -75,7 +79,7 @@ export function e2eeExtension(
 
   const fallback = [...current.unusedFallbackKeyTypes].sort();
   const fallbackChanged = !sameTypes(fallback, held?.unusedFallbackKeyTypes);
-  if (!delta || held === undefined || fallbackChanged) {
+  if (flags.slidingSendsFallbackKeyTypes && (!delta || held === undefined || fallbackChanged)) {
     wire.device_unused_fallback_key_types = fallback;
     nextHeld.unusedFallbackKeyTypes = fallback;
     keyNews ||= fallbackChanged;

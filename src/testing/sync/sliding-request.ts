@@ -36,34 +36,42 @@ const listSchema = z.looseObject({
     .optional(),
 });
 
-const toDeviceSchema = z.looseObject({
-  enabled: z.boolean().nullable().optional(),
-  limit: z.number().int().optional(),
-  since: z
-    .string()
-    .refine((s) => /^[+-]?\d+$/.test(s.trim()), {
-      message: "'extensions.to_device.since' is invalid (should look like an int)",
-    })
-    .nullable()
-    .optional(),
-});
+/**
+ * Synapse validates `since` as an int (`ToDeviceExtension.since_token_check`); ruma takes any
+ * string, and tuwunel and continuwuity fall back to `pos` for one they cannot use.
+ */
+const toDeviceSchema = (checkSince: boolean) =>
+  z.looseObject({
+    enabled: z.boolean().nullable().optional(),
+    limit: z.number().int().optional(),
+    since: z
+      .string()
+      .refine((s) => !checkSince || /^[+-]?\d+$/.test(s.trim()), {
+        message: "'extensions.to_device.since' is invalid (should look like an int)",
+      })
+      .nullable()
+      .optional(),
+  });
 
-const bodySchema = z.looseObject({
-  conn_id: z.string().nullable().optional(),
-  lists: z
-    .record(z.string().max(64), listSchema)
-    .refine((lists) => Object.keys(lists).length <= 100, { message: "Max lists: 100" })
-    .nullable()
-    .optional(),
-  room_subscriptions: z.record(z.string(), z.looseObject(roomParameters)).nullable().optional(),
-  extensions: z
-    .looseObject({
-      to_device: toDeviceSchema.nullable().optional(),
-      e2ee: z.looseObject({ enabled: z.boolean().nullable().optional() }).nullable().optional(),
-    })
-    .nullable()
-    .optional(),
-});
+const bodySchemaFor = (checkSince: boolean) =>
+  z.looseObject({
+    conn_id: z.string().nullable().optional(),
+    lists: z
+      .record(z.string().max(64), listSchema)
+      .refine((lists) => Object.keys(lists).length <= 100, { message: "Max lists: 100" })
+      .nullable()
+      .optional(),
+    room_subscriptions: z.record(z.string(), z.looseObject(roomParameters)).nullable().optional(),
+    extensions: z
+      .looseObject({
+        to_device: toDeviceSchema(checkSince).nullable().optional(),
+        e2ee: z.looseObject({ enabled: z.boolean().nullable().optional() }).nullable().optional(),
+      })
+      .nullable()
+      .optional(),
+  });
+
+const bodySchemas = { checked: bodySchemaFor(true), unchecked: bodySchemaFor(false) };
 
 export type RequiredState = z.infer<typeof requiredStateSchema>;
 
@@ -114,7 +122,8 @@ export function parseSlidingSyncRequest(ctx: RequestParts): SlidingSyncRequest {
     if (!POS_PATTERN.test(rawPos)) throw new MatrixError(400, "M_UNKNOWN", "Invalid stream token");
     pos = Number(rawPos);
   }
-  const body = parseBody(ctx, bodySchema);
+  const sinceIsChecked = ctx.profile.slidingToDeviceSince === "since";
+  const body = parseBody(ctx, sinceIsChecked ? bodySchemas.checked : bodySchemas.unchecked);
 
   const lists = new Map<string, SlidingListRequest>();
   for (const [name, list] of Object.entries(body.lists ?? {})) {
@@ -142,7 +151,11 @@ export function parseSlidingSyncRequest(ctx: RequestParts): SlidingSyncRequest {
     roomSubscriptions,
     toDevice:
       toDevice?.enabled === true
-        ? { since: toDevice.since?.trim() ?? undefined, limit: toDevice.limit ?? 100 }
+        ? {
+            // Synapse's `int()` allows surrounding whitespace; Rust's `u64::from_str` does not.
+            since: (sinceIsChecked ? toDevice.since?.trim() : toDevice.since) ?? undefined,
+            limit: toDevice.limit ?? 100,
+          }
         : undefined,
     e2ee: body.extensions?.e2ee?.enabled === true,
   };

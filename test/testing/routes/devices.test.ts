@@ -1,5 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { call, type Harness, register, startHarness, transports } from "../support/transports.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ManualClock, type ProfileName } from "../../../src/testing/index.js";
+import {
+  call,
+  type Harness,
+  harnessesOn,
+  register,
+  startHarness,
+  transports,
+} from "../support/transports.js";
+import { loginDevice, registerUser } from "./e2ee-test-users.js";
+import { sharedRoom, since, sync } from "./room-support.js";
+import { E2EE_ONLY, extension, slide } from "./sliding-sync-helpers.js";
 
 describe.each(transports)("devices (%s)", (transport) => {
   let h: Harness;
@@ -177,5 +188,78 @@ describe.each(transports)("devices (%s)", (transport) => {
     });
     expect(h.homeserver.state.keys.position).toBeGreaterThan(afterLogin);
     expect(h.homeserver.state.keys.changedUsersSince(alice.userId, before)).toContain(alice.userId);
+  });
+});
+
+/**
+ * Synapse's `DeviceHandler.update_device` (synapse/handlers/device.py) calls `notify_device_update`
+ * on every `PUT /devices/{deviceId}`: the owner's room-mates and other devices see the owner in
+ * `device_lists.changed`, and re-fetch the keys, whose `unsigned.device_display_name` changed.
+ */
+describe.each(transports)("a device rename is a device-list change (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
+  async function setup(profile: ProfileName = "synapse-1.157") {
+    const clock = new ManualClock();
+    const server = await start({ profile, clock });
+    const alice = await registerUser(server, "alice");
+    const bob = await registerUser(server, "bob");
+    await sharedRoom(alice, bob);
+    const phone = await loginDevice(server, "alice");
+    const rename = async (displayName: string) => {
+      const res = await alice.call("PUT", `devices/${encodeURIComponent(alice.deviceId)}`, {
+        display_name: displayName,
+      });
+      expect(res.status).toBe(200);
+    };
+    return { server, clock, alice, bob, phone, rename };
+  }
+
+  it("shows the owner in a room-mate's sliding sync e2ee device_lists.changed after pos", async () => {
+    const { server, alice, bob, rename } = await setup();
+    const first = await slide(server, bob, E2EE_ONLY);
+    const quiet = await slide(server, bob, E2EE_ONLY, { pos: first.body.pos as string });
+    await rename("Work laptop");
+    const renamed = await slide(server, bob, E2EE_ONLY, { pos: quiet.body.pos as string });
+
+    expect(extension(quiet, "e2ee").device_lists).toEqual({ changed: [], left: [] });
+    expect(extension(renamed, "e2ee").device_lists).toEqual({ changed: [alice.userId], left: [] });
+  });
+
+  it("shows the owner in a room-mate's and the owner's other device's classic /sync since", async () => {
+    const { alice, bob, phone, rename } = await setup();
+    const bobBefore = await sync(bob);
+    const phoneBefore = await sync(phone);
+    await rename("Work laptop");
+
+    expect((await sync(bob, since(bobBefore.next_batch, "timeout=0"))).device_lists).toEqual({
+      changed: [alice.userId],
+    });
+    expect((await sync(phone, since(phoneBefore.next_batch, "timeout=0"))).device_lists).toEqual({
+      changed: [alice.userId],
+    });
+  });
+
+  it("wakes a room-mate's long-poll", async () => {
+    const { clock, alice, bob, rename } = await setup();
+    const before = await sync(bob);
+    const waiting = sync(bob, since(before.next_batch, "timeout=60000"));
+    await vi.waitFor(() => expect(clock.pendingSleeps).toBe(1), { interval: 1 });
+    await rename("Phone");
+    const woken = await Promise.race([waiting, new Promise((r) => setTimeout(r, 1_000, "still waiting"))]);
+    // Let a poll the rename did not wake time out on the server's clock rather than hang.
+    await clock.advance(60_000);
+    expect(woken).toMatchObject({ device_lists: { changed: [alice.userId] } });
+  });
+
+  it("is no change on tuwunel, which bumps only its federation device-list version", async () => {
+    const { server, bob, rename } = await setup("tuwunel");
+    const before = await sync(bob);
+    const first = await slide(server, bob, E2EE_ONLY);
+    await rename("Work laptop");
+
+    expect((await sync(bob, since(before.next_batch, "timeout=0"))).device_lists).toBeUndefined();
+    const after = await slide(server, bob, E2EE_ONLY, { pos: first.body.pos as string });
+    expect(extension(after, "e2ee")).not.toHaveProperty("device_lists");
   });
 });

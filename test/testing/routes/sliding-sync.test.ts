@@ -169,7 +169,7 @@ describe.each(transports)("simplified sliding sync: request validation (%s)", (t
 
   it("reports every body problem as M_BAD_JSON under tuwunel's validation", async () => {
     const { server, alice } = await setup(start, { profile: "tuwunel" });
-    const res = await slide(server, alice, { extensions: { to_device: { enabled: true, since: "abc" } } });
+    const res = await slide(server, alice, { extensions: { to_device: { enabled: true, limit: "all" } } });
     expect(res).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
   });
 

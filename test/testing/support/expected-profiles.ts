@@ -2,7 +2,8 @@ import type { DehydrationFlags, E2eeFlags, Profile, ProfileName } from "../../..
 
 /**
  * What each profile must hold, written out by hand from the servers it models (element-hq/synapse
- * v1.156.0 and v1.157.1, matrix-construct/tuwunel 1.9) and, for `msc`, from the spec and the MSCs,
+ * v1.156.0 and v1.157.1, matrix-construct/tuwunel 1.9, continuwuity/continuwuity@09073235) and, for
+ * `msc`, from the spec and the MSCs,
  * as the table in docs/mock-homeserver.md lists them. Never built from src/testing: a flag flipped
  * in a profile, or in a table it is spread from, must disagree with these values.
  */
@@ -20,6 +21,12 @@ export const expectedE2eeFlags = {
   },
   tuwunel: {
     seedSignedCurve25519Count: true,
+    deviceKeysMismatchErrcode: "M_UNKNOWN",
+    oneTimeKeyConflict: "keep-existing",
+  },
+  // Nothing seeds a zero count; the other two are tuwunel's.
+  continuwuity: {
+    seedSignedCurve25519Count: false,
     deviceKeysMismatchErrcode: "M_UNKNOWN",
     oneTimeKeyConflict: "keep-existing",
   },
@@ -67,6 +74,18 @@ export const expectedDehydrationFlags = {
     dehydratedPostNextBatch: "unless-empty",
     dehydratedPutRules: "ruma",
   },
+  // continuwuity: tuwunel's.
+  continuwuity: {
+    dehydratedDevices: true,
+    dehydratedEventsGet: false,
+    dehydratedEventsPost: true,
+    dehydratedEventsPageSize: 50,
+    dehydratedEventsLimitParam: false,
+    dehydratedEventsToken: "decimal",
+    dehydratedGetNextBatch: "if-more",
+    dehydratedPostNextBatch: "unless-empty",
+    dehydratedPutRules: "ruma",
+  },
   // The MSC as written now: GET only.
   msc: {
     dehydratedDevices: true,
@@ -98,36 +117,60 @@ const synapseScalars = {
   nullDisplayNameClears: false,
   deviceIncludesUserId: true,
   unknownDeviceMessage: "No device found",
+  deviceRenameIsDeviceListChange: true,
   emptyAccountDataIsDeleted: false,
   reservedAccountDataStatus: 405,
   noBackupMessage: "No backup found",
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-pos",
   slidingOmitZeroKeyCounts: false,
+  slidingSendsFallbackKeyTypes: true,
+  slidingOmitEmptyE2ee: false,
+  slidingToDeviceSince: "since",
+  slidingToDeviceIgnoresLimit: false,
+  slidingToDeviceWhenEmpty: "empty-events",
+  toDeviceLimitZeroJumpsToHead: true,
+} as const satisfies ScalarFlags;
+
+const tuwunelScalars = {
+  maxRequestBodyBytes: 25_165_824,
+  validationErrors: "ruma",
+  emptyBodyIsEmptyObject: true,
+  wrongMethodHasErrorBody: true,
+  unknownPathMessage: "Not Found",
+  dummyAuthForUserVerification: true,
+  loginReturnsHomeServer: false,
+  deviceDisplayNameMaxLength: null,
+  nullDisplayNameClears: true,
+  deviceIncludesUserId: false,
+  unknownDeviceMessage: "Device not found.",
+  deviceRenameIsDeviceListChange: false,
+  emptyAccountDataIsDeleted: true,
+  reservedAccountDataStatus: 400,
+  noBackupMessage: "Key backup does not exist.",
+  slidingE2eeKeyFields: "always",
+  slidingE2eeDeviceLists: "when-nonempty",
+  slidingOmitZeroKeyCounts: true,
+  slidingSendsFallbackKeyTypes: true,
+  slidingOmitEmptyE2ee: true,
+  slidingToDeviceSince: "since-else-pos",
+  slidingToDeviceIgnoresLimit: true,
+  slidingToDeviceWhenEmpty: "omit-extension",
+  toDeviceLimitZeroJumpsToHead: false,
 } as const satisfies ScalarFlags;
 
 /** Every flag that is a plain value, per profile. */
 export const expectedScalarFlags = {
   "synapse-1.157": synapseScalars,
   "synapse-1.156": synapseScalars,
-  tuwunel: {
-    maxRequestBodyBytes: 25_165_824,
-    validationErrors: "ruma",
-    emptyBodyIsEmptyObject: true,
-    wrongMethodHasErrorBody: true,
-    unknownPathMessage: "Not Found",
-    dummyAuthForUserVerification: true,
-    loginReturnsHomeServer: false,
-    deviceDisplayNameMaxLength: null,
-    nullDisplayNameClears: true,
-    deviceIncludesUserId: false,
-    unknownDeviceMessage: "Device not found.",
-    emptyAccountDataIsDeleted: true,
-    reservedAccountDataStatus: 400,
-    noBackupMessage: "Key backup does not exist.",
-    slidingE2eeKeyFields: "always",
-    slidingE2eeDeviceLists: "when-nonempty",
-    slidingOmitZeroKeyCounts: true,
+  tuwunel: tuwunelScalars,
+  // continuwuity: its own request-size default and sliding sync habits, tuwunel's otherwise.
+  continuwuity: {
+    ...tuwunelScalars,
+    maxRequestBodyBytes: 20_971_520,
+    slidingSendsFallbackKeyTypes: false,
+    slidingToDeviceSince: "pos",
+    slidingToDeviceWhenEmpty: "omit-events",
   },
   msc: {
     maxRequestBodyBytes: 13_107_200,
@@ -147,6 +190,13 @@ export const expectedScalarFlags = {
     slidingE2eeKeyFields: "when-changed",
     slidingE2eeDeviceLists: "when-nonempty",
     slidingOmitZeroKeyCounts: false,
+    deviceRenameIsDeviceListChange: true,
+    slidingSendsFallbackKeyTypes: true,
+    slidingOmitEmptyE2ee: false,
+    slidingToDeviceSince: "since",
+    slidingToDeviceIgnoresLimit: false,
+    slidingToDeviceWhenEmpty: "empty-events",
+    toDeviceLimitZeroJumpsToHead: false,
   },
 } as const satisfies Record<ProfileName, ScalarFlags>;
 
@@ -178,5 +228,30 @@ export const expectedVersions: Record<ProfileName, string[]> = {
   "synapse-1.157": SYNAPSE_VERSIONS,
   "synapse-1.156": SYNAPSE_VERSIONS,
   tuwunel: [...SYNAPSE_VERSIONS, "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19"],
+  // continuwuity's src/core/matrix/versions.rs skips v1.6, v1.7, v1.9 and v1.10.
+  continuwuity: [
+    "r0.0.1",
+    "r0.1.0",
+    "r0.2.0",
+    "r0.3.0",
+    "r0.4.0",
+    "r0.5.0",
+    "r0.6.0",
+    "r0.6.1",
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.8",
+    "v1.11",
+    "v1.12",
+    "v1.13",
+    "v1.14",
+    "v1.15",
+    "v1.16",
+    "v1.17",
+    "v1.18",
+  ],
   msc: [...SYNAPSE_VERSIONS, "v1.13", "v1.14", "v1.15", "v1.16", "v1.17"],
 };

@@ -5,6 +5,7 @@ const synapse: SlidingE2eeFlags = {
   slidingE2eeKeyFields: "always",
   slidingE2eeDeviceLists: "when-pos",
   slidingOmitZeroKeyCounts: false,
+  slidingSendsFallbackKeyTypes: true,
 };
 const msc: SlidingE2eeFlags = {
   ...synapse,

@@ -1,0 +1,140 @@
+/**
+ * The pure core of the encryption loop: what one sync response tells the crypto layer.
+ *
+ * The trap is the meaning of absence, and it differs by protocol:
+ * - Sliding sync, MSC3884: an omitted field means *unchanged*, and so does an omitted `e2ee`
+ *   object (a server MAY leave it out when nothing changed; Synapse does when its worker times
+ *   out). `device_unused_fallback_key_types: []` means the fallback key was *used* — not the same
+ *   as omitted.
+ * - Classic `/sync` (Client-Server API, "End-to-end encryption", sync response): a missing
+ *   one-time-key count means zero.
+ *
+ * So "unchanged" stays `undefined` here all the way to the crypto call's edge; this module never
+ * turns an absence into an empty map or set, nor an empty one into an absence.
+ */
+
+/** The e2ee fields of a response, as parsed: `undefined` is "absent from the wire". */
+export interface E2eeFields {
+  deviceOneTimeKeysCount?: Readonly<Record<string, number>> | undefined;
+  deviceUnusedFallbackKeyTypes?: readonly string[] | undefined;
+  deviceLists?: { changed?: readonly string[] | undefined; left?: readonly string[] | undefined } | undefined;
+}
+
+/** What a sliding-sync response (MSC4186 with MSC3884 `e2ee` and MSC3885 `to_device`) carried. */
+export interface SlidingSyncE2eeResponse {
+  kind: "sliding";
+  /** The `e2ee` extension object; `undefined` when the response had none. */
+  e2ee: E2eeFields | undefined;
+  /** The `to_device` extension object; `undefined` when the response had none. */
+  toDevice: { events: readonly unknown[]; nextBatch: string | undefined } | undefined;
+}
+
+/** What a classic `/sync` response carried, at its top level. */
+export interface ClassicSyncE2eeResponse extends E2eeFields {
+  kind: "classic";
+  toDeviceEvents: readonly unknown[] | undefined;
+}
+
+export type SyncE2eeResponse = SlidingSyncE2eeResponse | ClassicSyncE2eeResponse;
+
+/**
+ * The arguments of the one crypto call a response makes: crypto-wasm's
+ * `receiveSyncChangesMsc4186` for sliding sync, `receiveSyncChanges` for classic.
+ */
+export interface CryptoSyncCall {
+  method: "receiveSyncChangesMsc4186" | "receiveSyncChanges";
+  toDeviceEvents: readonly unknown[];
+  changed: readonly string[];
+  left: readonly string[];
+  /**
+   * The counts to pass. `undefined`: unchanged (the shell passes crypto-wasm's "unchanged", an
+   * empty `Map`, which only `receiveSyncChangesMsc4186` reads so). Classic calls always carry the
+   * signed-curve25519 count, zero when the server left it out.
+   */
+  oneTimeKeyCounts: Readonly<Record<string, number>> | undefined;
+  /** `undefined`: unchanged (no `Set` passed). `[]`: the fallback key was used. */
+  unusedFallbackKeyTypes: readonly string[] | undefined;
+}
+
+/** What the loop remembers between responses (the crypto layer keeps the real key state). */
+export interface E2eeSyncState {
+  /** The last counts the server reported, for status; `undefined` until one arrives. */
+  oneTimeKeyCounts: Readonly<Record<string, number>> | undefined;
+  /** The last fallback-key types the server reported; `undefined` until they arrive. */
+  unusedFallbackKeyTypes: readonly string[] | undefined;
+  /**
+   * The sliding-sync `to_device` cursor to send as `since` next (MSC3885: the client MUST keep
+   * it); a response without `to_device`, or without `next_batch`, keeps the previous one.
+   */
+  toDeviceSince: string | undefined;
+}
+
+export const initialE2eeSyncState: E2eeSyncState = {
+  oneTimeKeyCounts: undefined,
+  unusedFallbackKeyTypes: undefined,
+  toDeviceSince: undefined,
+};
+
+/** The key algorithm whose count drives one-time-key uploads. */
+export const SIGNED_CURVE25519 = "signed_curve25519";
+
+/** One response in, the next state and the crypto call out. Pure; never throws. */
+export function reduceSyncE2ee(
+  state: E2eeSyncState,
+  response: SyncE2eeResponse,
+): { state: E2eeSyncState; call: CryptoSyncCall } {
+  return response.kind === "sliding" ? reduceSliding(state, response) : reduceClassic(state, response);
+}
+
+function reduceSliding(
+  state: E2eeSyncState,
+  response: SlidingSyncE2eeResponse,
+): { state: E2eeSyncState; call: CryptoSyncCall } {
+  const e2ee = response.e2ee ?? {};
+  const counts = e2ee.deviceOneTimeKeysCount;
+  const fallback = e2ee.deviceUnusedFallbackKeyTypes;
+  const toDevice = response.toDevice;
+  const call: CryptoSyncCall = {
+    method: "receiveSyncChangesMsc4186",
+    toDeviceEvents: toDevice?.events ?? [],
+    changed: e2ee.deviceLists?.changed ?? [],
+    left: e2ee.deviceLists?.left ?? [],
+    // A count missing from a present map is unchanged too: the map is passed as the server sent it.
+    oneTimeKeyCounts: counts,
+    unusedFallbackKeyTypes: fallback,
+  };
+  return {
+    call,
+    state: {
+      oneTimeKeyCounts:
+        counts === undefined ? state.oneTimeKeyCounts : { ...state.oneTimeKeyCounts, ...counts },
+      unusedFallbackKeyTypes: fallback ?? state.unusedFallbackKeyTypes,
+      toDeviceSince: toDevice?.nextBatch ?? state.toDeviceSince,
+    },
+  };
+}
+
+function reduceClassic(
+  state: E2eeSyncState,
+  response: ClassicSyncE2eeResponse,
+): { state: E2eeSyncState; call: CryptoSyncCall } {
+  // Classic semantics: every count the server leaves out is zero — the signed-curve25519 one is
+  // the count that matters, so it is made explicit rather than left to the crypto layer.
+  const counts = { [SIGNED_CURVE25519]: 0, ...response.deviceOneTimeKeysCount };
+  const fallback = response.deviceUnusedFallbackKeyTypes;
+  return {
+    call: {
+      method: "receiveSyncChanges",
+      toDeviceEvents: response.toDeviceEvents ?? [],
+      changed: response.deviceLists?.changed ?? [],
+      left: response.deviceLists?.left ?? [],
+      oneTimeKeyCounts: counts,
+      unusedFallbackKeyTypes: fallback,
+    },
+    state: {
+      oneTimeKeyCounts: counts,
+      unusedFallbackKeyTypes: fallback ?? state.unusedFallbackKeyTypes,
+      toDeviceSince: state.toDeviceSince,
+    },
+  };
+}

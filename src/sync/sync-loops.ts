@@ -1,0 +1,196 @@
+import { backoffDelay } from "../crypto/outgoing-requests.js";
+import { isMatrixApiError } from "../errors/matrix-api-error.js";
+import type { MatrixHttp } from "../http/types.js";
+import type { Clock } from "../time/clock.js";
+import type { SyncMode } from "./events.js";
+import type { SyncProcessor } from "./sync-processor.js";
+import {
+  type ClassicSyncResponse,
+  classicSyncE2ee,
+  classicSyncResponseSchema,
+  slidingSyncE2ee,
+  slidingSyncResponseSchema,
+} from "./wire-schemas.js";
+
+/** Where Synapse, tuwunel and continuwuity serve simplified sliding sync (MSC4186). */
+export const SLIDING_SYNC_PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+export const CLASSIC_SYNC_PATH = "/_matrix/client/v3/sync";
+
+/** This SDK's own sliding-sync connection: only the encryption extensions, no room lists. */
+export const ENCRYPTION_CONN_ID = "matrix-e2ee-devices-encryption";
+
+/**
+ * To-device messages asked for per response. Never 0 or less: on Synapse `limit: 0` answers no
+ * events but a `next_batch` at the stream's head, and the next `since` deletes every message that
+ * was never delivered (`deviceinbox.py` `get_messages_for_device`); a negative limit reaches SQL.
+ */
+export const TO_DEVICE_LIMIT = 100;
+
+/** The `extensions` of an encryption request (MSC3884 `e2ee`, MSC3885 `to_device`). */
+export function encryptionExtensions(toDeviceSince: string | undefined): {
+  e2ee: { enabled: true };
+  to_device: { enabled: true; limit: number; since?: string };
+} {
+  // Sent in full on every request: Synapse's extensions are not sticky.
+  return {
+    e2ee: { enabled: true },
+    to_device: {
+      enabled: true,
+      limit: TO_DEVICE_LIMIT,
+      ...(toDeviceSince === undefined ? {} : { since: toDeviceSince }),
+    },
+  };
+}
+
+/** What both loops work with. */
+export interface SyncLoopParts {
+  http: MatrixHttp;
+  processor: SyncProcessor;
+  clock: Clock;
+  random: () => number;
+  /** Long-poll timeout asked of the server, ms. */
+  pollTimeoutMs: number;
+  retryBaseMs: number;
+  retryCapMs: number;
+  emit: (
+    event: "error",
+    payload: { mode: SyncMode; stage: "request" | "process"; error: unknown; retryInMs: number },
+  ) => void;
+}
+
+/** Retries a failed step on the clock, honouring a server's `retry_after_ms`/`Retry-After`. */
+class Backoff {
+  #failures = 0;
+  readonly #parts: SyncLoopParts;
+
+  constructor(parts: SyncLoopParts) {
+    this.#parts = parts;
+  }
+
+  reset(): void {
+    this.#failures = 0;
+  }
+
+  async wait(
+    mode: SyncMode,
+    stage: "request" | "process",
+    error: unknown,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.#failures++;
+    const { retryBaseMs, retryCapMs, random, clock } = this.#parts;
+    const serverSays = isMatrixApiError(error) ? (error.retryAfterMs ?? 0) : 0;
+    const retryInMs = Math.max(backoffDelay(this.#failures, retryBaseMs, retryCapMs, random), serverSays);
+    this.#parts.emit("error", { mode, stage, error, retryInMs });
+    await clock.sleep(retryInMs, signal);
+  }
+}
+
+/**
+ * The encryption sync on its own sliding-sync connection, as matrix-rust-sdk's encryption sync
+ * service does: only `e2ee` and `to_device`, responses processed in order, positions saved after
+ * each crypto call. Runs until `signal` aborts; resolves then (never rejects for server trouble).
+ */
+export async function runSlidingEncryptionLoop(parts: SyncLoopParts, signal: AbortSignal): Promise<void> {
+  const { http, processor } = parts;
+  const backoff = new Backoff(parts);
+  await processor.load();
+  let first = true;
+  while (!signal.aborted) {
+    const pos = processor.positions.pos;
+    let response: Awaited<ReturnType<typeof request>>;
+    const request = () =>
+      http.request({
+        method: "POST",
+        path: SLIDING_SYNC_PATH,
+        // The first request answers at once with the current state; later ones long-poll.
+        query: { pos, timeout: first ? 0 : parts.pollTimeoutMs },
+        body: {
+          conn_id: ENCRYPTION_CONN_ID,
+          extensions: encryptionExtensions(processor.state.toDeviceSince),
+        },
+        schema: slidingSyncResponseSchema,
+        // Repeating a request with the same `pos` and `since` is a replay the server allows.
+        retry: "safe",
+        timeoutMs: parts.pollTimeoutMs + 30_000,
+        signal,
+      });
+    try {
+      response = await request();
+    } catch (error) {
+      if (signal.aborted) return;
+      if (isMatrixApiError(error) && error.errcode === "M_UNKNOWN_POS") {
+        await processor.positionLost("sliding").catch(() => {});
+        first = true;
+        continue;
+      }
+      await sleepOrStop(() => backoff.wait("sliding", "request", error, signal));
+      continue;
+    }
+    try {
+      await processor.process("sliding", slidingSyncE2ee(response), { pos: response.pos });
+    } catch (error) {
+      if (signal.aborted) return;
+      // Nothing was acknowledged: the same request (same `pos`, same `since`) asks again.
+      await sleepOrStop(() => backoff.wait("sliding", "process", error, signal));
+      continue;
+    }
+    first = false;
+    backoff.reset();
+  }
+}
+
+/**
+ * A ready classic `/sync` loop: each response's encryption data goes to the crypto layer, then the
+ * whole response to the app's `onResponse`, and only then is `next_batch` saved (to-device
+ * messages are deleted by the server once a request carries the `since` after them).
+ */
+export async function runClassicLoop(
+  parts: SyncLoopParts & { filter: string | undefined },
+  onResponse:
+    | ((
+        response: ClassicSyncResponse & { next_batch: string; [field: string]: unknown },
+      ) => Promise<void> | void)
+    | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  const { http, processor } = parts;
+  const backoff = new Backoff(parts);
+  await processor.load();
+  while (!signal.aborted) {
+    const since = processor.positions.classicSince;
+    let response: ClassicSyncResponse;
+    try {
+      response = await http.request({
+        method: "GET",
+        path: CLASSIC_SYNC_PATH,
+        query: { since, timeout: since === undefined ? 0 : parts.pollTimeoutMs, filter: parts.filter },
+        schema: classicSyncResponseSchema,
+        timeoutMs: parts.pollTimeoutMs + 30_000,
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) return;
+      await sleepOrStop(() => backoff.wait("classic", "request", error, signal));
+      continue;
+    }
+    try {
+      await processor.process(
+        "classic",
+        classicSyncE2ee(response),
+        { classicSince: response.next_batch },
+        async () => onResponse?.(response),
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      await sleepOrStop(() => backoff.wait("classic", "process", error, signal));
+      continue;
+    }
+    backoff.reset();
+  }
+}
+
+/** A sleep cut short by `stop()` ends the loop quietly. */
+async function sleepOrStop(sleep: () => Promise<void>): Promise<void> {
+  await sleep().catch(() => {});
+}

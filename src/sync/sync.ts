@@ -1,0 +1,309 @@
+import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { SdkError } from "../errors/sdk-error.js";
+import { TypedEmitter } from "../events/emitter.js";
+import { forwardPrefixed, type Prefixed } from "../events/prefixed.js";
+import type { MatrixHttp } from "../http/types.js";
+import type { Logger } from "../logger.js";
+import type { StateStore } from "../state/state-store.js";
+import type { Clock } from "../time/clock.js";
+import { claimConnection, type SyncErrorCode, whileHoldingLock } from "./connection-claim.js";
+import type { ReceivedToDeviceEvent } from "./crypto-sync.js";
+import type { SyncEvents, SyncMode } from "./events.js";
+import {
+  CLASSIC_SYNC_PATH,
+  encryptionExtensions,
+  runClassicLoop,
+  runSlidingEncryptionLoop,
+  SLIDING_SYNC_PATH,
+} from "./sync-loops.js";
+import { SyncPositionStore } from "./sync-position-store.js";
+import { SyncProcessor } from "./sync-processor.js";
+import {
+  classicSyncE2ee,
+  classicSyncResponseSchema,
+  parseHandedResponse,
+  slidingSyncE2ee,
+  slidingSyncResponseSchema,
+} from "./wire-schemas.js";
+
+/** The client's sync events: `sync.toDevice`, `sync.deviceListsChanged`, … */
+export type SyncModuleEvents = Prefixed<"sync", SyncEvents>;
+
+/** A classic `/sync` response as handed to the app: the server's JSON, checked where the SDK reads it. */
+export interface ClassicSyncResponseBody {
+  next_batch: string;
+  [field: string]: unknown;
+}
+
+/** Options of `client.sync.start()`. */
+export interface SyncStartOptions {
+  /**
+   * `"sliding"` (default): this SDK's own sliding-sync connection (MSC4186) carrying only the
+   * `e2ee` and `to_device` extensions; the app runs its room list on its own connection.
+   * `"classic"`: a classic `/sync` loop that hands every response to `onResponse`.
+   */
+  mode?: "sliding" | "classic";
+  /** How long the server may hold a request open, ms. Default 30,000. */
+  pollTimeoutMs?: number;
+  /** Classic only: called with each whole response, after its encryption data was processed. */
+  onResponse?: (response: ClassicSyncResponseBody) => Promise<void> | void;
+  /** Classic only: a filter id or JSON filter for `/sync`. */
+  filter?: string;
+}
+
+/** What `client.sync.status()` reports. */
+export interface SyncStatus {
+  state: "stopped" | "waiting_for_lock" | "running";
+  mode: SyncMode | undefined;
+  /** The last one-time-key counts the server reported; `undefined` until one arrived. */
+  oneTimeKeyCounts: Readonly<Record<string, number>> | undefined;
+  /** The last unused fallback-key types the server reported; `[]` means the fallback key was used. */
+  unusedFallbackKeyTypes: readonly string[] | undefined;
+  /** Opaque server positions: sliding `pos`, the `to_device` cursor, classic `since`. */
+  positions: { pos: string | undefined; toDeviceSince: string | undefined; classicSince: string | undefined };
+}
+
+/** The `extensions` an app's own sliding-sync request must carry for this device. */
+export interface EncryptionExtensionsRequest {
+  e2ee: { enabled: true };
+  to_device: { enabled: true; limit: number; since?: string };
+}
+
+/**
+ * For an app that already runs sliding sync: this device's encryption data rides on the app's
+ * connection. Put `request()` into every request's `extensions` (Synapse's are not sticky), hand
+ * every response to `receive()` in order, and call `positionLost()` on `M_UNKNOWN_POS`.
+ */
+export interface SlidingSyncExtension {
+  request(): Promise<EncryptionExtensionsRequest>;
+  /** The whole response (`{ pos, extensions, … }`); resolves once its crypto work is done. */
+  receive(response: unknown): Promise<readonly ReceivedToDeviceEvent[]>;
+  positionLost(): Promise<void>;
+  /** Gives the device's connection up (also `client.sync.stop()`). */
+  release(): Promise<void>;
+}
+
+/** `client.sync`: the encryption loop. */
+export interface SyncApi {
+  /**
+   * Starts the loop. Resolves once it runs — or waits, when another tab or window of this origin
+   * runs this device's loop (`sync.waitingForLock`; it takes over when that one stops). Rejects
+   * with `sync_already_running` when this device's loop or extension already runs in this context.
+   */
+  start(options?: SyncStartOptions): Promise<void>;
+  /** Stops the loop or releases the extension; resolves once the connection is given up. */
+  stop(): Promise<void>;
+  status(): Promise<SyncStatus>;
+  /** Claims the device's connection for the app's own sliding sync; see `SlidingSyncExtension`. */
+  extension(): Promise<SlidingSyncExtension>;
+  /**
+   * For an app's own classic `/sync` loop: processes one response's encryption data (to-device
+   * events, device lists, key counts) in order. Claims the device's connection on first use.
+   */
+  receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]>;
+}
+
+/** What the sync capability is built from. */
+export interface SyncParts {
+  machine: OlmMachine;
+  http: MatrixHttp;
+  baseUrl: string;
+  userId: string;
+  deviceId: string;
+  stateStore: StateStore;
+  cryptoStoreDurability: "memory" | "durable";
+  runOutgoingRequests: () => Promise<void>;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  /** The owner's lifetime: stops the loop once it fires. */
+  signal: AbortSignal;
+  emit: (event: string, payload: unknown) => void;
+}
+
+interface Running {
+  mode: SyncMode;
+  controller: AbortController;
+  release: () => void;
+  done: Promise<void>;
+  state: "waiting_for_lock" | "running";
+}
+
+/** The encryption loop of one device: its own sliding sync, a classic loop, or the app's. */
+export class Sync implements SyncApi {
+  readonly #parts: SyncParts;
+  readonly #events: TypedEmitter<SyncEvents>;
+  readonly #processor: SyncProcessor;
+  readonly #key: string;
+  #running: Running | undefined;
+
+  constructor(parts: SyncParts) {
+    this.#parts = parts;
+    this.#events = new TypedEmitter<SyncEvents>(parts.logger);
+    forwardPrefixed(this.#events, "sync", parts.emit);
+    const emit = <K extends keyof SyncEvents>(event: K, payload: SyncEvents[K]) =>
+      this.#events.emit(event, payload);
+    this.#processor = new SyncProcessor({
+      machine: parts.machine,
+      positions: new SyncPositionStore(parts),
+      runOutgoingRequests: parts.runOutgoingRequests,
+      emit,
+      logger: parts.logger,
+    });
+    this.#key = `${parts.baseUrl}|${parts.userId}|${parts.deviceId}`;
+  }
+
+  async start(options: SyncStartOptions = {}): Promise<void> {
+    const mode = options.mode ?? "sliding";
+    const pollTimeoutMs = options.pollTimeoutMs ?? 30_000;
+    if (!(Number.isInteger(pollTimeoutMs) && pollTimeoutMs >= 0)) {
+      throw new SdkError<SyncErrorCode>("invalid_options", "pollTimeoutMs must be a non-negative integer");
+    }
+    const running = this.#claim(mode);
+    const { signal } = running.controller;
+    const loopParts = {
+      http: this.#parts.http,
+      processor: this.#processor,
+      clock: this.#parts.clock,
+      random: this.#parts.random,
+      pollTimeoutMs,
+      retryBaseMs: 1_000,
+      retryCapMs: 60_000,
+      emit: (event: "error", payload: SyncEvents["error"]) => this.#events.emit(event, payload),
+    };
+    let started!: () => void;
+    const startedOrWaiting = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const lockName = `matrix-e2ee-devices/sync/${this.#parts.userId}/${this.#parts.deviceId}`;
+    running.done = whileHoldingLock(
+      lockName,
+      signal,
+      () => {
+        running.state = "waiting_for_lock";
+        this.#events.emit("waitingForLock", { mode, lockName });
+        started();
+      },
+      async () => {
+        running.state = "running";
+        this.#events.emit("running", { mode });
+        started();
+        if (mode === "sliding") await runSlidingEncryptionLoop(loopParts, signal);
+        else await runClassicLoop({ ...loopParts, filter: options.filter }, options.onResponse, signal);
+      },
+    )
+      .catch((error: unknown) => {
+        if (!signal.aborted) this.#parts.logger.error("the sync loop ended unexpectedly");
+        void error;
+      })
+      .finally(() => {
+        started();
+        this.#finish(running);
+      });
+    await startedOrWaiting;
+  }
+
+  async stop(): Promise<void> {
+    const running = this.#running;
+    if (running === undefined) return;
+    running.controller.abort(new SdkError<SyncErrorCode>("sync_stopped", "the sync was stopped"));
+    await running.done;
+    this.#finish(running);
+  }
+
+  async status(): Promise<SyncStatus> {
+    const { oneTimeKeyCounts, unusedFallbackKeyTypes } = this.#processor.state;
+    const { pos, toDeviceSince, classicSince } = this.#processor.positions;
+    return {
+      state: this.#running?.state ?? "stopped",
+      mode: this.#running?.mode,
+      oneTimeKeyCounts,
+      unusedFallbackKeyTypes,
+      positions: { pos, toDeviceSince, classicSince },
+    };
+  }
+
+  async extension(): Promise<SlidingSyncExtension> {
+    const running = this.#claim("extension");
+    running.state = "running";
+    running.done = Promise.resolve();
+    this.#events.emit("running", { mode: "extension" });
+    const processor = this.#processor;
+    const assertHeld = () => {
+      if (this.#running !== running) {
+        throw new SdkError<SyncErrorCode>("sync_stopped", "this sync extension was released");
+      }
+    };
+    return {
+      request: async () => {
+        assertHeld();
+        await processor.load();
+        return encryptionExtensions(processor.state.toDeviceSince);
+      },
+      receive: async (response) => {
+        assertHeld();
+        const parsed = parseHandedResponse(slidingSyncResponseSchema, response, SLIDING_SYNC_PATH);
+        return processor.process("extension", slidingSyncE2ee(parsed), { pos: parsed.pos });
+      },
+      positionLost: async () => {
+        assertHeld();
+        await processor.positionLost("extension");
+      },
+      release: async () => {
+        if (this.#running === running) this.#finish(running);
+      },
+    };
+  }
+
+  async receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]> {
+    if (this.#running?.mode !== "classic" || this.#running.controller.signal.aborted) {
+      const running = this.#claim("classic");
+      running.state = "running";
+      running.done = Promise.resolve();
+    }
+    const parsed = parseHandedResponse(classicSyncResponseSchema, response, CLASSIC_SYNC_PATH);
+    return this.#processor.process("classic", classicSyncE2ee(parsed), { classicSince: parsed.next_batch });
+  }
+
+  /** Stops whatever runs; the client's `close()`. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  #claim(mode: SyncMode): Running {
+    // The owner's close reason (the client's `client_closed`).
+    if (this.#parts.signal.aborted) throw this.#parts.signal.reason;
+    if (this.#running !== undefined) {
+      throw new SdkError<SyncErrorCode>(
+        "sync_already_running",
+        `this client's sync already runs (${this.#running.mode})`,
+        {
+          details: { mode: this.#running.mode },
+        },
+      );
+    }
+    const release = claimConnection(this.#key);
+    const controller = new AbortController();
+    const onClose = () => controller.abort(this.#parts.signal.reason);
+    this.#parts.signal.addEventListener("abort", onClose, { once: true });
+    const running: Running = {
+      mode,
+      controller,
+      release: () => {
+        this.#parts.signal.removeEventListener("abort", onClose);
+        release();
+      },
+      done: Promise.resolve(),
+      state: "running",
+    };
+    this.#running = running;
+    return running;
+  }
+
+  #finish(running: Running): void {
+    running.release();
+    if (this.#running !== running) return;
+    this.#running = undefined;
+    this.#events.emit("stopped", { mode: running.mode });
+  }
+}
