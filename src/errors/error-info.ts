@@ -59,8 +59,13 @@ function plain(value: unknown, depth: number): unknown {
   return out;
 }
 
-/** A payload type with its `error` field (if any) as `ErrorInfo`. */
-export type WithErrorInfo<P> = P extends { error: unknown } ? Omit<P, "error"> & { error: ErrorInfo } : P;
+/**
+ * A payload type with its `error` field (if any) as `ErrorInfo` — or `undefined` where the field
+ * may be absent (an `unknown` field may: a stale device after a truncated drain has no error).
+ */
+export type WithErrorInfo<P> = P extends { error: infer E }
+  ? Omit<P, "error"> & { error: undefined extends E ? ErrorInfo | undefined : ErrorInfo }
+  : P;
 
 /** Every payload of an event map with plain errors. */
 export type WithErrorInfoEvents<Events> = { [K in keyof Events]: WithErrorInfo<Events[K]> };
@@ -69,5 +74,6 @@ export type WithErrorInfoEvents<Events> = { [K in keyof Events]: WithErrorInfo<E
 export function withErrorInfo<P>(payload: P): WithErrorInfo<P> {
   if (typeof payload !== "object" || payload === null || !("error" in payload))
     return payload as WithErrorInfo<P>;
-  return { ...payload, error: toErrorInfo((payload as { error: unknown }).error) } as WithErrorInfo<P>;
+  const error = (payload as { error: unknown }).error;
+  return { ...payload, error: error === undefined ? undefined : toErrorInfo(error) } as WithErrorInfo<P>;
 }

@@ -182,6 +182,9 @@ describe("one event stream for a whole dehydrated-device run", () => {
     expect(sent[0]).toEqual({ requestId: expect.any(String), kind: "KeysUpload" });
     expect(sent.map((s) => s.kind)).toContain("KeysQuery");
     expect(collapsed(firstSeen)).toEqual([
+      // The device keys' upload (with its one-time and fallback keys), then the key queries.
+      "crypto.requestSent",
+      "crypto.keysUploaded",
       "crypto.requestSent",
       "dehydration.keyCached",
       "dehydration.uploaded",
@@ -246,6 +249,9 @@ describe("one event stream for a whole dehydrated-device run", () => {
     // retried request, then the replacement.
     const pages = payloadsOf(loginSeen, "dehydration.drain.page").length;
     expect(collapsed(loginSeen)).toEqual([
+      // The device keys' upload (with its one-time and fallback keys), then the key queries.
+      "crypto.requestSent",
+      "crypto.keysUploaded",
       "crypto.requestSent",
       "dehydration.keyCached",
       "dehydration.drain.found",
@@ -256,6 +262,10 @@ describe("one event stream for a whole dehydrated-device run", () => {
       "dehydration.uploaded",
       "dehydration.rotation.replaced",
       "dehydration.rotation.scheduled",
+    ]);
+    // No fallback key yet: crypto-wasm makes one only once a sync reports the fallback-key state.
+    expect(payloadsOf(loginSeen, "crypto.keysUploaded")).toEqual([
+      { oneTimeKeys: 50, fallbackKeys: 0, deviceKeys: true },
     ]);
     const sent = payloadsOf(loginSeen, "crypto.requestSent");
     expect(sent[0]).toEqual({ requestId: expect.any(String), kind: "KeysUpload" });

@@ -176,7 +176,9 @@ describe("resetting the identity of a user with a dehydrated device", () => {
       reason: "drain_failed",
     });
     const error = reset.dehydratedDevice?.outcome === "stale" ? reset.dehydratedDevice.error : undefined;
-    expect(isDrainError(error) && error.code).toBe("fetch_failed");
+    // Results and events carry the error as plain data.
+    expect(error).toMatchObject({ name: "DrainError", code: "fetch_failed" });
+    expect(structuredClone(error)).toEqual(error);
     expect(stale).toEqual([{ deviceId: user.dehydratedDeviceId, reason: "drain_failed", error }]);
     // The identity was reset all the same: the device is now signed by the previous one, and
     // senders withhold from it. It is still on the server with its inbox: nothing was written.

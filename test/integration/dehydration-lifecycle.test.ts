@@ -19,6 +19,7 @@ import {
 } from "../../src/dehydration/device/names.js";
 import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
 import type { PutDehydratedDeviceBody } from "../../src/dehydration/device/wire-schemas.js";
+import { toErrorInfo } from "../../src/errors/error-info.js";
 import { createHttpAccountData } from "../../src/secret-storage/account-data-http.js";
 import { decodeBase64 } from "../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
@@ -389,7 +390,8 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
       });
       expect(second.seen).toEqual([
         { name: "dehydration.validationFailed", payload: { deviceId, reasons } },
-        { name: "dehydration.drain.error", payload: { deviceId, error: refusal } },
+        // The event carries the refusal as plain data (`ErrorInfo`), the rejection the error itself.
+        { name: "dehydration.drain.error", payload: { deviceId, error: toErrorInfo(refusal) } },
       ]);
       // Nothing deleted: the server still has the device, in its state and over HTTP.
       expect(server.homeserver.control.dehydratedDevice(alice.userId)?.deviceId).toBe(deviceId);

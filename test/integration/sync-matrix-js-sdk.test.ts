@@ -95,201 +95,224 @@ function until(client: sdk.MatrixClient, what: string, check: () => boolean, tim
   });
 }
 
-describe.each(slidingProfiles)("a matrix-js-sdk client encrypts for a device on this SDK's sliding sync (%s)", (profile) => {
-  let server: RunningMockServer;
-  let bob: sdk.MatrixClient | undefined;
-  let alice: E2eeClient | undefined;
+describe.each(slidingProfiles)(
+  "a matrix-js-sdk client encrypts for a device on this SDK's sliding sync (%s)",
+  (profile) => {
+    let server: RunningMockServer;
+    let bob: sdk.MatrixClient | undefined;
+    let alice: E2eeClient | undefined;
 
-  beforeAll(async () => {
-    server = await startMockServer({ host: "127.0.0.1", port: 0, profile });
-  });
-
-  afterAll(async () => {
-    bob?.stopClient();
-    await alice?.close();
-    await server?.close();
-  });
-
-  async function call(token: string, method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    beforeAll(async () => {
+      server = await startMockServer({ host: "127.0.0.1", port: 0, profile });
     });
-    const json: unknown = await res.json();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  }
 
-  async function registerBob(): Promise<sdk.MatrixClient> {
-    const post = async (body: unknown) => {
-      const res = await fetch(`${server.url}/_matrix/client/v3/register`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
+    afterAll(async () => {
+      bob?.stopClient();
+      await alice?.close();
+      await server?.close();
+    });
+
+    async function call(token: string, method: string, path: string, body?: unknown): Promise<unknown> {
+      const res = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
-      return { status: res.status, json: (await res.json()) as unknown };
-    };
-    const credentials = { username: "bob", password: "bob-password" };
-    const { session } = uiaChallenge.parse((await post(credentials)).json);
-    const done = await post({ ...credentials, auth: { type: "m.login.dummy", session } });
-    expect(done.status).toBe(200);
-    const account = registered.parse(done.json);
-    const client = sdk.createClient({
-      baseUrl: server.url,
-      accessToken: account.access_token,
-      userId: account.user_id,
-      deviceId: account.device_id,
-      logger: quiet,
-      disableVoip: true,
-    });
-    await client.initRustCrypto({ useIndexedDB: false });
-    const prepared = new Promise<void>((resolve, reject) => {
-      const onSync = (state: sdk.SyncState) => {
-        if (state === sdk.SyncState.Prepared) {
-          client.off(sdk.ClientEvent.Sync, onSync);
-          resolve();
-        } else if (state === sdk.SyncState.Error) reject(new Error("bob: sync went into ERROR"));
+      const json: unknown = await res.json();
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+      return json;
+    }
+
+    async function registerBob(): Promise<sdk.MatrixClient> {
+      const post = async (body: unknown) => {
+        const res = await fetch(`${server.url}/_matrix/client/v3/register`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, json: (await res.json()) as unknown };
       };
-      client.on(sdk.ClientEvent.Sync, onSync);
-    });
-    await client.startClient({ initialSyncLimit: 20 });
-    await prepared;
-    return client;
-  }
+      const credentials = { username: "bob", password: "bob-password" };
+      const { session } = uiaChallenge.parse((await post(credentials)).json);
+      const done = await post({ ...credentials, auth: { type: "m.login.dummy", session } });
+      expect(done.status).toBe(200);
+      const account = registered.parse(done.json);
+      const client = sdk.createClient({
+        baseUrl: server.url,
+        accessToken: account.access_token,
+        userId: account.user_id,
+        deviceId: account.device_id,
+        logger: quiet,
+        disableVoip: true,
+      });
+      await client.initRustCrypto({ useIndexedDB: false });
+      const prepared = new Promise<void>((resolve, reject) => {
+        const onSync = (state: sdk.SyncState) => {
+          if (state === sdk.SyncState.Prepared) {
+            client.off(sdk.ClientEvent.Sync, onSync);
+            resolve();
+          } else if (state === sdk.SyncState.Error) reject(new Error("bob: sync went into ERROR"));
+        };
+        client.on(sdk.ClientEvent.Sync, onSync);
+      });
+      await client.startClient({ initialSyncLimit: 20 });
+      await prepared;
+      return client;
+    }
 
-  it("delivers Bob's room key and custom event decrypted from Bob's device, and the key opens his message", async () => {
-    const account = server.homeserver.control.createUser("alice");
-    if (account === undefined) throw new Error("alice exists");
-    alice = await createE2eeClient({
-      baseUrl: server.url,
-      userId: account.userId,
-      deviceId: account.deviceId,
-      accessToken: account.accessToken,
-    });
-    const received: ReceivedToDeviceEvent[] = [];
-    alice.events.on("sync.toDevice", ({ mode, events }) => {
-      expect(mode).toBe("sliding");
-      received.push(...events);
-    });
+    it("delivers Bob's room key and custom event decrypted from Bob's device, and the key opens his message", async () => {
+      const account = server.homeserver.control.createUser("alice");
+      if (account === undefined) throw new Error("alice exists");
+      alice = await createE2eeClient({
+        baseUrl: server.url,
+        userId: account.userId,
+        deviceId: account.deviceId,
+        accessToken: account.accessToken,
+      });
+      const received: ReceivedToDeviceEvent[] = [];
+      alice.events.on("sync.toDevice", ({ mode, events }) => {
+        expect(mode).toBe("sliding");
+        received.push(...events);
+      });
 
-    await alice.sync.start();
-    expect(await alice.sync.status()).toMatchObject({ state: "running", mode: "sliding" });
-    // Alice publishes her device and one-time keys from what her loop's first response reported.
-    await waitFor("Alice's one-time keys are on the server", () =>
-      server.homeserver.control
-        .requestLog()
-        .some(
-          (e) =>
-            e.userId === account.userId &&
-            e.path === "/_matrix/client/v3/keys/upload" &&
-            e.status === 200 &&
-            JSON.stringify(e.body).includes("signed_curve25519:"),
+      await alice.sync.start();
+      expect(await alice.sync.status()).toMatchObject({ state: "running", mode: "sliding" });
+      // Alice publishes her device and one-time keys from what her loop's first response reported.
+      await waitFor("Alice's one-time keys are on the server", () =>
+        server.homeserver.control
+          .requestLog()
+          .some(
+            (e) =>
+              e.userId === account.userId &&
+              e.path === "/_matrix/client/v3/keys/upload" &&
+              e.status === 200 &&
+              JSON.stringify(e.body).includes("signed_curve25519:"),
+          ),
+      );
+
+      bob = await registerBob();
+      const bobId = bob.getUserId()!;
+      const bobDevice = bob.getDeviceId()!;
+      const { room_id: roomId } = await bob.createRoom({
+        preset: sdk.Preset.PrivateChat,
+        invite: [account.userId],
+        initial_state: [
+          { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+        ],
+      });
+      await call(account.accessToken, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {});
+      const bobsRoom = () => bob?.getRoom(roomId);
+      await until(
+        bob,
+        "Bob sees Alice joined his encrypted room",
+        () =>
+          bobsRoom()?.hasEncryptionStateEvent() === true &&
+          bobsRoom()?.getMember(account.userId)?.membership === "join",
+      );
+
+      const sent = await bob.sendMessage(roomId, { msgtype: sdk.MsgType.Text, body: "hello Alice" });
+
+      const fromBob = (e: ReceivedToDeviceEvent) =>
+        e.kind === "decrypted" && e.sender?.userId === bobId && e.sender.deviceId === bobDevice;
+      try {
+        await waitFor("Alice's loop decrypts Bob's room key", () =>
+          received.some((e) => fromBob(e) && e.event.type === "m.room_key"),
+        );
+      } catch (e) {
+        (await import("node:fs")).writeFileSync(
+          "/tmp/dbg-received.json",
+          JSON.stringify(received.map((r) => ({ kind: r.kind, type: r.event.type, sender: r.sender }))),
+        );
+        (await import("node:fs")).writeFileSync(
+          "/tmp/dbg-log.txt",
+          server.homeserver.control
+            .requestLog()
+            .map(
+              (e) =>
+                `${e.userId} ${e.method} ${e.path} ${e.status} ${e.path.includes("sync") || e.path.includes("keys") || e.path.includes("sendToDevice") ? JSON.stringify(e.body)?.slice(0, 300) : ""}`,
+            )
+            .join("\n"),
+        );
+        throw e;
+      }
+      const roomKey = received.find((e) => fromBob(e) && e.event.type === "m.room_key");
+      expect(roomKey?.event).toMatchObject({
+        type: "m.room_key",
+        sender: bobId,
+        content: { algorithm: "m.megolm.v1.aes-sha2", room_id: roomId },
+      });
+      expect(roomKey?.sender?.curve25519Key).toBe((await bob.getCrypto()!.getOwnDeviceKeys()).curve25519);
+
+      // The room event as the server stores it, read like any client would.
+      const page = messagesPage.parse(
+        await call(
+          account.accessToken,
+          "GET",
+          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`,
         ),
-    );
+      );
+      const encrypted = page.chunk.find((e) => e.event_id === sent.event_id);
+      expect(encrypted).toMatchObject({ type: "m.room.encrypted", sender: bobId });
+      expect(JSON.stringify(encrypted)).not.toContain("hello Alice");
+      const decrypted = await alice.olmMachine.decryptRoomEvent(
+        JSON.stringify({ ...encrypted, room_id: roomId }),
+        new RoomId(roomId),
+        new DecryptionSettings(TrustRequirement.Untrusted),
+      );
+      try {
+        expect(JSON.parse(decrypted.event)).toMatchObject({
+          type: "m.room.message",
+          content: { msgtype: "m.text", body: "hello Alice" },
+        });
+        expect(decrypted.sender.toString()).toBe(bobId);
+        expect(decrypted.senderDevice?.toString()).toBe(bobDevice);
+      } finally {
+        decrypted.free();
+      }
 
-    bob = await registerBob();
-    const bobId = bob.getUserId()!;
-    const bobDevice = bob.getDeviceId()!;
-    const { room_id: roomId } = await bob.createRoom({
-      preset: sdk.Preset.PrivateChat,
-      invite: [account.userId],
-      initial_state: [
-        { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
-      ],
-    });
-    await call(account.accessToken, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {});
-    const bobsRoom = () => bob?.getRoom(roomId);
-    await until(
-      bob,
-      "Bob sees Alice joined his encrypted room",
-      () =>
-        bobsRoom()?.hasEncryptionStateEvent() === true &&
-        bobsRoom()?.getMember(account.userId)?.membership === "join",
-    );
-
-    const sent = await bob.sendMessage(roomId, { msgtype: sdk.MsgType.Text, body: "hello Alice" });
-
-    const fromBob = (e: ReceivedToDeviceEvent) =>
-      e.kind === "decrypted" && e.sender?.userId === bobId && e.sender.deviceId === bobDevice;
-    await waitFor("Alice's loop decrypts Bob's room key", () =>
-      received.some((e) => fromBob(e) && e.event.type === "m.room_key"),
-    );
-    const roomKey = received.find((e) => fromBob(e) && e.event.type === "m.room_key");
-    expect(roomKey?.event).toMatchObject({
-      type: "m.room_key",
-      sender: bobId,
-      content: { algorithm: "m.megolm.v1.aes-sha2", room_id: roomId },
-    });
-    expect(roomKey?.sender?.curve25519Key).toBe(
-      (await bob.getCrypto()!.getOwnDeviceKeys()).curve25519,
-    );
-
-    // The room event as the server stores it, read like any client would.
-    const page = messagesPage.parse(
-      await call(
-        account.accessToken,
-        "GET",
-        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`,
-      ),
-    );
-    const encrypted = page.chunk.find((e) => e.event_id === sent.event_id);
-    expect(encrypted).toMatchObject({ type: "m.room.encrypted", sender: bobId });
-    expect(JSON.stringify(encrypted)).not.toContain("hello Alice");
-    const decrypted = await alice.olmMachine.decryptRoomEvent(
-      JSON.stringify({ ...encrypted, room_id: roomId }),
-      new RoomId(roomId),
-      new DecryptionSettings(TrustRequirement.Untrusted),
-    );
-    try {
-      expect(JSON.parse(decrypted.event)).toMatchObject({
-        type: "m.room.message",
-        content: { msgtype: "m.text", body: "hello Alice" },
+      // An Olm-encrypted event of the app's own type, through matrix-js-sdk's to-device API.
+      const batch = await bob
+        .getCrypto()!
+        .encryptToDeviceMessages(
+          "org.example.ping",
+          [{ userId: account.userId, deviceId: account.deviceId }],
+          {
+            note: "a custom to-device event",
+          },
+        );
+      expect(batch.batch).toHaveLength(1);
+      expect(batch.eventType).toBe("m.room.encrypted");
+      await bob.queueToDevice(batch);
+      await waitFor("Alice's loop decrypts Bob's custom event", () =>
+        received.some((e) => fromBob(e) && e.event.type === "org.example.ping"),
+      );
+      expect(received.find((e) => fromBob(e) && e.event.type === "org.example.ping")?.event).toMatchObject({
+        type: "org.example.ping",
+        sender: bobId,
+        content: { note: "a custom to-device event" },
       });
-      expect(decrypted.sender.toString()).toBe(bobId);
-      expect(decrypted.senderDevice?.toString()).toBe(bobDevice);
-    } finally {
-      decrypted.free();
-    }
+      // Nothing came out of the loop that it could not decrypt.
+      expect(received.filter((e) => e.kind !== "decrypted" && e.kind !== "plaintext")).toEqual([]);
 
-    // An Olm-encrypted event of the app's own type, through matrix-js-sdk's to-device API.
-    const batch = await bob
-      .getCrypto()!
-      .encryptToDeviceMessages("org.example.ping", [{ userId: account.userId, deviceId: account.deviceId }], {
-        note: "a custom to-device event",
-      });
-    expect(batch.batch).toHaveLength(1);
-    expect(batch.eventType).toBe("m.room.encrypted");
-    await bob.queueToDevice(batch);
-    await waitFor("Alice's loop decrypts Bob's custom event", () =>
-      received.some((e) => fromBob(e) && e.event.type === "org.example.ping"),
-    );
-    expect(received.find((e) => fromBob(e) && e.event.type === "org.example.ping")?.event).toMatchObject({
-      type: "org.example.ping",
-      sender: bobId,
-      content: { note: "a custom to-device event" },
+      // Every message reached Alice through the SDK's one connection, which then acknowledged it.
+      await waitFor(
+        "Alice's inbox is acknowledged",
+        () => server.homeserver.control.toDeviceInbox(account.userId, account.deviceId).events.length === 0,
+      );
+      const alicesSyncs = server.homeserver.control
+        .requestLog()
+        .filter((e) => e.userId === account.userId && e.path.endsWith("/sync"));
+      expect(alicesSyncs.length).toBeGreaterThan(1);
+      for (const entry of alicesSyncs) {
+        expect(entry.path).toBe(SLIDING_SYNC_PATH);
+        expect(entry.body).toMatchObject({
+          conn_id: "matrix-e2ee-devices-encryption",
+          extensions: { e2ee: { enabled: true }, to_device: { enabled: true } },
+        });
+      }
+      expect(
+        server.homeserver.control.requestLog().filter((e) => e.status !== null && e.status >= 500),
+      ).toEqual([]);
     });
-    // Nothing came out of the loop that it could not decrypt.
-    expect(received.filter((e) => e.kind !== "decrypted" && e.kind !== "plaintext")).toEqual([]);
-
-    // Every message reached Alice through the SDK's one connection, which then acknowledged it.
-    await waitFor(
-      "Alice's inbox is acknowledged",
-      () => server.homeserver.control.toDeviceInbox(account.userId, account.deviceId).events.length === 0,
-    );
-    const alicesSyncs = server.homeserver.control
-      .requestLog()
-      .filter((e) => e.userId === account.userId && e.path.endsWith("/sync"));
-    expect(alicesSyncs.length).toBeGreaterThan(1);
-    for (const entry of alicesSyncs) {
-      expect(entry.path).toBe(SLIDING_SYNC_PATH);
-      expect(entry.body).toMatchObject({
-        conn_id: "matrix-e2ee-devices-encryption",
-        extensions: { e2ee: { enabled: true }, to_device: { enabled: true } },
-      });
-    }
-    expect(
-      server.homeserver.control.requestLog().filter((e) => e.status !== null && e.status >= 500),
-    ).toEqual([]);
-  });
-});
+  },
+);

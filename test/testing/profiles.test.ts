@@ -280,7 +280,10 @@ describe("profiles", () => {
       await req(hs, "PUT", `/_matrix/client/v3/devices/${alice.deviceId}`, { token, body: {} });
       const since = encodeURIComponent(initial.body.next_batch as string);
       const next = await req(hs, "GET", `/_matrix/client/v3/sync?since=${since}&timeout=0`, { token });
-      expect([value, next.body.device_lists]).toEqual([value, value ? { changed: [alice.userId] } : undefined]);
+      expect([value, next.body.device_lists]).toEqual([
+        value,
+        value ? { changed: [alice.userId] } : undefined,
+      ]);
     }
   });
 
@@ -413,7 +416,10 @@ describe("profiles", () => {
     for (const value of [true, false]) {
       const { hs, alice } = server({ slidingSendsFallbackKeyTypes: value });
       const { e2ee } = await slidingE2ee(hs, alice.accessToken);
-      expect([value, Object.hasOwn(e2ee as object, "device_unused_fallback_key_types")]).toEqual([value, value]);
+      expect([value, Object.hasOwn(e2ee as object, "device_unused_fallback_key_types")]).toEqual([
+        value,
+        value,
+      ]);
     }
   });
 
@@ -449,7 +455,11 @@ describe("profiles", () => {
   };
   const queueFor = (hs: MockHomeserver, user: { userId: string; deviceId: string }, ...numbers: number[]) => {
     for (const n of numbers) {
-      hs.state.toDevice.enqueue(user.userId, user.deviceId, { type: "m.test", sender: user.userId, content: { n } });
+      hs.state.toDevice.enqueue(user.userId, user.deviceId, {
+        type: "m.test",
+        sender: user.userId,
+        content: { n },
+      });
     }
   };
 
@@ -507,7 +517,11 @@ describe("profiles", () => {
       queueFor(hs, alice, 1, 2);
       const zero = await slidingToDevice(hs, alice.accessToken, { limit: 0 });
       const next = await slidingToDevice(hs, alice.accessToken, { since: zero.toDevice!.next_batch });
-      expect([value, zero.toDevice, next.numbers]).toEqual([value, { next_batch: nextBatch, events: [] }, delivered]);
+      expect([value, zero.toDevice, next.numbers]).toEqual([
+        value,
+        { next_batch: nextBatch, events: [] },
+        delivered,
+      ]);
     }
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { MockHomeserverOptions } from "../../../src/testing/index.js";
+import { ManualClock, type MockHomeserverOptions } from "../../../src/testing/index.js";
+import { ROOM_EVENT_TRANSACTION_TTL_MS } from "../../../src/testing/state/transaction-cache.js";
 import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { registerUser } from "./e2ee-test-users.js";
 import { createRoom, invite, join, leave, sendText, sharedRoom } from "./room-support.js";
@@ -119,6 +120,26 @@ describe.each(transports)("PUT rooms/{roomId}/send/{eventType}/{txnId} (%s)", (t
     expect(again.body.event_id).toBe(first.body.event_id);
     expect(other.body.event_id).not.toBe(first.body.event_id);
     expect(mock.state.rooms.event(first.body.event_id as string)?.content).toEqual({ body: "one" });
+  });
+
+  it("keeps a transaction id for 24 hours, as Synapse's event_txn_id_device_id rows, then sends anew", async () => {
+    const clock = new ManualClock();
+    const { mock, alice } = await setup(start, { clock });
+    const roomId = await createRoom(alice);
+    const send = (body: string) => alice.call("PUT", path(roomId, "send/m.room.message/daily"), { body });
+
+    const first = await send("one");
+    await clock.advance(ROOM_EVENT_TRANSACTION_TTL_MS);
+    const lastMoment = await send("two");
+    const txnsBefore = mock.state.rooms.transactionCount;
+    await clock.advance(1);
+    const nextDay = await send("three");
+
+    expect(lastMoment.body.event_id).toBe(first.body.event_id);
+    expect(nextDay.body.event_id).not.toBe(first.body.event_id);
+    expect(mock.state.rooms.event(nextDay.body.event_id as string)?.content).toEqual({ body: "three" });
+    // The expired id was forgotten before the new one was stored.
+    expect([txnsBefore, mock.state.rooms.transactionCount]).toEqual([1, 1]);
   });
 
   it("refuses senders who are not joined, invited ones included", async () => {

@@ -208,6 +208,29 @@ describe.each(transports)("sliding sync e2ee extension under tuwunel (%s)", (tra
   });
 });
 
+describe.each(transports)("sliding sync e2ee extension under continuwuity (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
+  it("leaves e2ee out while a device has no keys, then sends counts but never fallback key types", async () => {
+    const { server, alice, bob } = await setup(start, { profile: "continuwuity" });
+    const e2ee = async (pos?: string) => {
+      const res = await slide(server, alice, E2EE_ONLY, pos === undefined ? {} : { pos });
+      return { ext: (res.body.extensions as Record<string, unknown>).e2ee, pos: res.body.pos as string };
+    };
+    const empty = await e2ee();
+    await uploadOneTimeKeys(alice, "A");
+    await uploadFallbackKey(alice, "F");
+    const keyed = await e2ee(empty.pos);
+    await claimOne(bob, alice);
+    const drained = await e2ee(keyed.pos);
+
+    expect(empty.ext).toBeUndefined();
+    expect(keyed.ext).toEqual({ device_one_time_keys_count: { signed_curve25519: 1 } });
+    // The count is gone and nothing says the fallback key is still unused: e2ee is left out.
+    expect(drained.ext).toBeUndefined();
+  });
+});
+
 describe.each(transports)(
   "sliding sync e2ee profile flags, one at a time on the Synapse profile (%s)",
   (transport) => {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { createMockHomeserver, ManualClock, type MockHomeserverOptions } from "../../../src/testing/index.js";
 import { MAX_TO_DEVICE_CONTENT_BYTES } from "../../../src/testing/routes/to-device.js";
+import { HTTP_TRANSACTION_TTL_MS } from "../../../src/testing/state/transaction-cache.js";
 import { harnessesOn, type StartHarness, transports } from "../support/transports.js";
 import { loginDevice, registerUser, send } from "./e2ee-test-users.js";
 
-async function setup(start: StartHarness) {
-  const server = await start();
+async function setup(start: StartHarness, options: MockHomeserverOptions = {}) {
+  const server = await start(options);
   const mock = server.homeserver;
   const alice = await registerUser(server, "alice");
   const bob = await registerUser(server, "bob");
@@ -134,5 +136,84 @@ describe.each(transports)("PUT sendToDevice/{eventType}/{txnId} (%s)", (transpor
 
     expect(mock.state.toDevice.pendingCount(bob.userId, bobPhone.deviceId)).toBe(0);
     expect(mock.state.toDevice.pendingCount(bob.userId, bob.deviceId)).toBe(1);
+  });
+});
+
+/**
+ * Synapse remembers a `sendToDevice` transaction only in its `HttpTransactionCache`
+ * (synapse/rest/client/transactions.py), for 30 minutes (`CLEANUP_PERIOD`); a replay after that
+ * is a new send. The mock forgets on its own clock.
+ */
+describe.each(transports)("sendToDevice transaction ids expire after 30 minutes (%s)", (transport) => {
+  const start = harnessesOn(transport);
+
+  it("ignores a replay up to 30 minutes later and delivers one after that again", async () => {
+    const clock = new ManualClock();
+    const { alice, bob, inbox } = await setup(start, { clock });
+    const body = { messages: { [bob.userId]: { [bob.deviceId]: { n: 1 } } } };
+    const sendIt = () => alice.call("PUT", "sendToDevice/m.test/replayed", body);
+
+    await sendIt();
+    await clock.advance(HTTP_TRANSACTION_TTL_MS - 1);
+    await sendIt();
+    await clock.advance(1);
+    await sendIt();
+    const withinWindow = inbox(bob).length;
+    await clock.advance(1);
+    const late = await sendIt();
+
+    expect(withinWindow).toBe(1);
+    expect(late).toEqual({ status: 200, body: {} });
+    expect(inbox(bob).map((e) => e.content)).toEqual([{ n: 1 }, { n: 1 }]);
+  });
+
+  it("counts a replay's window from the send, not from the replays", async () => {
+    const clock = new ManualClock();
+    const { alice, bob, inbox } = await setup(start, { clock });
+    const body = { messages: { [bob.userId]: { [bob.deviceId]: {} } } };
+
+    await alice.call("PUT", "sendToDevice/m.test/t", body);
+    await clock.advance(20 * 60_000);
+    await alice.call("PUT", "sendToDevice/m.test/t", body);
+    await clock.advance(11 * 60_000);
+    await alice.call("PUT", "sendToDevice/m.test/t", body);
+
+    expect(inbox(bob)).toHaveLength(2);
+  });
+});
+
+describe("sendToDevice transaction ids stay bounded over a long run (in-process)", () => {
+  it("remembers only the last 30 minutes of 100,000 sends", async () => {
+    const clock = new ManualClock();
+    const hs = createMockHomeserver({ clock });
+    const alice = hs.control.createUser("alice")!;
+    const headers = new Headers({ authorization: `Bearer ${alice.accessToken}` });
+    // To nobody, so only the transaction ids pile up.
+    const body = new TextEncoder().encode('{"messages":{}}');
+    const sends = 100_000;
+    const perMinute = 1_000;
+    let largest = 0;
+    for (let i = 0; i < sends; i++) {
+      // The transport-neutral core the in-process `fetch` wraps: the same route, without building
+      // 100,000 `Request` and `Response` objects.
+      const outcome = await hs.handle({
+        method: "PUT",
+        url: `/_matrix/client/v3/sendToDevice/m.test/txn-${i}`,
+        headers,
+        body,
+      });
+      if (outcome.kind !== "response" || outcome.status !== 200) throw new Error(`send ${i} failed`);
+      if ((i + 1) % perMinute === 0) {
+        largest = Math.max(largest, hs.state.toDevice.transactionCount);
+        await clock.advance(60_000);
+      }
+    }
+    const atEnd = hs.state.toDevice.transactionCount;
+    await clock.advance(HTTP_TRANSACTION_TTL_MS + 1);
+
+    // 30 minutes of sends, and the minute being sent: never near the 100,000 made.
+    expect(largest).toBe(31 * perMinute);
+    expect(atEnd).toBeLessThanOrEqual(31 * perMinute);
+    expect(hs.state.toDevice.transactionCount).toBe(0);
   });
 });
