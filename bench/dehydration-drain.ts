@@ -19,6 +19,7 @@
  * BENCH_LATENCIES (default "0,25,100"), BENCH_PROFILE or `--profile <name>` (default synapse-1.157).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { cpus } from "node:os";
 import { createInterface } from "node:readline";
@@ -84,11 +85,24 @@ function profileArg(): string | undefined {
   return process.argv.find((a) => a.startsWith("--profile="))?.slice("--profile=".length);
 }
 
+/** The mock's control API wants a token; the bench picks one for its own child process. */
+const CONTROL_TOKEN = randomBytes(24).toString("base64url");
+
 /** Starts the mock homeserver CLI under tsx; its first stdout line is its base URL. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "src/testing/cli.ts", "--port", "0", "--profile", PROFILE],
+    [
+      "--import",
+      "tsx",
+      "src/testing/cli.ts",
+      "--port",
+      "0",
+      "--profile",
+      PROFILE,
+      "--control-token",
+      CONTROL_TOKEN,
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout! });
@@ -109,8 +123,16 @@ async function stopServer(child: ChildProcess): Promise<void> {
 /** The mock's control API (never delayed) and the login a new browser would do. */
 function mockControl(url: string) {
   const http = createMatrixHttp({ baseUrl: url });
+  // Control calls carry the control token the way the mock expects it, as a bearer token.
+  const control = createMatrixHttp({ baseUrl: url, accessToken: CONTROL_TOKEN });
   const post = (path: string, body: unknown) =>
-    http.request({ method: "POST", path, body, schema: userResponse, unauthenticated: true });
+    (path.startsWith("/_mock/") ? control : http).request({
+      method: "POST",
+      path,
+      body,
+      schema: userResponse,
+      unauthenticated: !path.startsWith("/_mock/"),
+    });
   const session = (r: z.infer<typeof userResponse>): Session => ({
     userId: r.user_id,
     deviceId: r.device_id,
@@ -118,12 +140,11 @@ function mockControl(url: string) {
   });
   return {
     setLatency: (ms: number) =>
-      http.request({
+      control.request({
         method: "PUT",
         path: "/_mock/faults",
         body: { latency_ms: ms },
         schema: anyResponse,
-        unauthenticated: true,
       }),
     createUser: async (localpart: string) =>
       session(await post("/_mock/users", { localpart, password: PASSWORD })),

@@ -37,7 +37,7 @@ export interface DehydratedDeviceStaleEvents {
    * `replaceNow()` drains them and replaces it (this session still opens the device it validated
    * under the previous identity); `replaceNow({ force: true })` gives them up.
    */
-  stale: { deviceId: string | undefined; reason: StaleDehydratedDeviceReason; error: unknown };
+  stale: { deviceId: string | undefined; reason: StaleDehydratedDeviceReason; error?: unknown };
 }
 
 /**

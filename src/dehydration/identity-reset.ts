@@ -48,7 +48,8 @@ export type DehydratedDeviceResetOutcome =
       /** `undefined` when the server's device could not be read at all. */
       deviceId: string | undefined;
       reason: StaleDehydratedDeviceReason;
-      error: unknown;
+      /** What failed; absent when nothing threw (a truncated drain, a changed device). */
+      error?: unknown;
     };
 
 /** Where the device stands after the drain that precedes the reset. */
@@ -59,7 +60,8 @@ export type PreResetDrain =
       kind: "not_drained";
       deviceId: string | undefined;
       reason: StaleDehydratedDeviceReason;
-      error: unknown;
+      /** What failed; absent when nothing threw (a truncated drain, a changed device). */
+      error?: unknown;
     };
 
 /** What the drain before a reset uses (`DehydratedDeviceDrainer` fits). */

@@ -60,12 +60,14 @@ function plain(value: unknown, depth: number): unknown {
 }
 
 /**
- * A payload type with its `error` field (if any) as `ErrorInfo` — or `undefined` where the field
- * may be absent (an `unknown` field may: a stale device after a truncated drain has no error).
+ * A payload type with its `error` field (if any) as `ErrorInfo`; an optional `error` (a stale
+ * device after a truncated drain has none) stays optional.
  */
-export type WithErrorInfo<P> = P extends { error: infer E }
-  ? Omit<P, "error"> & { error: undefined extends E ? ErrorInfo | undefined : ErrorInfo }
-  : P;
+export type WithErrorInfo<P> = P extends { error: unknown }
+  ? Omit<P, "error"> & { error: ErrorInfo }
+  : P extends { error?: unknown }
+    ? Omit<P, "error"> & { error?: ErrorInfo | undefined }
+    : P;
 
 /** Every payload of an event map with plain errors. */
 export type WithErrorInfoEvents<Events> = { [K in keyof Events]: WithErrorInfo<Events[K]> };

@@ -24,7 +24,11 @@ export interface ReceivedToDeviceEvent {
   kind: "decrypted" | "unable_to_decrypt" | "plaintext" | "invalid";
   /** The event: decrypted when `kind` is `decrypted` (room-key material zeroised by crypto-wasm). */
   event: Record<string, unknown>;
-  /** For decrypted events: who sent it, as the Olm session proves. */
+  /**
+   * For decrypted events: who sent it, as the Olm session proves (`curve25519Key`). `deviceId` is
+   * `undefined` for `m.room_key`, whose sender checks crypto-wasm defers; other types are decrypted
+   * only from a device the machine knows, so they name it.
+   */
   sender?: { userId: string; deviceId: string | undefined; curve25519Key: string; verified: boolean };
 }
 

@@ -119,8 +119,20 @@ export async function runSlidingEncryptionLoop(parts: SyncLoopParts, signal: Abo
       response = await request();
     } catch (error) {
       if (signal.aborted) return;
-      if (isMatrixApiError(error) && error.errcode === "M_UNKNOWN_POS") {
-        await processor.positionLost("sliding").catch(() => {});
+      // Only a request that sent a `pos` can have lost it. Said to one without (no server does:
+      // Synapse's `handlers/sliding_sync/room_lists.py` and tuwunel's `sync/v5.rs` raise it for a
+      // given `pos` only), it is server trouble like any other, and retrying at once would spin.
+      if (isMatrixApiError(error) && error.errcode === "M_UNKNOWN_POS" && pos !== undefined) {
+        try {
+          await processor.positionLost("sliding");
+        } catch (lost) {
+          // The device lists could not be marked for re-query: the position stays until they are,
+          // so no device-list change the server will not resend is skipped — after a backoff, as
+          // the same `pos` will be refused again.
+          if (signal.aborted) return;
+          await sleepOrStop(() => backoff.wait("sliding", "process", lost, signal));
+          continue;
+        }
         first = true;
         continue;
       }

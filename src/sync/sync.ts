@@ -98,7 +98,8 @@ export interface SyncApi {
   extension(): Promise<SlidingSyncExtension>;
   /**
    * For an app's own classic `/sync` loop: processes one response's encryption data (to-device
-   * events, device lists, key counts) in order. Claims the device's connection on first use.
+   * events, device lists, key counts) in order. Claims the device's connection on first use, until
+   * `stop()`; rejects with `sync_already_running` while `start()` or `extension()` holds it.
    */
   receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]>;
 }
@@ -123,6 +124,11 @@ export interface SyncParts {
 
 interface Running {
   mode: SyncMode;
+  /**
+   * The app's own classic loop hands responses in (`receiveClassic`), as opposed to the SDK's loop
+   * (`start()`) or the sliding extension: only such a claim takes further handed responses.
+   */
+  handed: boolean;
   controller: AbortController;
   release: () => void;
   done: Promise<void>;
@@ -256,10 +262,14 @@ export class Sync implements SyncApi {
   }
 
   async receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]> {
-    if (this.#running?.mode !== "classic" || this.#running.controller.signal.aborted) {
-      const running = this.#claim("classic");
+    const current = this.#running;
+    // A response handed in while `start({ mode: "classic" })` runs would be a second reader of the
+    // device's to-device stream: its `next_batch` would race the loop's own.
+    if (current?.handed !== true || current.controller.signal.aborted) {
+      const running = this.#claim("classic", true);
       running.state = "running";
       running.done = Promise.resolve();
+      this.#events.emit("running", { mode: "classic" });
     }
     const parsed = parseHandedResponse(classicSyncResponseSchema, response, CLASSIC_SYNC_PATH);
     return this.#processor.process("classic", classicSyncE2ee(parsed), { classicSince: parsed.next_batch });
@@ -270,7 +280,7 @@ export class Sync implements SyncApi {
     return this.stop();
   }
 
-  #claim(mode: SyncMode): Running {
+  #claim(mode: SyncMode, handed = false): Running {
     // The owner's close reason (the client's `client_closed`).
     if (this.#parts.signal.aborted) throw this.#parts.signal.reason;
     if (this.#running !== undefined) {
@@ -288,6 +298,7 @@ export class Sync implements SyncApi {
     this.#parts.signal.addEventListener("abort", onClose, { once: true });
     const running: Running = {
       mode,
+      handed,
       controller,
       release: () => {
         this.#parts.signal.removeEventListener("abort", onClose);

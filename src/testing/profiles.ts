@@ -398,10 +398,11 @@ const tuwunel: Profile = {
 };
 
 /**
- * continuwuity (continuwuity/continuwuity@09073235), a sibling of tuwunel: `versions`,
- * `unstable_features` (src/core/matrix/versions.rs), the request-size default
- * (src/core/config/mod.rs) and the sliding sync habits (src/api/client/sync/v5.rs) are its own;
- * every other value is tuwunel's, assumed rather than read.
+ * continuwuity (continuwuity/continuwuity@09073235), a sibling of tuwunel. Read from its source:
+ * `versions` and `unstable_features` (src/core/matrix/versions.rs), the request-size default
+ * (src/core/config/mod.rs), the sliding sync habits (src/api/client/sync/v5.rs), the device and
+ * backup error texts, and the unseeded key counts. Everything else — capabilities, CORS, validation
+ * and the other error shapes — is tuwunel's, assumed.
  */
 const continuwuity: Profile = {
   ...tuwunel,

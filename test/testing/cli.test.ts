@@ -15,6 +15,7 @@ describe("parseCliArgs", () => {
         serverName: "localhost",
         profile: "synapse-1.157",
         seed: undefined,
+        controlToken: undefined,
       },
     });
     expect(
@@ -27,11 +28,35 @@ describe("parseCliArgs", () => {
         "--profile=tuwunel",
         "--seed",
         "9",
+        "--control-token=s3cret",
       ]),
     ).toEqual({
       ok: true,
-      options: { port: 0, host: "::1", serverName: "example.org", profile: "tuwunel", seed: 9 },
+      options: {
+        port: 0,
+        host: "::1",
+        serverName: "example.org",
+        profile: "tuwunel",
+        seed: 9,
+        controlToken: "s3cret",
+      },
     });
+  });
+
+  it.each(["0.0.0.0", "::", "192.168.1.20", "127.0.0.2", "example.org"])(
+    "refuses the non-loopback host %s without --control-token, and serves it with one",
+    (host) => {
+      const open = parseCliArgs(["--host", host]);
+      expect(open.ok).toBe(false);
+      if (open.ok === false) expect(open.error).toMatch(/not a loopback address.*--control-token/);
+      const guarded = parseCliArgs(["--host", host, "--control-token", "s3cret"]);
+      expect(guarded.ok === true && guarded.options).toMatchObject({ host, controlToken: "s3cret" });
+    },
+  );
+
+  it.each(["127.0.0.1", "::1", "localhost"])("serves the loopback host %s without a token given", (host) => {
+    const parsed = parseCliArgs(["--host", host]);
+    expect(parsed.ok === true && parsed.options).toMatchObject({ host, controlToken: undefined });
   });
 
   it("takes the last of a repeated option", () => {
@@ -66,6 +91,8 @@ describe("parseCliArgs", () => {
     [["--profile", "dendrite"], /^unknown profile: "dendrite" \(one of synapse-1\.157, /],
     [["--seed", "1.5"], /^bad seed: "1\.5"/],
     [["--seed="], /^bad seed: ""/],
+    [["--control-token="], /^bad control token/],
+    [["--control-token", "two words"], /^bad control token/],
     [["--verbose", "1"], /unknown option '--verbose'/i],
     [["--verbose=1"], /unknown option '--verbose'/i],
     [["-p", "8008"], /unknown option '-p'/i],
@@ -121,6 +148,50 @@ describe("the mock-server CLI", () => {
       }
     },
   );
+
+  it("makes up a control token, prints it on the second line, and asks control calls for it", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/testing/cli.ts", "--port", "0"], {
+      cwd: process.cwd(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const url = (await lines.next()).value as string;
+      const tokenLine = (await lines.next()).value as string;
+      expect(tokenLine).toMatch(/^control token: [A-Za-z0-9_-]{43}$/);
+      const token = tokenLine.slice("control token: ".length);
+
+      expect((await fetch(`${url}/_mock/profile`)).status).toBe(401);
+      const wrong = await fetch(`${url}/_mock/profile`, { headers: { authorization: "Bearer nope" } });
+      expect(wrong.status).toBe(403);
+      const right = await fetch(`${url}/_mock/profile`, { headers: { authorization: `Bearer ${token}` } });
+      expect(right.status).toBe(200);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("exits 2 on a non-loopback host without --control-token, before listening", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/testing/cli.ts", "--host", "0.0.0.0"], {
+      cwd: process.cwd(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += String(d);
+    });
+    child.stderr.on("data", (d) => {
+      stderr += String(d);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toContain("not a loopback address");
+  });
 
   it("exits 2 with a usage message on a bad option", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/testing/cli.ts", "--profile", "nope"], {

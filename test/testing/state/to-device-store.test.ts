@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../../src/testing/manual-clock.js";
 import { ToDeviceStore } from "../../../src/testing/state/to-device-store.js";
+import { HTTP_TRANSACTION_TTL_MS } from "../../../src/testing/state/transaction-cache.js";
 
 const ALICE = "@alice:localhost";
 const BOB = "@bob:localhost";
@@ -82,16 +84,21 @@ describe("ToDeviceStore", () => {
     expect(page.events.map((e) => e.streamId)).toEqual(ids.slice(900));
   });
 
-  it("drops a deleted device's inbox and its transaction ids", () => {
-    const store = new ToDeviceStore();
+  it("drops a deleted device's inbox; its transaction ids time out as in Synapse's cache", async () => {
+    const clock = new ManualClock();
+    const store = new ToDeviceStore(clock);
     fill(store, 3);
     store.recordTransaction(ALICE, "DEV", "m.test/txn1");
 
     store.deleteDevice(ALICE, "DEV");
+    const keptAfterDeletion = store.hasTransaction(ALICE, "DEV", "m.test/txn1");
+    await clock.advance(HTTP_TRANSACTION_TTL_MS + 1);
 
     expect(store.pendingCount(ALICE, "DEV")).toBe(0);
     expect(store.inbox(ALICE, "DEV")).toEqual([]);
+    expect(keptAfterDeletion).toBe(true);
     expect(store.hasTransaction(ALICE, "DEV", "m.test/txn1")).toBe(false);
+    expect(store.transactionCount).toBe(0);
   });
 
   it("remembers each device's transactions separately", () => {
