@@ -25,9 +25,9 @@ export interface ReceivedToDeviceEvent {
   /** The event: decrypted when `kind` is `decrypted` (room-key material zeroised by crypto-wasm). */
   event: Record<string, unknown>;
   /**
-   * For decrypted events: who sent it, as the Olm session proves (`curve25519Key`). `deviceId` is
-   * `undefined` for `m.room_key`, whose sender checks crypto-wasm defers; other types are decrypted
-   * only from a device the machine knows, so they name it.
+   * For decrypted events: who sent it, as the Olm session proves (`curve25519Key`). `deviceId` may
+   * be `undefined` for `m.room_key`, whose sender checks crypto-wasm defers; it names the device for
+   * every other type (which it does not decrypt without the sender's device keys).
    */
   sender?: { userId: string; deviceId: string | undefined; curve25519Key: string; verified: boolean };
 }

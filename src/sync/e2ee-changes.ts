@@ -5,9 +5,10 @@
  * - Sliding sync, MSC3884: an omitted field means *unchanged*, and so does an omitted `e2ee`
  *   object (a server MAY leave it out when nothing changed; Synapse does when its worker times
  *   out). `device_unused_fallback_key_types: []` means the fallback key was *used* — not the same
- *   as omitted.
+ *   as omitted. A field that is present keeps its `/sync` meaning (MSC3884: "exactly the same as
+ *   the current /sync implementation"), so a count map without `signed_curve25519` says zero.
  * - Classic `/sync` (Client-Server API, "End-to-end encryption", sync response): a missing
- *   one-time-key count means zero.
+ *   one-time-key count means zero; so does an algorithm the map does not list.
  *
  * So "unchanged" stays `undefined` here all the way to the crypto call's edge; this module never
  * turns an absence into an empty map or set, nor an empty one into an absence.
@@ -48,7 +49,7 @@ export interface CryptoSyncCall {
   left: readonly string[];
   /**
    * The counts to pass. `undefined`: unchanged (the shell passes crypto-wasm's "unchanged", an
-   * empty `Map`, which only `receiveSyncChangesMsc4186` reads so). Classic calls always carry the
+   * empty `Map`, which only `receiveSyncChangesMsc4186` reads so). Otherwise they always carry the
    * signed-curve25519 count, zero when the server left it out.
    */
   oneTimeKeyCounts: Readonly<Record<string, number>> | undefined;
@@ -91,7 +92,13 @@ function reduceSliding(
   response: SlidingSyncE2eeResponse,
 ): { state: E2eeSyncState; call: CryptoSyncCall } {
   const e2ee = response.e2ee ?? {};
-  const counts = e2ee.deviceOneTimeKeysCount;
+  // Present, the map lists what the server holds, and an algorithm it does not list is at zero
+  // (Client-Server spec, sync `device_one_time_keys_count`). Servers that list only the algorithms
+  // they hold keys for send `{}` once the keys are claimed; passed on as is, crypto-wasm would read
+  // the missing count as unchanged and never upload more (rust-sdk `olm/account.rs`
+  // `update_key_counts` acts only on a listed count).
+  const wireCounts = e2ee.deviceOneTimeKeysCount;
+  const counts = wireCounts === undefined ? undefined : { [SIGNED_CURVE25519]: 0, ...wireCounts };
   const fallback = e2ee.deviceUnusedFallbackKeyTypes;
   const toDevice = response.toDevice;
   const call: CryptoSyncCall = {
@@ -99,15 +106,14 @@ function reduceSliding(
     toDeviceEvents: toDevice?.events ?? [],
     changed: e2ee.deviceLists?.changed ?? [],
     left: e2ee.deviceLists?.left ?? [],
-    // A count missing from a present map is unchanged too: the map is passed as the server sent it.
     oneTimeKeyCounts: counts,
     unusedFallbackKeyTypes: fallback,
   };
   return {
     call,
     state: {
-      oneTimeKeyCounts:
-        counts === undefined ? state.oneTimeKeyCounts : { ...state.oneTimeKeyCounts, ...counts },
+      // A present map is the whole picture, as on classic sync.
+      oneTimeKeyCounts: counts ?? state.oneTimeKeyCounts,
       unusedFallbackKeyTypes: fallback ?? state.unusedFallbackKeyTypes,
       toDeviceSince: toDevice?.nextBatch ?? state.toDeviceSince,
     },

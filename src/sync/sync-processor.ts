@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import { needsCountRefresh, withCounts } from "./count-refresh.js";
 import { applyCryptoSyncCall, type ReceivedToDeviceEvent, type SyncMachine } from "./crypto-sync.js";
 import {
   type E2eeSyncState,
@@ -17,6 +18,8 @@ export interface SyncProcessorParts {
   runOutgoingRequests: () => Promise<void>;
   emit: <K extends keyof SyncEvents>(event: K, payload: SyncEvents[K]) => void;
   logger: Logger;
+  /** Asks the server for this device's one-time-key counts (see `count-refresh.ts`). */
+  fetchOneTimeKeyCounts?: (() => Promise<Record<string, number>>) | undefined;
 }
 
 /**
@@ -32,6 +35,8 @@ export class SyncProcessor {
   #positions: SyncPositions = noSyncPositions;
   #loaded: Promise<SyncPositions> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Whether the next response is the first of a run (after `startRun()`). */
+  #firstOfRun = true;
 
   constructor(parts: SyncProcessorParts) {
     this.#parts = parts;
@@ -55,6 +60,11 @@ export class SyncProcessor {
     return this.#loaded;
   }
 
+  /** A loop (re)starts: its first response may need the counts fetched (`count-refresh.ts`). */
+  startRun(): void {
+    this.#firstOfRun = true;
+  }
+
   /**
    * Processes one response; `next` are the positions it moves to (its `pos`, its `next_batch`).
    * `beforeSave` runs after the crypto call and before the positions are saved (the classic loop
@@ -68,7 +78,8 @@ export class SyncProcessor {
   ): Promise<readonly ReceivedToDeviceEvent[]> {
     return this.#exclusive(async () => {
       await this.load();
-      const { state, call } = reduceSyncE2ee(this.#state, response);
+      const { state, call } = reduceSyncE2ee(this.#state, await this.#completeCounts(response));
+      this.#firstOfRun = false;
       const events = await applyCryptoSyncCall(this.#parts.machine, call, this.#parts.logger);
       this.#state = state;
       if (events.length > 0) this.#parts.emit("toDevice", { mode, events });
@@ -90,10 +101,24 @@ export class SyncProcessor {
     return this.#exclusive(async () => {
       await this.load();
       await this.#parts.machine.markAllTrackedUsersAsDirty();
+      // A new connection: its first answer may omit counts that changed meanwhile.
+      this.#firstOfRun = true;
       await this.#save(mode, { ...this.#positions, pos: undefined });
       this.#parts.emit("positionLost", { mode });
       await this.#parts.runOutgoingRequests();
     });
+  }
+
+  async #completeCounts(response: SyncE2eeResponse): Promise<SyncE2eeResponse> {
+    const fetch = this.#parts.fetchOneTimeKeyCounts;
+    if (fetch === undefined || !needsCountRefresh(response, this.#firstOfRun)) return response;
+    try {
+      return withCounts(response, await fetch());
+    } catch {
+      // Without it the response is read as it came: counts unchanged, as MSC3884 says.
+      this.#parts.logger.warn("could not fetch the one-time-key counts");
+      return response;
+    }
   }
 
   async #save(mode: SyncMode, positions: SyncPositions): Promise<void> {

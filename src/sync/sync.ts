@@ -7,6 +7,7 @@ import type { Logger } from "../logger.js";
 import type { StateStore } from "../state/state-store.js";
 import type { Clock } from "../time/clock.js";
 import { claimConnection, type SyncErrorCode, whileHoldingLock } from "./connection-claim.js";
+import { fetchOneTimeKeyCounts } from "./count-refresh.js";
 import type { ReceivedToDeviceEvent } from "./crypto-sync.js";
 import type { SyncEvents, SyncMode } from "./events.js";
 import {
@@ -155,6 +156,7 @@ export class Sync implements SyncApi {
       runOutgoingRequests: parts.runOutgoingRequests,
       emit,
       logger: parts.logger,
+      fetchOneTimeKeyCounts: () => fetchOneTimeKeyCounts(parts.http, parts.signal),
     });
     this.#key = `${parts.baseUrl}|${parts.userId}|${parts.deviceId}`;
   }
@@ -293,6 +295,7 @@ export class Sync implements SyncApi {
       );
     }
     const release = claimConnection(this.#key);
+    this.#processor.startRun();
     const controller = new AbortController();
     const onClose = () => controller.abort(this.#parts.signal.reason);
     this.#parts.signal.addEventListener("abort", onClose, { once: true });

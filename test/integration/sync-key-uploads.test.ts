@@ -1,33 +1,29 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
-import type { CreateE2eeClientOptions } from "../../src/client-options.js";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
 import { SLIDING_SYNC_PATH } from "../../src/sync/sync-loops.js";
-import {
-  currentSyncPosition,
-  formatSyncToken,
-  ManualClock,
-  type ProfileName,
-  type RunningMockServer,
-  startMockServer,
-} from "../../src/testing/index.js";
-import { type Account, createAccount, LeakWatch, openClient } from "./support/foundation-fixtures.js";
+import { currentSyncPosition, formatSyncToken, profiles } from "../../src/testing/index.js";
+import { createAccount } from "./support/foundation-fixtures.js";
 import {
   allProfiles,
   classicRequests,
+  countQueries,
   expectEncryptionRequests,
   keysUploads,
+  matrixCall,
   modelKeyUploads,
   type RecordedSync,
   recordingFetch,
   SyncRecorder,
   scriptClassic,
   scriptSliding,
-  sendPlainToDevice,
   seededRandom,
+  sendPlainToDevice,
   seqEvent,
   slidingProfiles,
   slidingRequests,
+  uploadShape,
+  uploadsPerResponse,
+  useSyncServers,
   waitUntil,
 } from "./support/sync-fixtures.js";
 
@@ -42,58 +38,39 @@ import {
 
 beforeAll(() => loadCryptoWasm());
 
-interface Setup {
-  server: RunningMockServer;
-  serverClock: ManualClock;
-  watch: LeakWatch;
-  clients: E2eeClient[];
-}
+const start = useSyncServers();
 
-let setup: Setup | undefined;
+const pick = <T>(random: () => number, options: readonly T[]): T =>
+  options[Math.floor(random() * options.length)]!;
 
-beforeEach(async () => {
-  const serverClock = new ManualClock();
-  setup = { server: undefined as never, serverClock, watch: new LeakWatch(), clients: [] };
-  // Each test names its profile; the server is started there.
-});
+type CountForm = "omit" | "null" | "empty" | "value" | "with-other";
 
-afterEach(async () => {
-  const ended = setup;
-  setup = undefined;
-  if (ended === undefined) return;
-  try {
-    await Promise.all(ended.clients.map((c) => c.close()));
-  } finally {
-    await ended.server?.close();
-  }
-  ended.watch.expectNoLeaks();
-});
-
-async function start(profile: ProfileName): Promise<Setup> {
-  const s = setup!;
-  // The server's clock never moves: a long-poll with a `pos` waits until something happens.
-  s.server = await startMockServer({ profile, clock: s.serverClock });
-  return s;
-}
-
-async function open(s: Setup, account: Account, options: Partial<CreateE2eeClientOptions>): Promise<E2eeClient> {
-  const client = await openClient(s.server, account, s.watch, { clock: new ManualClock(), random: () => 0.5, ...options });
-  s.clients.push(client);
-  return client;
-}
-
-const COUNTS = [0, 1, 10, 25, 49, 50, 51, 75, 100];
-const pick = <T>(random: () => number, options: readonly T[]): T => options[Math.floor(random() * options.length)]!;
+/**
+ * How often each form of the count appears, and its values. Classic `/sync` reads every absent
+ * count as zero (a top-up of 50 keys each time), and crypto-wasm gets slower as unclaimed keys pile
+ * up in its account, so the classic sequence leaves the count out less often and runs shallower.
+ */
+const countShapes: Record<"sliding" | "classic", { forms: CountForm[]; values: number[] }> = {
+  sliding: {
+    forms: ["omit", "omit", "null", "empty", "value", "value", "value", "with-other"],
+    values: [0, 1, 10, 25, 49, 50, 51, 75, 100],
+  },
+  classic: {
+    forms: ["omit", "null", "empty", ...Array<CountForm>(9).fill("value"), "with-other", "with-other"],
+    values: [40, 45, 49, 50, 51, 75, 100],
+  },
+};
 
 /** The e2ee fields of one response, each in one of its wire forms (`undefined`: left out). */
-function e2eeFields(random: () => number): Record<string, unknown> {
+function e2eeFields(random: () => number, mode: "sliding" | "classic"): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  const count = pick(random, ["omit", "omit", "null", "empty", "value", "value", "value", "with-other"]);
+  const { forms, values } = countShapes[mode];
+  const count = pick(random, forms);
   if (count === "null") fields.device_one_time_keys_count = null;
   if (count === "empty") fields.device_one_time_keys_count = {};
-  if (count === "value") fields.device_one_time_keys_count = { signed_curve25519: pick(random, COUNTS) };
+  if (count === "value") fields.device_one_time_keys_count = { signed_curve25519: pick(random, values) };
   if (count === "with-other") {
-    fields.device_one_time_keys_count = { signed_curve25519: pick(random, COUNTS), curve25519: 3 };
+    fields.device_one_time_keys_count = { signed_curve25519: pick(random, values), curve25519: 3 };
   }
   const fallback = pick(random, ["omit", "omit", "omit", "null", "used", "unused"]);
   if (fallback === "null") fields.device_unused_fallback_key_types = null;
@@ -115,7 +92,7 @@ function slidingBodies(n: number, sender: string): Record<string, unknown>[] {
     if (shape === "none") return { pos };
     const extensions: Record<string, unknown> = {};
     if (shape === "null-e2ee") extensions.e2ee = null;
-    if (shape === "e2ee") extensions.e2ee = e2eeFields(random);
+    if (shape === "e2ee") extensions.e2ee = e2eeFields(random, "sliding");
     const toDevice = pick(random, ["omit", "empty", "event"]);
     if (toDevice === "empty") extensions.to_device = { next_batch: "0" };
     if (toDevice === "event") extensions.to_device = { next_batch: "0", events: [seqEvent(sender, i)] };
@@ -127,7 +104,7 @@ function slidingBodies(n: number, sender: string): Record<string, unknown>[] {
 function classicBodies(n: number, nextBatch: string, sender: string): Record<string, unknown>[] {
   const random = seededRandom(3884);
   return Array.from({ length: n }, (_, i) => {
-    const body: Record<string, unknown> = { next_batch: nextBatch, ...e2eeFields(random) };
+    const body: Record<string, unknown> = { next_batch: nextBatch, ...e2eeFields(random, "classic") };
     if (random() < 0.3) body.to_device = { events: [seqEvent(sender, i)] };
     return body;
   });
@@ -136,10 +113,15 @@ function classicBodies(n: number, nextBatch: string, sender: string): Record<str
 /** What the scripted sequence holds, so a seed that stopped exercising a rule is noticed. */
 function coverage(bodies: readonly Record<string, unknown>[], mode: "sliding" | "classic") {
   const e2ee = bodies.map((b) =>
-    mode === "classic" ? b : ((b.extensions as Record<string, unknown> | undefined)?.e2ee as Record<string, unknown> | null),
+    mode === "classic"
+      ? b
+      : ((b.extensions as Record<string, unknown> | undefined)?.e2ee as Record<string, unknown> | null),
   );
-  const count = (e: Record<string, unknown> | null | undefined) =>
-    (e?.device_one_time_keys_count as Record<string, number> | null | undefined)?.signed_curve25519;
+  // A present map without signed_curve25519 says zero; only a missing map is "unchanged".
+  const count = (e: Record<string, unknown> | null | undefined) => {
+    const map = e?.device_one_time_keys_count as Record<string, number> | null | undefined;
+    return map === null || map === undefined ? undefined : (map.signed_curve25519 ?? 0);
+  };
   return {
     low: e2ee.filter((e) => (count(e) ?? 50) < 50).length,
     high: e2ee.filter((e) => (count(e) ?? 0) >= 50).length,
@@ -151,16 +133,15 @@ function coverage(bodies: readonly Record<string, unknown>[], mode: "sliding" | 
 describe.each(slidingProfiles)("one-time and fallback keys over sliding sync on %s", (profile) => {
   it("uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route", async () => {
     const s = await start(profile);
-    const hs = s.server.homeserver;
+    const { hs } = s;
     const alice = createAccount(s.server, "alice");
     const bob = createAccount(s.server, "bob");
     const recorded: RecordedSync[] = [];
-    const client = await open(s, alice, { fetch: recordingFetch(recorded) });
+    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
     await client.processOutgoingRequests();
     // The first upload (device keys, 50 one-time keys, no fallback key) is the client's, not the loop's.
     const first = keysUploads(hs, alice.userId);
-    expect(first).toHaveLength(1);
-    expect(first[0]!.body).not.toHaveProperty("fallback_keys");
+    expect(first.map(uploadShape)).toEqual([{ oneTimeKeys: 50, fallbackKeys: 0 }]);
 
     const bodies = slidingBodies(100, bob.userId);
     const scripted = coverage(bodies, "sliding");
@@ -170,7 +151,12 @@ describe.each(slidingProfiles)("one-time and fallback keys over sliding sync on 
     expect(scripted.sets).toBeGreaterThanOrEqual(3);
     for (const body of bodies) scriptSliding(hs, body);
     // Then the scripted `pos` is refused: the loop starts over on the profile's real route.
-    hs.control.scriptFailure({ method: "POST", path: SLIDING_SYNC_PATH, status: 400, errcode: "M_UNKNOWN_POS" });
+    hs.control.scriptFailure({
+      method: "POST",
+      path: SLIDING_SYNC_PATH,
+      status: 400,
+      errcode: "M_UNKNOWN_POS",
+    });
     const crypto = vi.spyOn(client.olmMachine, "receiveSyncChangesMsc4186");
     const seen = new SyncRecorder(client);
     await client.sync.start();
@@ -190,10 +176,11 @@ describe.each(slidingProfiles)("one-time and fallback keys over sliding sync on 
 
     const model = modelKeyUploads(recorded);
     expect(model.fallbackKeyUploads).toBe(1);
-    expect(keysUploads(hs, alice.userId).length - 1).toBe(model.uploads);
-    // Every upload went out before the next sync request, and each top-up reached 50 exactly.
     const uploads = keysUploads(hs, alice.userId).slice(1);
+    expect(uploads).toHaveLength(model.uploads);
     expect(uploads.every((u) => u.status === 200)).toBe(true);
+    // Response by response: the upload it led to, before the next request, with 50 − count keys.
+    expect(uploadsPerResponse(slidingRequests(hs), uploads)).toEqual(model.steps);
     expectEncryptionRequests(slidingRequests(hs));
   });
 });
@@ -201,11 +188,11 @@ describe.each(slidingProfiles)("one-time and fallback keys over sliding sync on 
 describe.each(allProfiles)("one-time and fallback keys over classic /sync on %s", (profile) => {
   it("uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route", async () => {
     const s = await start(profile);
-    const hs = s.server.homeserver;
+    const { hs } = s;
     const alice = createAccount(s.server, "alice");
     const bob = createAccount(s.server, "bob");
     const recorded: RecordedSync[] = [];
-    const client = await open(s, alice, { fetch: recordingFetch(recorded) });
+    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
     await client.processOutgoingRequests();
     expect(keysUploads(hs, alice.userId)).toHaveLength(1);
 
@@ -234,9 +221,70 @@ describe.each(allProfiles)("one-time and fallback keys over classic /sync on %s"
     const model = modelKeyUploads(recorded);
     // Classic reads every missing count as zero: at least one top-up per omission.
     expect(model.oneTimeKeyUploads).toBeGreaterThanOrEqual(scripted.omitted);
-    expect(keysUploads(hs, alice.userId).length - 1).toBe(model.uploads);
-    expect(keysUploads(hs, alice.userId).every((u) => u.status === 200)).toBe(true);
+    const uploads = keysUploads(hs, alice.userId).slice(1);
+    expect(uploads).toHaveLength(model.uploads);
+    expect(uploads.every((u) => u.status === 200)).toBe(true);
     const requests = classicRequests(hs);
+    expect(uploadsPerResponse(requests, uploads)).toEqual(model.steps);
     expect(requests.slice(1).every((r) => new URLSearchParams(r.query).get("since") !== null)).toBe(true);
+  });
+});
+
+describe.each(slidingProfiles)("one-time keys other users claimed, on %s", (profile) => {
+  it("are topped up once the server reports the drained count", async () => {
+    const s = await start(profile);
+    const { hs } = s;
+    const alice = createAccount(s.server, "alice");
+    const bob = createAccount(s.server, "bob");
+    const recorded: RecordedSync[] = [];
+    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
+    await client.processOutgoingRequests();
+    const seen = new SyncRecorder(client);
+    await client.sync.start();
+    await waitUntil("the loop long-polls", () => s.serverClock.pendingSleeps === 1);
+    expect(hs.state.keys.oneTimeKeyCounts(alice.userId, alice.deviceId)).toEqual({ signed_curve25519: 50 });
+
+    // Fifty other devices start Olm sessions with Alice's device while she is offline (on a server
+    // whose long-poll wakes for count changes her loop would top up claim by claim).
+    await client.sync.stop();
+    for (let i = 0; i < 50; i++) {
+      await matrixCall(s.server.url, bob, "POST", "/_matrix/client/v3/keys/claim", {
+        one_time_keys: { [alice.userId]: { [alice.deviceId]: "signed_curve25519" } },
+      });
+    }
+    expect(hs.state.keys.oneTimeKeyCounts(alice.userId, alice.deviceId)).toEqual({});
+    const uploadsBefore = keysUploads(hs, alice.userId).length;
+    const answered = recorded.length;
+    // Back online: the first request resumes the connection and is answered at once.
+    await client.sync.start();
+    await waitUntil(
+      "the loop long-polls again",
+      () => recorded.length > answered && s.serverClock.pendingSleeps === 1,
+    );
+
+    const sinceDrain = recorded.slice(answered);
+    const reported = sinceDrain.map(
+      (r) => (r.body.extensions as { e2ee?: { device_one_time_keys_count?: unknown } } | undefined)?.e2ee,
+    );
+    const uploads = keysUploads(hs, alice.userId).slice(uploadsBefore);
+    if (profiles[profile].slidingOmitZeroKeyCounts) {
+      // The server leaves the drained count out (continuwuity: ruma skips the empty map), which
+      // MSC3884 defines as "unchanged": nothing on the wire says the keys are gone. The first
+      // response of the restarted loop carries no count, so the SDK asks `keys/upload {}` for it.
+      expect(reported.every((e) => e?.device_one_time_keys_count === undefined)).toBe(true);
+      expect(countQueries(hs, alice.userId).length).toBeGreaterThanOrEqual(1);
+      expect(uploads.map(uploadShape)).toEqual([{ oneTimeKeys: 50, fallbackKeys: 0 }]);
+      expect(hs.state.keys.oneTimeKeyCounts(alice.userId, alice.deviceId)).toEqual({ signed_curve25519: 50 });
+    } else {
+      // Reported as `{signed_curve25519: 0}`, or as `{}` where the server lists only algorithms it
+      // holds keys for — the same zero (Client-Server spec, sync `device_one_time_keys_count`: an
+      // unlisted algorithm's count is zero; MSC3884 keeps /sync's semantics for present fields).
+      expect(uploads.map(uploadShape)).toEqual([{ oneTimeKeys: 50, fallbackKeys: 0 }]);
+      expect(hs.state.keys.oneTimeKeyCounts(alice.userId, alice.deviceId)).toEqual({ signed_curve25519: 50 });
+      // The count came with the response: nothing to ask.
+      expect(countQueries(hs, alice.userId)).toEqual([]);
+    }
+    expect(seen.of("sync.error")).toEqual([]);
+    expectEncryptionRequests(slidingRequests(hs));
   });
 });

@@ -48,10 +48,16 @@ const rows: Row[] = [
     state: { ...known, unusedFallbackKeyTypes: [] },
   },
   {
-    name: "sliding: a count map without signed_curve25519 — passed as sent (that count unchanged)",
+    name: "sliding: a count map without signed_curve25519 — that count is zero (an unlisted algorithm is)",
     response: { kind: "sliding", e2ee: { deviceOneTimeKeysCount: {} }, toDevice: undefined },
-    call: { oneTimeKeyCounts: {} },
-    state: known,
+    call: { oneTimeKeyCounts: { signed_curve25519: 0 } },
+    state: { ...known, oneTimeKeyCounts: { signed_curve25519: 0 } },
+  },
+  {
+    name: "sliding: a present map replaces the last one (other algorithms kept as listed)",
+    response: { kind: "sliding", e2ee: { deviceOneTimeKeysCount: { curve25519: 3 } }, toDevice: undefined },
+    call: { oneTimeKeyCounts: { signed_curve25519: 0, curve25519: 3 } },
+    state: { ...known, oneTimeKeyCounts: { signed_curve25519: 0, curve25519: 3 } },
   },
   {
     name: "sliding: a zero count is a zero, not an absence",
@@ -148,7 +154,11 @@ describe("reduceSyncE2ee", () => {
             ? { deviceOneTimeKeysCount: counts, deviceUnusedFallbackKeyTypes: fallback }
             : undefined;
           const { call } = reduceSyncE2ee(known, { kind: "sliding", e2ee, toDevice: undefined });
-          expect(call.oneTimeKeyCounts).toBe(e2eePresent ? counts : undefined);
+          // A present map arrives with every count it listed, and signed_curve25519 always.
+          if (e2eePresent && counts !== undefined) {
+            expect(call.oneTimeKeyCounts).toMatchObject({ ...counts });
+            expect(call.oneTimeKeyCounts?.signed_curve25519).toBe(counts.signed_curve25519 ?? 0);
+          } else expect(call.oneTimeKeyCounts).toBeUndefined();
           expect(call.unusedFallbackKeyTypes).toBe(e2eePresent ? fallback : undefined);
         },
       ),

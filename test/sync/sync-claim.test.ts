@@ -120,7 +120,11 @@ describe("one encryption loop per device", () => {
 
     await s.client.sync.stop();
     expect(s.serverClock.pendingSleeps).toBe(0);
-    expect(await s.client.sync.status()).toMatchObject({ state: "stopped", mode: undefined, positions: before });
+    expect(await s.client.sync.status()).toMatchObject({
+      state: "stopped",
+      mode: undefined,
+      positions: before,
+    });
     await s.client.sync.stop();
 
     await s.client.sync.start();
@@ -130,11 +134,9 @@ describe("one encryption loop per device", () => {
     const resumed = requests[2]!;
     expect(new URLSearchParams(resumed.query).get("pos")).toBe(before.pos);
     expect(new URLSearchParams(resumed.query).get("timeout")).toBe("0");
-    expect(seen.events.map((e) => e.name).filter((n) => n === "sync.running" || n === "sync.stopped")).toEqual([
-      "sync.running",
-      "sync.stopped",
-      "sync.running",
-    ]);
+    expect(
+      seen.events.map((e) => e.name).filter((n) => n === "sync.running" || n === "sync.stopped"),
+    ).toEqual(["sync.running", "sync.stopped", "sync.running"]);
     expect(seen.of("sync.error")).toEqual([]);
     expectEncryptionRequests(requests);
   });

@@ -117,11 +117,18 @@ describe("sliding sync: one crypto call per response, strictly in order", () => 
     expectEncryptionRequests(requests);
   });
 
-  it("hands crypto-wasm [] as an empty Set, an omitted field as undefined, omitted counts as an empty Map", async () => {
+  it("hands crypto-wasm [] as an empty Set, an omitted field as undefined, omitted counts as an empty Map, an unlisted count as 0", async () => {
     const s = await setup();
     const pos = await livePos(s.hs, s.hs.baseUrl, s.alice, s.hs.fetch);
     const responses: { extensions?: unknown }[] = [
-      { extensions: { e2ee: { device_one_time_keys_count: { signed_curve25519: 60 }, device_unused_fallback_key_types: [] } } },
+      {
+        extensions: {
+          e2ee: {
+            device_one_time_keys_count: { signed_curve25519: 60 },
+            device_unused_fallback_key_types: [],
+          },
+        },
+      },
       { extensions: { e2ee: {} } },
       { extensions: { e2ee: { device_unused_fallback_key_types: ["signed_curve25519"] } } },
       { extensions: {} },
@@ -136,7 +143,9 @@ describe("sliding sync: one crypto call per response, strictly in order", () => 
     await s.client.sync.start();
     await parked(s);
 
-    expect(calls.map((c) => ({ counts: Object.fromEntries(c.counts), fallback: c.fallback && [...c.fallback] }))).toEqual([
+    expect(
+      calls.map((c) => ({ counts: Object.fromEntries(c.counts), fallback: c.fallback && [...c.fallback] })),
+    ).toEqual([
       { counts: { signed_curve25519: 60 }, fallback: [] },
       { counts: {}, fallback: undefined },
       { counts: {}, fallback: ["signed_curve25519"] },
@@ -144,13 +153,13 @@ describe("sliding sync: one crypto call per response, strictly in order", () => 
       { counts: {}, fallback: undefined },
       { counts: {}, fallback: undefined },
       { counts: {}, fallback: undefined },
-      { counts: {}, fallback: undefined },
+      { counts: { signed_curve25519: 0 }, fallback: undefined },
       { counts: { signed_curve25519: 0 }, fallback: undefined },
     ]);
     expect(calls.every((c) => c.fallback === undefined || c.fallback instanceof Set)).toBe(true);
     expect(calls.every((c) => c.counts instanceof Map)).toBe(true);
-    // What crypto-wasm made of it: the first Set made the fallback key (one upload), the zero count
-    // a top-up of 50 (another); "unchanged" made nothing.
+    // What crypto-wasm made of it: the first Set made the fallback key (one upload), each zero count
+    // — the listed one and the unlisted one — a top-up of 50; "unchanged" made nothing.
     const uploads = keysUploads(s.hs, s.alice.userId).map((e) => {
       const body = e.body as { one_time_keys?: object; fallback_keys?: object };
       return {
@@ -160,6 +169,7 @@ describe("sliding sync: one crypto call per response, strictly in order", () => 
     });
     expect(uploads).toEqual([
       { oneTimeKeys: 0, fallbackKeys: 1 },
+      { oneTimeKeys: 50, fallbackKeys: 0 },
       { oneTimeKeys: 50, fallbackKeys: 0 },
     ]);
     expect((await s.client.sync.status()).unusedFallbackKeyTypes).toEqual(["signed_curve25519"]);
@@ -215,14 +225,16 @@ describe("classic /sync: a missing count is zero", () => {
     const machine = s.client.olmMachine;
     const original = machine.receiveSyncChanges.bind(machine);
     const calls: { counts: Record<string, number>; fallback: string[] | undefined; events: unknown[] }[] = [];
-    vi.spyOn(machine, "receiveSyncChanges").mockImplementation((events, lists, counts, fallback, settings) => {
-      calls.push({
-        counts: Object.fromEntries(counts),
-        fallback: fallback && [...fallback],
-        events: JSON.parse(events) as unknown[],
-      });
-      return original(events, lists, counts, fallback, settings);
-    });
+    vi.spyOn(machine, "receiveSyncChanges").mockImplementation(
+      (events, lists, counts, fallback, settings) => {
+        calls.push({
+          counts: Object.fromEntries(counts),
+          fallback: fallback && [...fallback],
+          events: JSON.parse(events) as unknown[],
+        });
+        return original(events, lists, counts, fallback, settings);
+      },
+    );
     const sliding = vi.spyOn(machine, "receiveSyncChangesMsc4186");
     const handed: unknown[] = [];
     await s.client.sync.start({ mode: "classic", onResponse: (r) => void handed.push(r) });
@@ -251,7 +263,13 @@ describe("classic /sync: a missing count is zero", () => {
         const body = e.body as { one_time_keys?: object; fallback_keys?: object };
         return [Object.keys(body.one_time_keys ?? {}).length, Object.keys(body.fallback_keys ?? {}).length];
       }),
-    ).toEqual([[0, 1], [50, 0], [50, 0], [50, 0], [50, 0]]);
+    ).toEqual([
+      [0, 1],
+      [50, 0],
+      [50, 0],
+      [50, 0],
+      [50, 0],
+    ]);
     expect((await s.client.sync.status()).positions.classicSince).toBe(token);
   });
 });

@@ -1,5 +1,5 @@
 import { DeviceId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import { clientInternals, createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
 import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
@@ -13,7 +13,10 @@ import {
   type ProfileName,
   profiles,
   type RequestLogEntry,
+  type RunningMockServer,
+  startMockServer,
 } from "../../../src/testing/index.js";
+import { type Account, LeakWatch, openClient } from "./foundation-fixtures.js";
 
 /**
  * Shared setup of the encryption-loop tests: which profiles to run on, what the mock logged of
@@ -66,7 +69,21 @@ export function classicRequests(hs: Pick<MockHomeserver, "control">): RequestLog
 
 /** `keys/upload` requests of `userId`. */
 export function keysUploads(hs: Pick<MockHomeserver, "control">, userId: string): RequestLogEntry[] {
-  return hs.control.requestLog().filter((e) => e.path === KEYS_UPLOAD_PATH && e.userId === userId);
+  return hs.control
+    .requestLog()
+    .filter((e) => e.path === KEYS_UPLOAD_PATH && e.userId === userId && !isCountQuery(e));
+}
+
+/** `keys/upload` with nothing in it: the SDK asking for its counts (see `src/sync/count-refresh.ts`). */
+export function countQueries(hs: Pick<MockHomeserver, "control">, userId: string): RequestLogEntry[] {
+  return hs.control
+    .requestLog()
+    .filter((e) => e.path === KEYS_UPLOAD_PATH && e.userId === userId && isCountQuery(e));
+}
+
+function isCountQuery(entry: RequestLogEntry): boolean {
+  const body = (entry.body ?? {}) as Record<string, unknown>;
+  return Object.keys(body).length === 0;
 }
 
 function bodyOf(entry: RequestLogEntry): Record<string, unknown> | undefined {
@@ -99,7 +116,8 @@ export function expectEncryptionRequests(entries: readonly RequestLogEntry[]): v
       conn_id: ENCRYPTION_CONN_ID,
       extensions: { e2ee: { enabled: true }, to_device: { enabled: true } },
     });
-    const limit = (entry.body as { extensions: { to_device: { limit?: unknown } } }).extensions.to_device.limit;
+    const limit = (entry.body as { extensions: { to_device: { limit?: unknown } } }).extensions.to_device
+      .limit;
     expect(Number.isInteger(limit) && (limit as number) >= 1, `to_device.limit ${String(limit)}`).toBe(true);
   }
 }
@@ -212,16 +230,18 @@ export async function sendPlainToDevice(
   const parallel = options.parallel ?? 8;
   for (let i = 0; i < seqs.length; i += parallel) {
     await Promise.all(
-      seqs.slice(i, i + parallel).map((seq) =>
-        matrixCall(
-          baseUrl,
-          sender,
-          "PUT",
-          `/_matrix/client/v3/sendToDevice/${SEQ_TYPE}/plain-${++txn}`,
-          { messages: { [recipient.userId]: { [recipient.deviceId]: { seq } } } },
-          options.fetch,
+      seqs
+        .slice(i, i + parallel)
+        .map((seq) =>
+          matrixCall(
+            baseUrl,
+            sender,
+            "PUT",
+            `/_matrix/client/v3/sendToDevice/${SEQ_TYPE}/plain-${++txn}`,
+            { messages: { [recipient.userId]: { [recipient.deviceId]: { seq } } } },
+            options.fetch,
+          ),
         ),
-      ),
     );
   }
 }
@@ -246,14 +266,24 @@ export async function olmSender(
   if (!device) throw new Error("the sender does not know the recipient's device");
   return async (seq) => {
     const content: unknown = JSON.parse(await device.encryptToDeviceEvent(SEQ_TYPE, { seq }));
-    await matrixCall(baseUrl, senderSession, "PUT", `/_matrix/client/v3/sendToDevice/m.room.encrypted/olm-${++txn}`, {
-      messages: { [recipient.userId]: { [recipient.deviceId]: content } },
-    });
+    await matrixCall(
+      baseUrl,
+      senderSession,
+      "PUT",
+      `/_matrix/client/v3/sendToDevice/m.room.encrypted/olm-${++txn}`,
+      {
+        messages: { [recipient.userId]: { [recipient.deviceId]: content } },
+      },
+    );
   };
 }
 
 /** `owner` creates a private room and invites `guest`, who joins: each then sees the other's keys change. */
-export async function shareRoom(baseUrl: string, owner: DeviceSession, guest: DeviceSession): Promise<string> {
+export async function shareRoom(
+  baseUrl: string,
+  owner: DeviceSession,
+  guest: DeviceSession,
+): Promise<string> {
   const created = await matrixCall(baseUrl, owner, "POST", "/_matrix/client/v3/createRoom", {
     preset: "private_chat",
     invite: [guest.userId],
@@ -276,44 +306,99 @@ export async function knownDevices(observer: E2eeClient, userId: string): Promis
   }
 }
 
+/** What one upload carries: how many one-time keys, how many fallback keys. */
+export interface UploadShape {
+  oneTimeKeys: number;
+  fallbackKeys: number;
+}
+
+/** The keys of a `keys/upload` request as the mock logged it. */
+export function uploadShape(entry: RequestLogEntry): UploadShape {
+  const body = entry.body as { one_time_keys?: object; fallback_keys?: object } | undefined;
+  return {
+    oneTimeKeys: Object.keys(body?.one_time_keys ?? {}).length,
+    fallbackKeys: Object.keys(body?.fallback_keys ?? {}).length,
+  };
+}
+
 /**
- * crypto-wasm 18.9.0's key-upload rules (rust-sdk `olm/account.rs` `update_key_counts`), as
- * PROTOCOL.md states them and as the SDK's own probe of the library showed:
+ * crypto-wasm 18.9.0's key-upload rules (rust-sdk `olm/account.rs` `update_key_counts`), behind
+ * the SDK's reading of the wire:
  * - one-time keys: whenever a response's `signed_curve25519` count reaches the machine and is below
  *   50, it tops up to 50 (`generate_one_time_keys_if_needed`) and uploads; on sliding sync an
- *   omitted count is "unchanged" (no upload), on classic `/sync` it is zero (an upload);
+ *   omitted count field is "unchanged" (no upload), on classic `/sync` it is zero (an upload); a
+ *   map that does not list `signed_curve25519` says zero on both (Client-Server spec, sync
+ *   `device_one_time_keys_count`; MSC3884 keeps that meaning for a present field);
  * - fallback key: made (and uploaded) the first time any unused-fallback-types Set reaches the
  *   machine, whatever it holds; afterwards only once the key is a week old
  *   (`generate_fallback_key_if_needed`) — never within one test, since that age is on the
  *   library's own clock;
- * - both in one response make one upload; the loop sends it before the next request.
+ * - both in one response make one upload, of `50 - count` one-time keys and the fallback key; the
+ *   loop sends it before the next request.
  *
  * `null` is read as absent, as the SDK's schema reads it (servers with optional types send it).
  */
 export function modelKeyUploads(
   responses: readonly RecordedSync[],
   options: { hasFallbackKey?: boolean } = {},
-): { uploads: number; oneTimeKeyUploads: number; fallbackKeyUploads: number } {
+): {
+  uploads: number;
+  oneTimeKeyUploads: number;
+  fallbackKeyUploads: number;
+  /** Per response, the upload it makes (`undefined`: none). */
+  steps: (UploadShape | undefined)[];
+} {
   let hasFallbackKey = options.hasFallbackKey ?? false;
-  let uploads = 0;
   let oneTimeKeyUploads = 0;
   let fallbackKeyUploads = 0;
+  const steps: (UploadShape | undefined)[] = [];
   for (const { mode, body } of responses) {
-    const e2ee = (mode === "sliding" ? (body.extensions as Record<string, unknown> | null | undefined)?.e2ee : body) as
-      | { device_one_time_keys_count?: Record<string, number> | null; device_unused_fallback_key_types?: unknown }
+    const e2ee = (
+      mode === "sliding" ? (body.extensions as Record<string, unknown> | null | undefined)?.e2ee : body
+    ) as
+      | {
+          device_one_time_keys_count?: Record<string, number> | null;
+          device_unused_fallback_key_types?: unknown;
+        }
       | null
       | undefined;
-    const wireCount = e2ee?.device_one_time_keys_count?.signed_curve25519 ?? undefined;
-    const count = mode === "classic" ? (wireCount ?? 0) : wireCount;
+    const map = e2ee?.device_one_time_keys_count ?? undefined;
+    const count = map === undefined ? (mode === "classic" ? 0 : undefined) : (map.signed_curve25519 ?? 0);
     const topUp = count !== undefined && count < 50;
     const setGiven = Array.isArray(e2ee?.device_unused_fallback_key_types);
     const newFallback = setGiven && !hasFallbackKey;
     if (setGiven) hasFallbackKey = true;
     if (topUp) oneTimeKeyUploads++;
     if (newFallback) fallbackKeyUploads++;
-    if (topUp || newFallback) uploads++;
+    steps.push(
+      topUp || newFallback
+        ? { oneTimeKeys: topUp ? 50 - count : 0, fallbackKeys: newFallback ? 1 : 0 }
+        : undefined,
+    );
   }
-  return { uploads, oneTimeKeyUploads, fallbackKeyUploads };
+  return { uploads: steps.filter(Boolean).length, oneTimeKeyUploads, fallbackKeyUploads, steps };
+}
+
+/**
+ * The uploads each 2xx sync response led to, as the mock logged them: those sent between the
+ * response and the next sync request (the loop sends the machine's requests in that gap).
+ */
+export function uploadsPerResponse(
+  syncs: readonly RequestLogEntry[],
+  uploads: readonly RequestLogEntry[],
+): (UploadShape | undefined)[] {
+  return syncs.flatMap((sync, i) => {
+    if (sync.status === null || sync.status < 200 || sync.status > 299) return [];
+    const next = syncs[i + 1];
+    const made = uploads.filter(
+      (u) =>
+        sync.endOrder !== null &&
+        u.startOrder > sync.endOrder &&
+        (next === undefined || u.startOrder < next.startOrder),
+    );
+    expect(made.length, "at most one upload per response").toBeLessThanOrEqual(1);
+    return [made[0] === undefined ? undefined : uploadShape(made[0])];
+  });
 }
 
 /** A small seeded PRNG (mulberry32), so a scripted sequence is the same on every run. */
@@ -345,7 +430,12 @@ export interface InProcessSync {
   /** Every request the client sent, with the path and the client clock's time it was sent at. */
   sent: { path: string; at: number }[];
   /** A Client-Server call through the in-process server. */
-  call(session: DeviceSession, method: string, path: string, body?: unknown): Promise<Record<string, unknown>>;
+  call(
+    session: DeviceSession,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<Record<string, unknown>>;
 }
 
 export async function inProcessSync(
@@ -415,4 +505,60 @@ export function scriptClassic(hs: Pick<MockHomeserver, "control">, body: unknown
 /** A plain numbered to-device event as a server delivers it. */
 export function seqEvent(sender: string, seq: number): Record<string, unknown> {
   return { type: SEQ_TYPE, sender, content: { seq } };
+}
+
+/** One test's mock on a real socket, with what it needs around it. */
+export interface SyncServer {
+  server: RunningMockServer;
+  hs: MockHomeserver;
+  /** The server's clock. Never advanced: a long-poll with a `pos` waits until something happens. */
+  serverClock: ManualClock;
+  watch: LeakWatch;
+  /**
+   * A client over the socket on its own `ManualClock` (so no retry or backoff ever waits in real
+   * time), with fixed jitter, watched for leaks, and closed after the test.
+   */
+  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
+}
+
+/**
+ * Registers an `afterEach` that closes the test's clients and server, then checks that no access
+ * token reached a log line, an error or an event payload. Call once per file; each test then starts
+ * its server with the profile it runs on.
+ */
+export function useSyncServers(): (profile: ProfileName) => Promise<SyncServer> {
+  let current: { server: RunningMockServer; watch: LeakWatch; clients: E2eeClient[] } | undefined;
+  afterEach(async () => {
+    const ended = current;
+    current = undefined;
+    if (ended === undefined) return;
+    try {
+      await Promise.all(ended.clients.map((c) => c.close()));
+    } finally {
+      await ended.server.close();
+    }
+    ended.watch.expectNoLeaks();
+  });
+  return async (profile) => {
+    const serverClock = new ManualClock();
+    const server = await startMockServer({ profile, clock: serverClock });
+    const watch = new LeakWatch();
+    const clients: E2eeClient[] = [];
+    current = { server, watch, clients };
+    return {
+      server,
+      hs: server.homeserver,
+      serverClock,
+      watch,
+      async open(account, options = {}) {
+        const client = await openClient(server, account, watch, {
+          clock: new ManualClock(),
+          random: () => 0.5,
+          ...options,
+        });
+        clients.push(client);
+        return client;
+      },
+    };
+  };
 }

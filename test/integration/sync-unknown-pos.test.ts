@@ -1,0 +1,85 @@
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
+import type { ProfileName } from "../../src/testing/index.js";
+import { createAccount } from "./support/foundation-fixtures.js";
+import {
+  expectEncryptionRequests,
+  posOf,
+  SyncRecorder,
+  sendPlainToDevice,
+  sinceOf,
+  slidingProfiles,
+  slidingRequests,
+  useSyncServers,
+  waitUntil,
+} from "./support/sync-fixtures.js";
+
+/**
+ * A lost sliding-sync position in the middle of a to-device stream, on every profile: the server
+ * expires the connection while the loop long-polls (as Synapse does after 7 idle days,
+ * `handlers/sliding_sync/room_lists.py`), the next answer is `M_UNKNOWN_POS`, and the loop starts
+ * a new connection with the `to_device.since` it had — the to-device cursor belongs to the device,
+ * not the connection (MSC3885; Synapse `deviceinbox.py`) — so every message arrives, none twice.
+ */
+
+beforeAll(() => loadCryptoWasm());
+
+const start = useSyncServers();
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe.each(slidingProfiles)(
+  "M_UNKNOWN_POS in the middle of a to-device stream on %s",
+  (profile: ProfileName) => {
+    it("recovers on a new connection with the to-device since intact and loses nothing", async () => {
+      const { server, hs, serverClock, open } = await start(profile);
+      const alice = createAccount(server, "alice");
+      const bob = createAccount(server, "bob");
+      const client = await open(alice);
+      await client.processOutgoingRequests();
+      const seen = new SyncRecorder(client);
+      await client.sync.start();
+      await sendPlainToDevice(server.url, bob, alice, range(0, 30));
+      await waitUntil(
+        "Alice has the first 30 and long-polls",
+        () => new Set(seen.seqs).size === 30 && serverClock.pendingSleeps === 1,
+      );
+      const before = (await client.sync.status()).positions;
+      expect(before.toDeviceSince).toBeDefined();
+      const dirty = vi.spyOn(client.olmMachine, "markAllTrackedUsersAsDirty");
+
+      expect(
+        hs.control.expireSlidingSyncConnections({ userId: alice.userId, deviceId: alice.deviceId }),
+      ).toBe(1);
+      // The first of these wakes the parked request, whose position is gone by then.
+      await sendPlainToDevice(server.url, bob, alice, range(30, 60));
+      await waitUntil(
+        "Alice has all 60 and long-polls again",
+        () => new Set(seen.seqs).size === 60 && serverClock.pendingSleeps === 1,
+      );
+
+      expect([...new Set(seen.seqs)].sort((a, b) => a - b)).toEqual(range(0, 60));
+      // Nothing twice either: the kept cursor acknowledged exactly what had been delivered.
+      expect(seen.seqs).toHaveLength(60);
+      expect(seen.of("sync.positionLost")).toEqual([{ mode: "sliding" }]);
+      expect(seen.of("sync.error")).toEqual([]);
+      expect(dirty).toHaveBeenCalledTimes(1);
+
+      const requests = slidingRequests(hs);
+      const refused = requests.findIndex((r) => r.errcode === "M_UNKNOWN_POS");
+      expect(refused).toBeGreaterThan(0);
+      expect(requests.filter((r) => r.errcode === "M_UNKNOWN_POS")).toHaveLength(1);
+      const lost = requests[refused]!;
+      const fresh = requests[refused + 1]!;
+      expect([posOf(lost), sinceOf(lost)]).toEqual([before.pos, before.toDeviceSince]);
+      expect(posOf(fresh)).toBeUndefined();
+      expect(sinceOf(fresh)).toBe(before.toDeviceSince);
+      // Once a cursor was handed out, every later request carried one.
+      const firstSince = requests.findIndex((r) => sinceOf(r) !== undefined);
+      expect(requests.slice(firstSince).every((r) => sinceOf(r) !== undefined)).toBe(true);
+      // The parked request acknowledged the last batch: nothing waits on the server.
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toEqual([]);
+      expectEncryptionRequests(requests);
+    });
+  },
+);
