@@ -1,13 +1,11 @@
 import { Console } from "node:console";
 import { PassThrough } from "node:stream";
 import { inspect } from "node:util";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createE2eeClient, type E2eeClient } from "../src/client.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadCryptoWasm } from "../src/crypto/load-wasm.js";
-import { createMatrixHttp } from "../src/http/matrix-http.js";
-import { loginResponseSchema } from "../src/http/schemas/auth.js";
 import type { SecretStorageKey } from "../src/secret-storage/key-holder.js";
-import { createMockHomeserver, type MockHomeserver } from "../src/testing/index.js";
+import { createMockHomeserver } from "../src/testing/index.js";
+import { useInProcessClients } from "./support/in-process-clients.js";
 
 /**
  * Secret-storage keys the client hands out print only their id: an app that logs a result, a key
@@ -17,51 +15,8 @@ import { createMockHomeserver, type MockHomeserver } from "../src/testing/index.
 
 beforeAll(() => loadCryptoWasm());
 
-const opened: E2eeClient[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => c.close()));
-});
-
 const PASSWORD = "pw-for-printing";
-
-async function open(
-  server: MockHomeserver,
-  account: { userId: string; deviceId: string; accessToken: string },
-) {
-  const client = await createE2eeClient({
-    baseUrl: server.baseUrl,
-    fetch: server.fetch,
-    ...account,
-    uiaCallback: async () => ({
-      type: "m.login.password",
-      identifier: { type: "m.id.user", user: account.userId },
-      password: PASSWORD,
-    }),
-  });
-  opened.push(client);
-  return client;
-}
-
-async function newUser(server: MockHomeserver, localpart: string) {
-  const account = server.control.createUser(localpart, { password: PASSWORD })!;
-  return { account, client: await open(server, account) };
-}
-
-/** A second login of the user, through `POST /login` (test setup). */
-async function secondLogin(server: MockHomeserver, userId: string) {
-  const response = await createMatrixHttp({ baseUrl: server.baseUrl, fetch: server.fetch }).request({
-    method: "POST",
-    path: "/_matrix/client/v3/login",
-    body: { type: "m.login.password", identifier: { type: "m.id.user", user: userId }, password: PASSWORD },
-    schema: loginResponseSchema,
-    unauthenticated: true,
-  });
-  return open(server, {
-    userId: response.user_id,
-    deviceId: response.device_id,
-    accessToken: response.access_token,
-  });
-}
+const { newUser, secondLogin } = useInProcessClients(PASSWORD);
 
 /** What `console.log(value)` writes, through a real `Console` (Node's own formatting). */
 function consoleLogged(value: unknown): string {
