@@ -305,21 +305,26 @@ class Client implements E2eeClient {
 
 /** The face of secret storage: every call checks the client is open first. */
 function openOnly(storage: SecretStorage, assertOpen: () => void): SecretStorageApi {
-  return {
-    getDefaultKeyId: async () => (assertOpen(), storage.getDefaultKeyId()),
-    createKey: async (options) => (assertOpen(), storage.createKey(options)),
-    checkKey: async (key, keyId) => {
+  const open =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
       assertOpen();
-      return key instanceof Uint8Array
+      return call(...args);
+    };
+  return {
+    getDefaultKeyId: open(() => storage.getDefaultKeyId()),
+    createKey: open((options?: CreateSecretStorageKeyOptions) => storage.createKey(options)),
+    checkKey: open((key: SecretStorageKey | Uint8Array, keyId?: string) =>
+      key instanceof Uint8Array
         ? storage.checkKey(key, keyId)
-        : storage.checkKey(key.key, keyId ?? key.keyId);
-    },
-    unlockWithRecoveryKey: async (recoveryKey, keyId) => (
-      assertOpen(), storage.unlockWithRecoveryKey(recoveryKey, keyId)
+        : storage.checkKey(key.key, keyId ?? key.keyId),
     ),
-    unlockWithPassphrase: async (passphrase, keyId) => (
-      assertOpen(), storage.unlockWithPassphrase(passphrase, keyId)
+    unlockWithRecoveryKey: open((recoveryKey: string, keyId?: string) =>
+      storage.unlockWithRecoveryKey(recoveryKey, keyId),
     ),
-    isStored: async (name, keyId) => (assertOpen(), storage.isStored(name, keyId)),
+    unlockWithPassphrase: open((passphrase: string, keyId?: string) =>
+      storage.unlockWithPassphrase(passphrase, keyId),
+    ),
+    isStored: open((name: string, keyId?: string) => storage.isStored(name, keyId)),
   };
 }

@@ -4,7 +4,6 @@ import type { E2eeClient } from "../../src/client.js";
 import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/device/names.js";
 import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
-import { isDrainError } from "../../src/dehydration/drain/errors.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import {
   type RunningMockServer,
