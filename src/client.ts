@@ -77,12 +77,16 @@ export interface E2eeClient {
    * request it queues is sent by `processOutgoingRequests()`.
    */
   readonly olmMachine: OlmMachine;
-  /** Sends what the machine wants sent; never rejects (failures are `crypto.requestFailed` events). */
+  /**
+   * Sends what the machine wants sent. Failures are `crypto.requestFailed` events and retried, not
+   * rejections; only a call after `close()` rejects (`client_closed`).
+   */
   processOutgoingRequests(): Promise<void>;
   /**
    * Stops the loops, the rotation and any drain (it rejects with `DrainError` `aborted`, its
    * checkpoint kept), cancels requests in flight, and then closes the machine if it was created
-   * here and the default state store. Later calls reject with `client_closed`.
+   * here and the default state store. Later calls reject with `client_closed` (`stop()` calls and
+   * `close()` itself resolve).
    */
   close(): Promise<void>;
 }

@@ -30,12 +30,14 @@ import type {
 /**
  * Codes of the plain `SdkError`s cross-signing throws: `invalid_options` (contradictory options),
  * `cross_signing_identity_unknown` (restoring, but the account's identity is not known) and
- * `cross_signing_identity_exists` (bootstrapping would silently replace an identity).
+ * `cross_signing_identity_exists` (bootstrapping would silently replace an identity) and
+ * `secret_storage_key_exists` (creating a key would silently replace the account's default one).
  */
 export type CrossSigningErrorCode =
   | "invalid_options"
   | "cross_signing_identity_unknown"
-  | "cross_signing_identity_exists";
+  | "cross_signing_identity_exists"
+  | "secret_storage_key_exists";
 
 /** Options of `client.crossSigning.bootstrap()`. */
 export interface CrossSigningBootstrapOptions {
@@ -45,8 +47,14 @@ export interface CrossSigningBootstrapOptions {
   authCallback?: UiaCallback;
   /** Also store the private keys in secret storage under this key. */
   secretStorageKey?: SecretStorageKey;
-  /** Create a new default secret-storage key and store the private keys under it. */
+  /**
+   * Create a new default secret-storage key and store the private keys under it. Refused
+   * (`secret_storage_key_exists`) when the account already has a default key — the user's
+   * recovery key would stop opening anything — unless `reset` or `replaceSecretStorageKey`.
+   */
   createSecretStorageKey?: true | CreateSecretStorageKeyOptions;
+  /** Allow `createSecretStorageKey` to replace an existing default key. */
+  replaceSecretStorageKey?: boolean;
   signal?: AbortSignal;
 }
 
@@ -183,6 +191,16 @@ export class CrossSigning implements CrossSigningApi {
       );
     }
     const signal = parts.signal(options.signal);
+    if (options.createSecretStorageKey !== undefined && !options.reset && !options.replaceSecretStorageKey) {
+      const existing = await parts.secretStorage.getDefaultKeyId();
+      if (existing !== undefined) {
+        throw new SdkError<CrossSigningErrorCode>(
+          "secret_storage_key_exists",
+          "the account already has a default secret-storage key; unlock it (or pass replaceSecretStorageKey: true to make a new one, which the old recovery key will not open)",
+          { details: { keyId: existing } },
+        );
+      }
+    }
     // The machine's first pass publishes the device keys and fetches the account's own keys, so
     // an identity already on the server is known before deciding to make one.
     await parts.runOutgoingRequests();

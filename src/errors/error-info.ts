@@ -7,7 +7,11 @@
 export interface ErrorInfo {
   /** The class name, e.g. `DrainError`, `MatrixApiError`, or `Error` for a foreign one. */
   name: string;
-  /** The SDK's stable code (`fetch_failed`, `network_error`, …); `undefined` for a foreign error. */
+  /**
+   * The error's string `code`: the SDK's stable code for its own errors (`fetch_failed`,
+   * `network_error`, …), a foreign error's own where it has one (Node's `ECONNREFUSED` in a cause),
+   * else `undefined`.
+   */
   code: string | undefined;
   message: string;
   /** HTTP status and Matrix `errcode`, when a server answered. */

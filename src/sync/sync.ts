@@ -220,6 +220,7 @@ export class Sync implements SyncApi {
   }
 
   async status(): Promise<SyncStatus> {
+    if (this.#parts.signal.aborted) throw this.#parts.signal.reason;
     const { oneTimeKeyCounts, unusedFallbackKeyTypes } = this.#processor.state;
     const { pos, toDeviceSince, classicSince } = this.#processor.positions;
     return {

@@ -1,8 +1,10 @@
 import "fake-indexeddb/auto";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
+import { clientInternals } from "../../src/client.js";
 import type { CreateE2eeClientOptions } from "../../src/client-options.js";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
+import { SyncPositionStore, type SyncPositions } from "../../src/sync/sync-position-store.js";
 import type { ProfileName } from "../../src/testing/index.js";
 import { createAccount } from "./support/foundation-fixtures.js";
 import {
@@ -70,7 +72,7 @@ describe.each(slidingProfiles)(
 
       let second: E2eeClient | undefined;
       let seenSecond: SyncRecorder | undefined;
-      let saved: Awaited<ReturnType<E2eeClient["sync"]["status"]>>["positions"] | undefined;
+      let saved: SyncPositions | undefined;
       let logMark = 0;
       for (let wave = 0; wave < TOTAL / WAVE; wave++) {
         const seqs = range(wave * WAVE, (wave + 1) * WAVE);
@@ -84,7 +86,13 @@ describe.each(slidingProfiles)(
         if (wave === CLOSE_AFTER_WAVE) {
           await waitUntil("the first client has 300 messages and closes", () => closing !== undefined);
           await closing;
-          saved = (await first.sync.status()).positions;
+          // What the first client left in its state store (a closed client answers no calls).
+          saved = await new SyncPositionStore({
+            stateStore: clientInternals(first).stateStore,
+            userId: alice.userId,
+            deviceId: alice.deviceId,
+            cryptoStoreDurability: "durable",
+          }).load();
         }
         if (wave === REOPEN_AFTER_WAVE) {
           logMark = hs.control.requestLog().length;
