@@ -50,7 +50,7 @@ export class SyncProcessor {
     return this.#positions;
   }
 
-  /** Loads the saved positions once; later calls return the same. */
+  /** Loads the saved positions once a run; later calls return the same. */
   load(): Promise<SyncPositions> {
     this.#loaded ??= this.#parts.positions.load().then((positions) => {
       this.#positions = positions;
@@ -60,9 +60,14 @@ export class SyncProcessor {
     return this.#loaded;
   }
 
-  /** A loop (re)starts: its first response may need the counts fetched (`count-refresh.ts`). */
+  /**
+   * A loop (re)starts: its positions are read again from the store (another tab may have moved
+   * them while this one waited for the lock), and its first response may need the counts fetched
+   * (`count-refresh.ts`).
+   */
   startRun(): void {
     this.#firstOfRun = true;
+    this.#loaded = undefined;
   }
 
   /**
