@@ -175,6 +175,8 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
   readonly #getSecretStorageKey: (() => Promise<SecretStorageKey | undefined>) | undefined;
   readonly #logger: Logger;
   readonly #assertOpen: () => void;
+  /** The owner's lifetime: every call's requests stop when it fires. */
+  readonly #signal: AbortSignal;
   /** The key `start()` was given, for the rotation's passes. */
   #rotationKey: SecretStorageKey | undefined;
 
@@ -186,6 +188,7 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
     const { logger } = parts;
     this.#logger = logger;
     this.#assertOpen = parts.assertOpen;
+    this.#signal = parts.signal;
     this.#getSecretStorageKey = parts.getSecretStorageKey;
     this.#manager = new DehydrationManager({
       machine: parts.machine,
@@ -225,12 +228,15 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
 
   async isSupported(options: { signal?: AbortSignal } = {}): Promise<boolean> {
     this.#assertOpen();
-    return this.#manager.isSupported(options);
+    return this.#manager.isSupported({ signal: this.#callSignal(options.signal) });
   }
 
   async status(options: { signal?: AbortSignal } = {}): Promise<DehydrationStatus> {
     this.#assertOpen();
-    const [device, record] = await Promise.all([this.#manager.checkDevice(options), this.#rotation.record()]);
+    const [device, record] = await Promise.all([
+      this.#manager.checkDevice({ signal: this.#callSignal(options.signal) }),
+      this.#rotation.record(),
+    ]);
     return { device, rotation: { running: this.#rotation.started, record } };
   }
 
@@ -258,12 +264,12 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
     options: ReplaceNowOptions = {},
   ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
     this.#assertOpen();
-    return this.#rotation.replaceNow(options);
+    return this.#rotation.replaceNow({ ...options, signal: this.#callSignal(options.signal) });
   }
 
   async delete(options: { signal?: AbortSignal } = {}): Promise<string | undefined> {
     this.#assertOpen();
-    return this.#manager.delete(options);
+    return this.#manager.delete({ signal: this.#callSignal(options.signal) });
   }
 
   /** Before the identity changes: drains the device while it still validates. */
@@ -299,10 +305,18 @@ export class Dehydration implements DehydrationApi, IdentityResetHooks {
     return outcome;
   }
 
-  /** Stops the rotation and the drain in flight; each lets go of the machine before this resolves. */
+  /**
+   * Stops the rotation, a `replaceNow()` in flight and the drain in flight (the owner's signal has
+   * fired, so their requests are cancelled); each lets go of the machine before this resolves.
+   */
   async close(): Promise<void> {
     await this.#rotation.stop();
     await this.#drainer.stop();
+  }
+
+  /** The caller's signal joined with the owner's: a call in flight when the client closes stops too. */
+  #callSignal(caller: AbortSignal | undefined): AbortSignal {
+    return caller === undefined ? this.#signal : AbortSignal.any([caller, this.#signal]);
   }
 
   async #rotationSecretStorageKey(): Promise<SecretStorageKey | undefined> {

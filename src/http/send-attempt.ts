@@ -94,8 +94,10 @@ function malformed(method: string, path: string, issues: FieldIssue[]): AttemptR
   return { ok: false, outcome: "permanent", error: new MalformedResponseError(method, path, issues) };
 }
 
-/** Field path and issue kind only: zod messages for some issue kinds quote the received value. */
-/** A zod issue as a `FieldIssue`: where and what kind, never the value. */
+/**
+ * A zod issue as a `FieldIssue`: the field path and issue kind only, never the value (zod messages
+ * for some issue kinds quote the received value).
+ */
 export function toFieldIssue(issue: z.core.$ZodIssue): FieldIssue {
   const expected = "expected" in issue && typeof issue.expected === "string" ? issue.expected : undefined;
   return {

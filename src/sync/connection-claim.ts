@@ -76,3 +76,46 @@ export async function whileHoldingLock(
     await body();
   });
 }
+
+/**
+ * Takes the named lock as `whileHoldingLock` does — at once when free; else `onWaiting` is told
+ * and the lock waited for — but holds it past the call, until the returned release: for claims
+ * that live across calls (the app's extension and its classic feed). The release resolves once
+ * the lock is free for the next holder. Rejects with `signal`'s reason if it aborts while waiting.
+ * Without Web Locks (Node) it resolves at once.
+ */
+export async function holdLock(
+  name: string,
+  signal: AbortSignal,
+  onWaiting: () => void,
+  locks: LockManagerLike | undefined = webLocks(),
+): Promise<() => Promise<void>> {
+  signal.throwIfAborted();
+  if (locks === undefined) return async () => {};
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let granted!: () => void;
+  const held = new Promise<void>((resolve) => {
+    granted = resolve;
+  });
+  const holding = whileHoldingLock(
+    name,
+    signal,
+    onWaiting,
+    async () => {
+      granted();
+      await released;
+    },
+    locks,
+  );
+  // Settles first with the grant, or with the abort while waiting (the only way `holding` rejects
+  // before the grant); after the grant, `holding` resolves once `release` is called.
+  const gone = holding.catch(() => {});
+  await Promise.race([held, holding]);
+  return () => {
+    release();
+    return gone;
+  };
+}

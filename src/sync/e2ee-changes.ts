@@ -63,34 +63,34 @@ export interface E2eeSyncState {
   oneTimeKeyCounts: Readonly<Record<string, number>> | undefined;
   /** The last fallback-key types the server reported; `undefined` until they arrive. */
   unusedFallbackKeyTypes: readonly string[] | undefined;
-  /**
-   * The sliding-sync `to_device` cursor to send as `since` next (MSC3885: the client MUST keep
-   * it); a response without `to_device`, or without `next_batch`, keeps the previous one.
-   */
-  toDeviceSince: string | undefined;
 }
 
 export const initialE2eeSyncState: E2eeSyncState = {
   oneTimeKeyCounts: undefined,
   unusedFallbackKeyTypes: undefined,
-  toDeviceSince: undefined,
 };
+
+/**
+ * What reducing one response gives: the next state, the crypto call, and the response's sliding
+ * `to_device.next_batch` — the cursor to send as `since` next (MSC3885: the client MUST keep it;
+ * the caller keeps it with the other positions). `undefined` when the response had no `to_device`,
+ * or one without `next_batch`, and always on classic `/sync`: the previous cursor stays.
+ */
+export interface ReducedSyncE2ee {
+  state: E2eeSyncState;
+  call: CryptoSyncCall;
+  toDeviceNextBatch: string | undefined;
+}
 
 /** The key algorithm whose count drives one-time-key uploads. */
 export const SIGNED_CURVE25519 = "signed_curve25519";
 
 /** One response in, the next state and the crypto call out. Pure; never throws. */
-export function reduceSyncE2ee(
-  state: E2eeSyncState,
-  response: SyncE2eeResponse,
-): { state: E2eeSyncState; call: CryptoSyncCall } {
+export function reduceSyncE2ee(state: E2eeSyncState, response: SyncE2eeResponse): ReducedSyncE2ee {
   return response.kind === "sliding" ? reduceSliding(state, response) : reduceClassic(state, response);
 }
 
-function reduceSliding(
-  state: E2eeSyncState,
-  response: SlidingSyncE2eeResponse,
-): { state: E2eeSyncState; call: CryptoSyncCall } {
+function reduceSliding(state: E2eeSyncState, response: SlidingSyncE2eeResponse): ReducedSyncE2ee {
   const e2ee = response.e2ee ?? {};
   // Present, the map lists what the server holds, and an algorithm it does not list is at zero
   // (Client-Server spec, sync `device_one_time_keys_count`). Servers that list only the algorithms
@@ -115,15 +115,12 @@ function reduceSliding(
       // A present map is the whole picture, as on classic sync.
       oneTimeKeyCounts: counts ?? state.oneTimeKeyCounts,
       unusedFallbackKeyTypes: fallback ?? state.unusedFallbackKeyTypes,
-      toDeviceSince: toDevice?.nextBatch ?? state.toDeviceSince,
     },
+    toDeviceNextBatch: toDevice?.nextBatch,
   };
 }
 
-function reduceClassic(
-  state: E2eeSyncState,
-  response: ClassicSyncE2eeResponse,
-): { state: E2eeSyncState; call: CryptoSyncCall } {
+function reduceClassic(state: E2eeSyncState, response: ClassicSyncE2eeResponse): ReducedSyncE2ee {
   // Classic semantics: every count the server leaves out is zero — the signed-curve25519 one is
   // the count that matters, so it is made explicit rather than left to the crypto layer.
   const counts = { [SIGNED_CURVE25519]: 0, ...response.deviceOneTimeKeysCount };
@@ -140,7 +137,8 @@ function reduceClassic(
     state: {
       oneTimeKeyCounts: counts,
       unusedFallbackKeyTypes: fallback ?? state.unusedFallbackKeyTypes,
-      toDeviceSince: state.toDeviceSince,
     },
+    // The to-device cursor is sliding sync's alone: classic `since` is `next_batch`.
+    toDeviceNextBatch: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import type { ReceivedToDeviceEvent } from "./crypto-sync.js";
+import type { DroppedToDevice } from "./dehydrated-senders.js";
 
 /** Which loop a sync event comes from. */
 export type SyncMode = "sliding" | "classic" | "extension";
@@ -10,6 +11,12 @@ export type SyncMode = "sliding" | "classic" | "extension";
 export interface SyncEvents {
   /** The to-device events of one response, after the crypto layer processed them, in order. */
   toDevice: { mode: SyncMode; events: readonly ReceivedToDeviceEvent[] };
+  /**
+   * Plaintext to-device messages left out before the crypto layer saw them, because they name a
+   * dehydrated device as their sender (MSC3814: a dehydrated device never sends). Encrypted ones
+   * from such a device are dropped by crypto-wasm and reported nowhere.
+   */
+  toDeviceDropped: { mode: SyncMode; events: readonly DroppedToDevice[] };
   /** Users whose device lists changed or who no longer share a room; the machine re-queries them. */
   deviceListsChanged: { mode: SyncMode; changed: readonly string[]; left: readonly string[] };
   /**
@@ -19,9 +26,13 @@ export interface SyncEvents {
    */
   positionLost: { mode: SyncMode };
   /**
-   * A step failed: the request (network, server, malformed response), processing the response
-   * (the crypto call, or the app's `onResponse` on classic sync), or saving the positions. Nothing
-   * was acknowledged; the loop asks again after `retryInMs` on the clock.
+   * A step failed. `request` (network, server, malformed response) or `process` (the crypto call,
+   * or the app's `onResponse` on classic sync): nothing was acknowledged; the loop asks again after
+   * `retryInMs` on the clock. `store`: reading the saved positions when a loop starts — it reads
+   * them again after `retryInMs`, sending nothing meanwhile — or saving them after a response
+   * (`retryInMs` `undefined`): that response was processed and the loop goes on from the positions
+   * it keeps in memory; only a reload before the next successful save replays from the last saved
+   * ones (harmless: crypto-wasm ignores what it already has).
    */
   error: {
     mode: SyncMode;

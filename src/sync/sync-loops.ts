@@ -54,11 +54,17 @@ export interface SyncLoopParts {
   retryCapMs: number;
   emit: (
     event: "error",
-    payload: { mode: SyncMode; stage: "request" | "process"; error: unknown; retryInMs: number },
+    payload: { mode: SyncMode; stage: LoopStage; error: unknown; retryInMs: number },
   ) => void;
 }
 
-/** Retries a failed step on the clock, honouring a server's `retry_after_ms`/`Retry-After`. */
+/** The step of a loop that failed: reading the saved positions, the request, or processing the answer. */
+type LoopStage = "store" | "request" | "process";
+
+/**
+ * Retries a failed step on the clock, honouring a server's `retry_after_ms`/`Retry-After` up to
+ * `retryCapMs` (a server asking for hours would otherwise stall the device's to-device stream).
+ */
 class Backoff {
   #failures = 0;
   readonly #parts: SyncLoopParts;
@@ -71,19 +77,50 @@ class Backoff {
     this.#failures = 0;
   }
 
-  async wait(
-    mode: SyncMode,
-    stage: "request" | "process",
-    error: unknown,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async wait(mode: SyncMode, stage: LoopStage, error: unknown, signal: AbortSignal): Promise<void> {
     this.#failures++;
     const { retryBaseMs, retryCapMs, random, clock } = this.#parts;
     const serverSays = isMatrixApiError(error) ? (error.retryAfterMs ?? 0) : 0;
-    const retryInMs = Math.max(backoffDelay(this.#failures, retryBaseMs, retryCapMs, random), serverSays);
+    const retryInMs = Math.max(
+      backoffDelay(this.#failures, retryBaseMs, retryCapMs, random),
+      Math.min(serverSays, retryCapMs),
+    );
     this.#parts.emit("error", { mode, stage, error, retryInMs });
     await clock.sleep(retryInMs, signal);
   }
+}
+
+/**
+ * Reads the loop's saved positions (once a run; later calls return them at once). A failed read is
+ * a `store` error, retried after the backoff: going on without them would start the connection
+ * over and overwrite what is saved. Resolves whether they were read.
+ */
+async function loadPositions(
+  processor: SyncProcessor,
+  backoff: Backoff,
+  mode: SyncMode,
+  signal: AbortSignal,
+): Promise<boolean> {
+  try {
+    await processor.load();
+    return true;
+  } catch (error) {
+    if (!signal.aborted) await sleepOrStop(() => backoff.wait(mode, "store", error, signal));
+    return false;
+  }
+}
+
+/**
+ * Whether a failed request says the server no longer knows the `pos` it sent. MSC4186 names
+ * `M_UNKNOWN_POS`; Synapse answers a `pos` it cannot parse (another connection's, another
+ * server's) with 400 `M_UNKNOWN` "Invalid stream token", and would answer that `pos` so on every
+ * retry. Only a request that sent a `pos` can have lost it. Said to one without (no server does:
+ * Synapse's `handlers/sliding_sync/room_lists.py` and tuwunel's `sync/v5.rs` raise it for a given
+ * `pos` only), it is server trouble like any other, and retrying at once would spin.
+ */
+function positionForgotten(error: unknown, pos: string | undefined): boolean {
+  if (pos === undefined || !isMatrixApiError(error)) return false;
+  return error.errcode === "M_UNKNOWN_POS" || (error.status === 400 && error.errcode === "M_UNKNOWN");
 }
 
 /**
@@ -94,9 +131,9 @@ class Backoff {
 export async function runSlidingEncryptionLoop(parts: SyncLoopParts, signal: AbortSignal): Promise<void> {
   const { http, processor } = parts;
   const backoff = new Backoff(parts);
-  await processor.load();
   let first = true;
   while (!signal.aborted) {
+    if (!(await loadPositions(processor, backoff, "sliding", signal))) continue;
     const pos = processor.positions.pos;
     let response: Awaited<ReturnType<typeof request>>;
     const request = () =>
@@ -107,7 +144,7 @@ export async function runSlidingEncryptionLoop(parts: SyncLoopParts, signal: Abo
         query: { pos, timeout: first ? 0 : parts.pollTimeoutMs },
         body: {
           conn_id: ENCRYPTION_CONN_ID,
-          extensions: encryptionExtensions(processor.state.toDeviceSince),
+          extensions: encryptionExtensions(processor.positions.toDeviceSince),
         },
         schema: slidingSyncResponseSchema,
         // Repeating a request with the same `pos` and `since` is a replay the server allows.
@@ -119,10 +156,7 @@ export async function runSlidingEncryptionLoop(parts: SyncLoopParts, signal: Abo
       response = await request();
     } catch (error) {
       if (signal.aborted) return;
-      // Only a request that sent a `pos` can have lost it. Said to one without (no server does:
-      // Synapse's `handlers/sliding_sync/room_lists.py` and tuwunel's `sync/v5.rs` raise it for a
-      // given `pos` only), it is server trouble like any other, and retrying at once would spin.
-      if (isMatrixApiError(error) && error.errcode === "M_UNKNOWN_POS" && pos !== undefined) {
+      if (positionForgotten(error, pos)) {
         try {
           await processor.positionLost("sliding");
         } catch (lost) {
@@ -168,8 +202,8 @@ export async function runClassicLoop(
 ): Promise<void> {
   const { http, processor } = parts;
   const backoff = new Backoff(parts);
-  await processor.load();
   while (!signal.aborted) {
+    if (!(await loadPositions(processor, backoff, "classic", signal))) continue;
     const since = processor.positions.classicSince;
     let response: ClassicSyncResponse;
     try {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MemoryStateStore } from "../state/memory-state-store.js";
+import { noMoreDurableThanCryptoStore } from "../state/durability-cap.js";
 import type { StateStore } from "../state/state-store.js";
 
 /**
@@ -8,9 +8,14 @@ import type { StateStore } from "../state/state-store.js";
  * its `since`. Written only after the crypto call for the response that produced them returned,
  * so a crash replays a batch (harmless) rather than skips one.
  *
- * Durability rule, as for drain checkpoints: never more durable than the crypto store. If the
- * crypto store dies with the process but the cursor survived, the next session would acknowledge
- * (delete on the server) to-device messages whose keys died with it.
+ * `pos` is only ever the SDK's own connection's (`conn_id` `ENCRYPTION_CONN_ID`): MSC4186 scopes a
+ * position to the connection that was handed it, so the app's connection's `pos` (extension mode)
+ * sent on the SDK's would be refused (`M_UNKNOWN_POS`; Synapse answers one it cannot parse with
+ * 400 `M_UNKNOWN`). The to-device cursor is the device's on every connection and is kept in all
+ * modes.
+ *
+ * Durability rule, as for drain checkpoints: never more durable than the crypto store
+ * (`noMoreDurableThanCryptoStore`).
  */
 export interface SyncPositions {
   pos: string | undefined;
@@ -33,7 +38,6 @@ export const noSyncPositions: SyncPositions = {
 
 /** The positions of one device's encryption loop in the state store. */
 export class SyncPositionStore {
-  readonly durability: "memory" | "durable";
   readonly #store: StateStore;
   readonly #key: string;
 
@@ -43,9 +47,7 @@ export class SyncPositionStore {
     deviceId: string;
     cryptoStoreDurability: "memory" | "durable";
   }) {
-    const capped = options.cryptoStoreDurability === "memory" && options.stateStore.durability === "durable";
-    this.#store = capped ? new MemoryStateStore() : options.stateStore;
-    this.durability = this.#store.durability;
+    this.#store = noMoreDurableThanCryptoStore(options.stateStore, options.cryptoStoreDurability);
     this.#key = `sync/positions/${options.userId}/${options.deviceId}`;
   }
 

@@ -1,6 +1,8 @@
+import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import type { Logger } from "../logger.js";
 import { needsCountRefresh, withCounts } from "./count-refresh.js";
 import { applyCryptoSyncCall, type ReceivedToDeviceEvent, type SyncMachine } from "./crypto-sync.js";
+import { dropFromDehydratedDevices } from "./dehydrated-senders.js";
 import {
   type E2eeSyncState,
   initialE2eeSyncState,
@@ -12,7 +14,7 @@ import { noSyncPositions, type SyncPositionStore, type SyncPositions } from "./s
 
 /** What processing a response needs besides the machine. */
 export interface SyncProcessorParts {
-  machine: SyncMachine & { markAllTrackedUsersAsDirty(): Promise<void> };
+  machine: SyncMachine & Pick<OlmMachine, "getDevice" | "markAllTrackedUsersAsDirty">;
   positions: SyncPositionStore;
   /** Sends what the machine queued (key uploads, key queries); never rejects. */
   runOutgoingRequests: () => Promise<void>;
@@ -20,6 +22,11 @@ export interface SyncProcessorParts {
   logger: Logger;
   /** Asks the server for this device's one-time-key counts (see `count-refresh.ts`). */
   fetchOneTimeKeyCounts?: (() => Promise<Record<string, number>>) | undefined;
+  /**
+   * The owner's lifetime (the client's close): once it fires, no job that has not started yet
+   * touches the machine; each rejects with the signal's reason.
+   */
+  signal: AbortSignal;
 }
 
 /**
@@ -28,6 +35,9 @@ export interface SyncProcessorParts {
  * call leaves the server's cursor where it was, and the batch is delivered again (a replay is
  * harmless: crypto-wasm ignores what it already has). Then the machine's requests go out, so a
  * low key count is topped up and changed device lists are queried before the next response.
+ *
+ * Whoever closes the machine first waits for `idle()`: a job already in its crypto call finishes
+ * it, and every job queued behind it rejects without touching the machine.
  */
 export class SyncProcessor {
   readonly #parts: SyncProcessorParts;
@@ -50,14 +60,21 @@ export class SyncProcessor {
     return this.#positions;
   }
 
-  /** Loads the saved positions once a run; later calls return the same. */
+  /**
+   * Loads the saved positions once a run; later calls return the same. A failed read is not kept:
+   * the next call reads again.
+   */
   load(): Promise<SyncPositions> {
-    this.#loaded ??= this.#parts.positions.load().then((positions) => {
+    if (this.#loaded !== undefined) return this.#loaded;
+    const loading = this.#parts.positions.load().then((positions) => {
       this.#positions = positions;
-      this.#state = { ...this.#state, toDeviceSince: positions.toDeviceSince };
       return positions;
     });
-    return this.#loaded;
+    this.#loaded = loading;
+    loading.catch(() => {
+      if (this.#loaded === loading) this.#loaded = undefined;
+    });
+    return loading;
   }
 
   /**
@@ -68,6 +85,11 @@ export class SyncProcessor {
   startRun(): void {
     this.#firstOfRun = true;
     this.#loaded = undefined;
+  }
+
+  /** Resolves once every job queued so far has settled; never rejects. */
+  idle(): Promise<void> {
+    return this.#queue.then(() => undefined);
   }
 
   /**
@@ -83,24 +105,39 @@ export class SyncProcessor {
   ): Promise<readonly ReceivedToDeviceEvent[]> {
     return this.#exclusive(async () => {
       await this.load();
-      const { state, call } = reduceSyncE2ee(this.#state, await this.#completeCounts(response));
-      this.#firstOfRun = false;
+      const completed = await this.#completeCounts(response);
+      // The counts request may have outlived the owner: the crypto call would then reach a machine
+      // that is about to close.
+      this.#assertOpen();
+      const { state, call: reduced, toDeviceNextBatch } = reduceSyncE2ee(this.#state, completed);
+      const { kept, dropped } = await dropFromDehydratedDevices(this.#parts.machine, reduced.toDeviceEvents);
+      const call = { ...reduced, toDeviceEvents: kept };
       const events = await applyCryptoSyncCall(this.#parts.machine, call, this.#parts.logger);
+      // Only once the machine has taken the response: a first response whose crypto call failed
+      // is still the first when it is delivered again, and its counts are fetched again.
+      this.#firstOfRun = false;
       this.#state = state;
+      if (dropped.length > 0) this.#parts.emit("toDeviceDropped", { mode, events: dropped });
       if (events.length > 0) this.#parts.emit("toDevice", { mode, events });
       if (call.changed.length > 0 || call.left.length > 0) {
         this.#parts.emit("deviceListsChanged", { mode, changed: call.changed, left: call.left });
       }
       await beforeSave?.();
-      await this.#save(mode, { ...this.#positions, ...next, toDeviceSince: state.toDeviceSince });
-      await this.#parts.runOutgoingRequests();
+      await this.#save(mode, {
+        ...this.#positions,
+        ...next,
+        toDeviceSince: toDeviceNextBatch ?? this.#positions.toDeviceSince,
+      });
+      await this.#sendOutgoingRequests();
       return events;
     });
   }
 
   /**
    * The server forgot the sliding-sync position: drop it (never the to-device cursor, which the
-   * server keeps per device) and mark every tracked user's device list for re-query.
+   * server keeps per device) and mark every tracked user's device list for re-query. On the app's
+   * connection (`extension`) the stored `pos` is not the one lost — it is the SDK's own
+   * connection's (see `SyncPositions`) — and stays.
    */
   positionLost(mode: SyncMode): Promise<void> {
     return this.#exclusive(async () => {
@@ -108,9 +145,9 @@ export class SyncProcessor {
       await this.#parts.machine.markAllTrackedUsersAsDirty();
       // A new connection: its first answer may omit counts that changed meanwhile.
       this.#firstOfRun = true;
-      await this.#save(mode, { ...this.#positions, pos: undefined });
+      if (mode !== "extension") await this.#save(mode, { ...this.#positions, pos: undefined });
       this.#parts.emit("positionLost", { mode });
-      await this.#parts.runOutgoingRequests();
+      await this.#sendOutgoingRequests();
     });
   }
 
@@ -137,8 +174,39 @@ export class SyncProcessor {
     }
   }
 
+  /**
+   * The machine's requests, sent before the next response. Not waited for past the owner's close:
+   * the owner stops the outgoing-request loop itself (and waits for it) before it closes the
+   * machine, and what the machine still wants sent waits for the next session.
+   */
+  async #sendOutgoingRequests(): Promise<void> {
+    const { signal } = this.#parts;
+    if (signal.aborted) return;
+    let onAbort!: () => void;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([this.#parts.runOutgoingRequests(), aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #assertOpen(): void {
+    const { signal } = this.#parts;
+    if (signal.aborted) throw signal.reason;
+  }
+
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(work, work);
+    // Checked when the job starts, not when it was queued: a job queued before the owner closed
+    // must not begin crypto work while the owner waits for `idle()` to close the machine.
+    const job = () => {
+      this.#assertOpen();
+      return work();
+    };
+    const run = this.#queue.then(job, job);
     this.#queue = run.catch(() => {});
     return run;
   }

@@ -1,4 +1,5 @@
 import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { errorSummary } from "../errors/error-summary.js";
 import { SdkError } from "../errors/sdk-error.js";
 import { TypedEmitter } from "../events/emitter.js";
 import { forwardPrefixed, type Prefixed } from "../events/prefixed.js";
@@ -6,7 +7,7 @@ import type { MatrixHttp } from "../http/types.js";
 import type { Logger } from "../logger.js";
 import type { StateStore } from "../state/state-store.js";
 import type { Clock } from "../time/clock.js";
-import { claimConnection, type SyncErrorCode, whileHoldingLock } from "./connection-claim.js";
+import { claimConnection, holdLock, type SyncErrorCode, whileHoldingLock } from "./connection-claim.js";
 import { fetchOneTimeKeyCounts } from "./count-refresh.js";
 import type { ReceivedToDeviceEvent } from "./crypto-sync.js";
 import type { SyncEvents, SyncMode } from "./events.js";
@@ -73,7 +74,10 @@ export interface EncryptionExtensionsRequest {
 /**
  * For an app that already runs sliding sync: this device's encryption data rides on the app's
  * connection. Put `request()` into every request's `extensions` (Synapse's are not sticky), hand
- * every response to `receive()` in order, and call `positionLost()` on `M_UNKNOWN_POS`.
+ * every response to `receive()` in order, and call `positionLost()` on `M_UNKNOWN_POS`. The
+ * response's `pos` stays the app's: only the to-device cursor is kept (MSC4186 scopes a `pos` to
+ * its connection, so the SDK's own loop, started later, begins its own). After `client.close()`
+ * every call rejects with `client_closed`; after `release()`, with `sync_stopped`.
  */
 export interface SlidingSyncExtension {
   request(): Promise<EncryptionExtensionsRequest>;
@@ -92,15 +96,29 @@ export interface SyncApi {
    * with `sync_already_running` when this device's loop or extension already runs in this context.
    */
   start(options?: SyncStartOptions): Promise<void>;
-  /** Stops the loop or releases the extension; resolves once the connection is given up. */
+  /**
+   * Stops the loop or releases the extension; resolves once the connection is given up and no
+   * response handed to `receive()` or `receiveClassic()` is still being processed.
+   */
   stop(): Promise<void>;
   status(): Promise<SyncStatus>;
-  /** Claims the device's connection for the app's own sliding sync; see `SlidingSyncExtension`. */
+  /**
+   * Claims the device's connection for the app's own sliding sync; see `SlidingSyncExtension`.
+   * Takes the same Web Lock as `start()` (where the environment has Web Locks): when another tab
+   * or window of this origin holds this device's connection, it waits (`sync.waitingForLock`) and
+   * resolves once that one lets go — run the app's sync without these extensions meanwhile. Rejects
+   * with `sync_already_running` when this context already holds the connection, and with the
+   * reason of `stop()` (`sync_stopped`) or `client.close()` (`client_closed`) if either comes first.
+   */
   extension(): Promise<SlidingSyncExtension>;
   /**
    * For an app's own classic `/sync` loop: processes one response's encryption data (to-device
    * events, device lists, key counts) in order. Claims the device's connection on first use, until
-   * `stop()`; rejects with `sync_already_running` while `start()` or `extension()` holds it.
+   * `stop()`; rejects with `sync_already_running` while `start()` or `extension()` holds it. The
+   * first use takes the same Web Lock as `start()`: while another tab or window of this origin
+   * holds this device's connection, this and every later call wait (`sync.waitingForLock`) — an app
+   * awaiting each call before its next `/sync` thus sends no request that would acknowledge that
+   * tab's to-device messages — and reject with `sync_stopped` if `stop()` comes first.
    */
   receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]>;
 }
@@ -131,7 +149,16 @@ interface Running {
    */
   handed: boolean;
   controller: AbortController;
+  /** Gives the claim and the Web Lock up; idempotent. */
   release: () => void;
+  /** Whether `release` ran: a lock granted after it is given back at once. */
+  released: boolean;
+  /** Gives the Web Lock of an extension or classic feed back, once granted. */
+  unlock: (() => Promise<void>) | undefined;
+  /** Resolves once the Web Lock given back is free for the next holder. */
+  unlocked: Promise<void>;
+  /** Resolves once the claim holds the Web Lock; rejects if it was stopped while waiting for it. */
+  held: Promise<void>;
   done: Promise<void>;
   state: "waiting_for_lock" | "running";
 }
@@ -142,6 +169,8 @@ export class Sync implements SyncApi {
   readonly #events: TypedEmitter<SyncEvents>;
   readonly #processor: SyncProcessor;
   readonly #key: string;
+  /** Across tabs and windows: one holder of this device's connection per origin. */
+  readonly #lockName: string;
   #running: Running | undefined;
 
   constructor(parts: SyncParts) {
@@ -157,8 +186,10 @@ export class Sync implements SyncApi {
       emit,
       logger: parts.logger,
       fetchOneTimeKeyCounts: () => fetchOneTimeKeyCounts(parts.http, parts.signal),
+      signal: parts.signal,
     });
     this.#key = `${parts.baseUrl}|${parts.userId}|${parts.deviceId}`;
+    this.#lockName = `matrix-e2ee-devices/sync/${parts.userId}/${parts.deviceId}`;
   }
 
   async start(options: SyncStartOptions = {}): Promise<void> {
@@ -183,7 +214,7 @@ export class Sync implements SyncApi {
     const startedOrWaiting = new Promise<void>((resolve) => {
       started = resolve;
     });
-    const lockName = `matrix-e2ee-devices/sync/${this.#parts.userId}/${this.#parts.deviceId}`;
+    const lockName = this.#lockName;
     running.done = whileHoldingLock(
       lockName,
       signal,
@@ -201,8 +232,8 @@ export class Sync implements SyncApi {
       },
     )
       .catch((error: unknown) => {
-        if (!signal.aborted) this.#parts.logger.error("the sync loop ended unexpectedly");
-        void error;
+        if (!signal.aborted)
+          this.#parts.logger.error("the sync loop ended unexpectedly", errorSummary(error));
       })
       .finally(() => {
         started();
@@ -213,10 +244,15 @@ export class Sync implements SyncApi {
 
   async stop(): Promise<void> {
     const running = this.#running;
-    if (running === undefined) return;
-    running.controller.abort(new SdkError<SyncErrorCode>("sync_stopped", "the sync was stopped"));
-    await running.done;
-    this.#finish(running);
+    if (running !== undefined) {
+      running.controller.abort(new SdkError<SyncErrorCode>("sync_stopped", "the sync was stopped"));
+      await running.done;
+      this.#finish(running);
+      await running.unlocked;
+    }
+    // The extension and the classic feed hand responses in outside any loop: one may still be in
+    // its crypto call (the client closes the machine once this resolves).
+    await this.#processor.idle();
   }
 
   async status(): Promise<SyncStatus> {
@@ -234,11 +270,11 @@ export class Sync implements SyncApi {
 
   async extension(): Promise<SlidingSyncExtension> {
     const running = this.#claim("extension");
-    running.state = "running";
-    running.done = Promise.resolve();
-    this.#events.emit("running", { mode: "extension" });
+    await this.#holdLock(running);
     const processor = this.#processor;
     const assertHeld = () => {
+      // The client's close outranks the release it implies: every call of a closed client says so.
+      if (this.#parts.signal.aborted) throw this.#parts.signal.reason;
       if (this.#running !== running) {
         throw new SdkError<SyncErrorCode>("sync_stopped", "this sync extension was released");
       }
@@ -247,12 +283,17 @@ export class Sync implements SyncApi {
       request: async () => {
         assertHeld();
         await processor.load();
-        return encryptionExtensions(processor.state.toDeviceSince);
+        return encryptionExtensions(processor.positions.toDeviceSince);
       },
       receive: async (response) => {
         assertHeld();
-        const parsed = parseHandedResponse(slidingSyncResponseSchema, response, SLIDING_SYNC_PATH);
-        return processor.process("extension", slidingSyncE2ee(parsed), { pos: parsed.pos });
+        const parsed = parseHandedResponse(slidingSyncResponseSchema, response, {
+          method: "POST",
+          path: SLIDING_SYNC_PATH,
+        });
+        // Not its `pos`: that is the app's connection's, which the SDK's own loop (another
+        // `conn_id`) cannot resume — MSC4186 positions belong to one connection.
+        return processor.process("extension", slidingSyncE2ee(parsed), {});
       },
       positionLost: async () => {
         assertHeld();
@@ -260,21 +301,26 @@ export class Sync implements SyncApi {
       },
       release: async () => {
         if (this.#running === running) this.#finish(running);
+        await running.unlocked;
       },
     };
   }
 
   async receiveClassic(response: unknown): Promise<readonly ReceivedToDeviceEvent[]> {
-    const current = this.#running;
+    let current = this.#running;
     // A response handed in while `start({ mode: "classic" })` runs would be a second reader of the
     // device's to-device stream: its `next_batch` would race the loop's own.
     if (current?.handed !== true || current.controller.signal.aborted) {
-      const running = this.#claim("classic", true);
-      running.state = "running";
-      running.done = Promise.resolve();
-      this.#events.emit("running", { mode: "classic" });
+      current = this.#claim("classic", true);
+      void this.#holdLock(current).catch(() => {});
     }
-    const parsed = parseHandedResponse(classicSyncResponseSchema, response, CLASSIC_SYNC_PATH);
+    // Every response waits for the lock the first one asked for: none is processed beside another
+    // tab's loop.
+    await current.held;
+    const parsed = parseHandedResponse(classicSyncResponseSchema, response, {
+      method: "GET",
+      path: CLASSIC_SYNC_PATH,
+    });
     return this.#processor.process("classic", classicSyncE2ee(parsed), { classicSince: parsed.next_batch });
   }
 
@@ -305,14 +351,50 @@ export class Sync implements SyncApi {
       handed,
       controller,
       release: () => {
+        running.released = true;
         this.#parts.signal.removeEventListener("abort", onClose);
+        if (running.unlock !== undefined) running.unlocked = running.unlock();
+        running.unlock = undefined;
         release();
       },
+      released: false,
+      unlock: undefined,
+      unlocked: Promise.resolve(),
+      held: Promise.resolve(),
       done: Promise.resolve(),
       state: "running",
     };
     this.#running = running;
     return running;
+  }
+
+  /**
+   * Takes the Web Lock `start()` runs under for a claim that outlives one call (the extension, the
+   * classic feed) and reports it running once held. Waiting, it is `waiting_for_lock`; `stop()` or
+   * `close()` ends the wait, and the claim with it (the rejection is the abort reason).
+   */
+  async #holdLock(running: Running): Promise<void> {
+    const { signal } = running.controller;
+    running.held = holdLock(this.#lockName, signal, () => {
+      running.state = "waiting_for_lock";
+      this.#events.emit("waitingForLock", { mode: running.mode, lockName: this.#lockName });
+    }).then((unlock) => {
+      if (running.released) {
+        running.unlocked = unlock();
+        throw signal.reason ?? new SdkError<SyncErrorCode>("sync_stopped", "the sync was stopped");
+      }
+      running.unlock = unlock;
+      running.state = "running";
+      this.#events.emit("running", { mode: running.mode });
+    });
+    // `stop()` waits for the wait to end before it reports the claim stopped.
+    running.done = running.held.catch(() => {});
+    try {
+      await running.held;
+    } catch (error) {
+      this.#finish(running);
+      throw error;
+    }
   }
 
   #finish(running: Running): void {

@@ -77,14 +77,17 @@ export function classicSyncE2ee(response: ClassicSyncResponse): ClassicSyncE2eeR
 
 /**
  * A response the app hands over (its own sync loop), checked like one the SDK fetched: a
- * `MalformedResponseError` naming the fields, never their values; nothing is processed then.
+ * `MalformedResponseError` naming the request it answers (sliding sync is a `POST`, classic
+ * `/sync` a `GET`) and the fields, never their values; nothing is processed then.
  */
 export function parseHandedResponse<S extends z.ZodType>(
   schema: S,
   value: unknown,
-  path: string,
+  request: { method: "GET" | "POST"; path: string },
 ): z.infer<S> {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new MalformedResponseError("POST", path, parsed.error.issues.map(toFieldIssue));
+  if (!parsed.success) {
+    throw new MalformedResponseError(request.method, request.path, parsed.error.issues.map(toFieldIssue));
+  }
   return parsed.data;
 }

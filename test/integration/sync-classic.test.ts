@@ -269,10 +269,12 @@ describe("client.sync.receiveClassic", () => {
     expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
     expect(emitted).toEqual(["sync.running", "sync.toDevice"]);
 
-    // A malformed response is refused whole: nothing moves.
-    await expect(aliceClient.sync.receiveClassic({ to_device: { events: [] } })).rejects.toBeInstanceOf(
-      MalformedResponseError,
-    );
+    // A malformed response is refused whole: nothing moves. The error names the request it answers.
+    const malformed = await aliceClient.sync
+      .receiveClassic({ to_device: { events: [] } })
+      .catch((e: unknown) => e);
+    expect(malformed).toBeInstanceOf(MalformedResponseError);
+    expect(malformed).toMatchObject({ method: "GET", path: CLASSIC_SYNC, issues: [{ path: "next_batch" }] });
     expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
 
     // The app's loop holds the device's connection: the SDK's loop may not start beside it.

@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { clientInternals } from "../../src/client.js";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
+import { SyncPositionStore } from "../../src/sync/sync-position-store.js";
 import type { ProfileName } from "../../src/testing/index.js";
 import { createAccount } from "./support/foundation-fixtures.js";
 import {
@@ -79,6 +81,52 @@ describe.each(slidingProfiles)(
       expect(requests.slice(firstSince).every((r) => sinceOf(r) !== undefined)).toBe(true);
       // The parked request acknowledged the last batch: nothing waits on the server.
       expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toEqual([]);
+      expectEncryptionRequests(requests);
+    });
+
+    it("takes 400 M_UNKNOWN to a stored pos the server cannot parse as a lost position, not as trouble to retry", async () => {
+      const { server, hs, serverClock, open } = await start(profile);
+      const alice = createAccount(server, "alice");
+      const bob = createAccount(server, "bob");
+      const client = await open(alice);
+      await client.processOutgoingRequests();
+      const seen = new SyncRecorder(client);
+      await client.sync.start();
+      await sendPlainToDevice(server.url, bob, alice, range(0, 5));
+      await waitUntil(
+        "Alice has the first 5 and long-polls",
+        () => seen.seqs.length === 5 && serverClock.pendingSleeps === 1,
+      );
+      await client.sync.stop();
+
+      // What an earlier version left behind: the app's connection's pos, in a form this server
+      // does not hand out (Synapse: 400 `M_UNKNOWN` "Invalid stream token", on every retry).
+      const positions = new SyncPositionStore({
+        stateStore: clientInternals(client).stateStore,
+        userId: alice.userId,
+        deviceId: alice.deviceId,
+        cryptoStoreDurability: "memory",
+      });
+      const saved = await positions.load();
+      expect(saved.toDeviceSince).toBeDefined();
+      await positions.save({ ...saved, pos: "s72594_4483_1934" });
+      hs.control.clearRequestLog();
+      await sendPlainToDevice(server.url, bob, alice, range(5, 10));
+      await client.sync.start();
+      await waitUntil(
+        "Alice has all 10 and long-polls again",
+        () => seen.seqs.length === 10 && serverClock.pendingSleeps === 1,
+        10_000,
+      );
+
+      const requests = slidingRequests(hs);
+      expect(requests[0]).toMatchObject({ status: 400, errcode: "M_UNKNOWN" });
+      expect(posOf(requests[0]!)).toBe("s72594_4483_1934");
+      // A new connection, from the device's to-device cursor.
+      expect([posOf(requests[1]!), sinceOf(requests[1]!)]).toEqual([undefined, saved.toDeviceSince]);
+      expect(seen.of("sync.positionLost")).toEqual([{ mode: "sliding" }]);
+      expect(seen.of("sync.error")).toEqual([]);
+      expect(seen.seqs).toEqual(range(0, 10));
       expectEncryptionRequests(requests);
     });
   },

@@ -11,7 +11,6 @@ import {
 const known: E2eeSyncState = {
   oneTimeKeyCounts: { signed_curve25519: 42 },
   unusedFallbackKeyTypes: ["signed_curve25519"],
-  toDeviceSince: "t7",
 };
 const event = { type: "m.room.encrypted", sender: "@bob:hs", content: {} };
 
@@ -20,6 +19,8 @@ type Row = {
   response: SyncE2eeResponse;
   call: Partial<CryptoSyncCall>;
   state: Partial<E2eeSyncState>;
+  /** The cursor to send as `since` next; `undefined`: the previous one stays. */
+  toDeviceNextBatch?: string;
 };
 
 const rows: Row[] = [
@@ -95,7 +96,8 @@ const rows: Row[] = [
     name: "sliding: to_device next_batch becomes the next since",
     response: { kind: "sliding", e2ee: undefined, toDevice: { events: [], nextBatch: "t9" } },
     call: { toDeviceEvents: [] },
-    state: { ...known, toDeviceSince: "t9" },
+    state: known,
+    toDeviceNextBatch: "t9",
   },
   {
     name: "classic: no counts at all — signed_curve25519 is zero",
@@ -123,15 +125,17 @@ const rows: Row[] = [
     name: "classic: the to-device cursor is sliding sync's alone",
     response: { kind: "classic", toDeviceEvents: [] },
     call: {},
-    state: { ...known, toDeviceSince: "t7", oneTimeKeyCounts: { signed_curve25519: 0 } },
+    state: { ...known, oneTimeKeyCounts: { signed_curve25519: 0 } },
+    toDeviceNextBatch: undefined,
   },
 ];
 
 describe("reduceSyncE2ee", () => {
-  it.each(rows)("$name", ({ response, call, state }) => {
+  it.each(rows)("$name", ({ response, call, state, toDeviceNextBatch }) => {
     const out = reduceSyncE2ee(known, response);
     expect(out.call).toMatchObject(call);
     expect(out.state).toEqual({ ...known, ...state });
+    expect(out.toDeviceNextBatch).toBe(toDeviceNextBatch);
     expect(out.call.method).toBe(
       response.kind === "sliding" ? "receiveSyncChangesMsc4186" : "receiveSyncChanges",
     );

@@ -1,8 +1,11 @@
 import { UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { CreateE2eeClientOptions } from "../../src/client-options.js";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
-import { SLIDING_SYNC_PATH } from "../../src/sync/sync-loops.js";
+import { MemoryStateStore } from "../../src/state/memory-state-store.js";
+import { CLASSIC_SYNC_PATH, SLIDING_SYNC_PATH } from "../../src/sync/sync-loops.js";
 import {
+  countQueries,
   endedBefore,
   expectEncryptionRequests,
   type InProcessSync,
@@ -38,8 +41,8 @@ afterEach(async () => {
   current = undefined;
 });
 
-async function setup(): Promise<InProcessSync> {
-  current = await inProcessSync();
+async function setup(client: Partial<CreateE2eeClientOptions> = {}): Promise<InProcessSync> {
+  current = await inProcessSync({ client });
   return current;
 }
 
@@ -53,11 +56,34 @@ function sentAt(s: InProcessSync, t0: number): number[] {
 }
 
 /** Waits until the loop sleeps `ms` on the client clock, checks it does not send early, then wakes it. */
-async function waitOut(s: InProcessSync, ms: number, requestsSoFar: number): Promise<void> {
+async function waitOut(
+  s: InProcessSync,
+  ms: number,
+  requestsSoFar: number,
+  path: string = SLIDING_SYNC_PATH,
+): Promise<void> {
   await waitUntil(`the loop waits ${ms} ms`, () => s.clock.nextWakeAt === s.clock.now() + ms);
   await s.clock.advance(ms - 1);
-  expect(s.sent.filter((r) => r.path === SLIDING_SYNC_PATH)).toHaveLength(requestsSoFar);
+  expect(s.sent.filter((r) => r.path === path)).toHaveLength(requestsSoFar);
   await s.clock.advance(1);
+}
+
+/** A state store whose first `failures` reads of the sync positions fail, as a broken IndexedDB does. */
+class UnreadablePositions extends MemoryStateStore {
+  #failures: number;
+
+  constructor(failures: number) {
+    super();
+    this.#failures = failures;
+  }
+
+  override async get<T>(key: string): Promise<T | undefined> {
+    if (key.startsWith("sync/positions/") && this.#failures > 0) {
+      this.#failures--;
+      throw new Error("the state store is unavailable");
+    }
+    return super.get<T>(key);
+  }
 }
 
 async function sendSeq(s: InProcessSync, seq: number): Promise<void> {
@@ -137,6 +163,75 @@ describe("a failed crypto call", () => {
   });
 });
 
+describe("a first response whose crypto call failed", () => {
+  it("is still the first of the run when delivered again: its missing counts are fetched again", async () => {
+    const s = await setup();
+    const pos = await livePos(s.hs, s.hs.baseUrl, s.alice, s.hs.fetch);
+    // Carries no count (as continuwuity leaves a zero out): the first response of a run asks for it.
+    scriptSliding(s.hs, { pos, extensions: { to_device: { next_batch: "1", events: [] } } }, 2);
+    const calls: Map<string, number>[] = [];
+    const machine = s.client.olmMachine;
+    const original = machine.receiveSyncChangesMsc4186.bind(machine);
+    vi.spyOn(machine, "receiveSyncChangesMsc4186")
+      .mockImplementationOnce(async (...args) => {
+        calls.push(new Map(args[2]));
+        throw new Error("the crypto store is unavailable");
+      })
+      .mockImplementation(async (...args) => {
+        calls.push(new Map(args[2]));
+        return original(...args);
+      });
+    const seen = new SyncRecorder(s.client);
+    await s.client.sync.start();
+
+    await waitOut(s, 750, 1);
+    await parked(s);
+
+    expect(seen.of("sync.error").map((e) => [e.stage, e.retryInMs])).toEqual([["process", 750]]);
+    // One count request per delivery of the first response, each handed to its crypto call.
+    expect(countQueries(s.hs, s.alice.userId)).toHaveLength(2);
+    expect(calls.map((c) => Object.fromEntries(c))).toEqual([
+      { signed_curve25519: 50 },
+      { signed_curve25519: 50 },
+    ]);
+    expect((await s.client.sync.status()).oneTimeKeyCounts).toEqual({ signed_curve25519: 50 });
+  });
+});
+
+describe("unreadable positions", () => {
+  it.each([
+    ["sliding", SLIDING_SYNC_PATH],
+    ["classic", CLASSIC_SYNC_PATH],
+  ] as const)(
+    "%s: a sync.error at stage store, read again after the backoff; nothing is sent meanwhile",
+    async (mode, path) => {
+      const s = await setup({ stateStore: new UnreadablePositions(2) });
+      const seen = new SyncRecorder(s.client);
+      await s.client.sync.start({ mode });
+
+      await waitOut(s, 750, 0, path);
+      await waitOut(s, 1_500, 0, path);
+      await parked(s);
+
+      expect(seen.of("sync.error")).toEqual([
+        {
+          mode,
+          stage: "store",
+          retryInMs: 750,
+          error: expect.objectContaining({ message: "the state store is unavailable" }),
+        },
+        expect.objectContaining({ mode, stage: "store", retryInMs: 1_500 }),
+      ]);
+      expect(
+        seen.events.map((e) => e.name).filter((n) => n === "sync.running" || n === "sync.stopped"),
+      ).toEqual(["sync.running"]);
+      expect(await s.client.sync.status()).toMatchObject({ state: "running", mode });
+      // The read that worked came before the first request: it went out from the stored positions.
+      expect(s.sent.filter((r) => r.path === path).length).toBeGreaterThanOrEqual(2);
+    },
+  );
+});
+
 describe("rate limiting", () => {
   it("waits out retry_after_ms: the transport between attempts, then the loop after the last one", async () => {
     const s = await setup();
@@ -180,6 +275,33 @@ describe("rate limiting", () => {
     ]);
     expect((await s.client.sync.status()).positions.pos).toBeDefined();
     expectEncryptionRequests(slidingRequests(s.hs));
+  });
+
+  it("waits no longer than its retry cap (60 s), whatever retry_after_ms says", async () => {
+    const s = await setup();
+    s.hs.control.scriptFailure({
+      method: "POST",
+      path: SLIDING_SYNC_PATH,
+      status: 429,
+      retryAfterMs: 3_600_000,
+      times: 5,
+    });
+    const seen = new SyncRecorder(s.client);
+    const t0 = s.clock.now();
+    await s.client.sync.start();
+
+    // The transport's own cap on a server-asked wait is 60 s too.
+    for (let k = 1; k <= 5; k++) await waitOut(s, 60_000, k);
+    await parked(s);
+
+    expect(sentAt(s, t0)).toEqual([0, 60_000, 120_000, 180_000, 240_000, 300_000, 300_000]);
+    expect(seen.of("sync.error")).toEqual([
+      expect.objectContaining({
+        stage: "request",
+        retryInMs: 60_000,
+        error: expect.objectContaining({ retryAfterMs: 3_600_000 }),
+      }),
+    ]);
   });
 });
 

@@ -20,7 +20,8 @@ export interface ReceivedRoomKey {
  * A dehydrated device opened with the dehydration key (the last link of manager → device →
  * rehydrated device). Feeding it the to-device events queued for the device makes crypto-wasm
  * decrypt them with the device's Olm account and import the room keys into this login's machine.
- * Draining every page is the drainer's work (`drain.ts`); this type handles one batch at a time.
+ * Draining every page is the drainer's work (`drainer.ts`, its engine `drain-loop.ts`); this type
+ * handles one batch at a time.
  */
 export class RehydratedDevice {
   readonly deviceId: string;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MemoryStateStore } from "../../state/memory-state-store.js";
+import { noMoreDurableThanCryptoStore } from "../../state/durability-cap.js";
 import type { StateStore } from "../../state/state-store.js";
 import type { DrainResumeState } from "./drain-loop.js";
 import type { EventsVariant } from "./pagination.js";
@@ -7,13 +7,12 @@ import type { EventsVariant } from "./pagination.js";
 /**
  * Where a drain of a dehydrated device stands, kept beside the crypto store so a network failure,
  * an abort or a reload resumes instead of starting over. What the positions mean, and why a
- * truncated drain rolls back to `trusted`, is the engine's rule (`drain.ts`).
+ * truncated drain rolls back to `trusted`, is the engine's rule (`drain-loop.ts`).
  *
  * Durability rule: a checkpoint must never be more durable than the crypto store holding the room
- * keys it counts. If the keys die with the process (in-memory machine) but the checkpoint survived
- * in IndexedDB, the next session would skip pages whose keys no longer exist. So when the crypto
- * store is in memory, checkpoints are kept in memory too (a crash restarts the drain from the
- * start — re-importing is harmless), whatever the state store could offer.
+ * keys it counts (`noMoreDurableThanCryptoStore`): when the crypto store is in memory, checkpoints
+ * are kept in memory too (a crash restarts the drain from the start — re-importing is harmless),
+ * whatever the state store could offer.
  */
 export interface DrainCheckpoint extends DrainResumeState {
   /** The dehydrated device the positions belong to; a checkpoint for another device is dropped. */
@@ -85,8 +84,7 @@ export class DrainCheckpointStore {
   readonly #variantKey: string;
 
   constructor(options: DrainCheckpointStoreOptions) {
-    const capped = options.cryptoStoreDurability === "memory" && options.stateStore.durability === "durable";
-    this.#store = capped ? new MemoryStateStore() : options.stateStore;
+    this.#store = noMoreDurableThanCryptoStore(options.stateStore, options.cryptoStoreDurability);
     this.durability = this.#store.durability;
     // Which wire variant the server speaks says nothing about keys: it may outlive the crypto store.
     this.#variantStore = options.stateStore;

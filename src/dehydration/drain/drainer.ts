@@ -79,13 +79,13 @@ export type DrainOutcome = { outcome: "no_device" } | DrainRunResult;
 /**
  * Drains the server's dehydrated device into this login's crypto store (MSC3814, "Rehydrating a
  * device"): fetch, validate and open the device, then every page of its to-device events
- * through the pipelined, sliced, checkpointed engine in `drain.ts`.
+ * through the pipelined, sliced, checkpointed engine in `drain-loop.ts`.
  *
  * A checkpoint for a device that is no longer the server's is dropped; one for the current device
- * is resumed from (after a truncated run, that is its trusted position: `drain.ts`). Every failure
- * leaves the device on the server and the checkpoint as it was after the last stored page, and is
- * reported both as the rejection — always a `DrainError`, the underlying error as its `cause` —
- * and as an `error` event.
+ * is resumed from (after a truncated run, that is its trusted position: `drain-loop.ts`). Every
+ * failure leaves the device on the server and the checkpoint as it was after the last stored page,
+ * and is reported both as the rejection — always a `DrainError`, the underlying error as its
+ * `cause` — and as an `error` event.
  */
 export class DehydratedDeviceDrainer {
   readonly events: TypedEmitter<DrainEvents>;

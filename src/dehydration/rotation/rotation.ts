@@ -169,13 +169,21 @@ export class DehydratedDeviceRotation {
     return firstPass;
   }
 
-  /** Cancels the schedule and any pass in flight; resolves once the loop has exited. */
+  /**
+   * Cancels the schedule and any pass in flight; resolves once the loop has exited and nothing
+   * queued is left — a `replaceNow()` too (it stops with its own signal), so no upload reaches the
+   * machine after this resolved.
+   */
   async stop(): Promise<void> {
     const running = this.#running;
-    if (running === undefined) return;
-    this.#running = undefined;
-    running.controller.abort(new SdkError<RotationErrorCode>("rotation_stopped", "the rotation was stopped"));
-    await running.loop;
+    if (running !== undefined) {
+      this.#running = undefined;
+      running.controller.abort(
+        new SdkError<RotationErrorCode>("rotation_stopped", "the rotation was stopped"),
+      );
+      await running.loop;
+    }
+    await this.#queue;
   }
 
   /**
@@ -188,6 +196,8 @@ export class DehydratedDeviceRotation {
   ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
     return this.#exclusive(async () => {
       const signal = options.signal;
+      // Queued behind a pass, it may start after its caller (or the client) gave up.
+      signal?.throwIfAborted();
       const key = options.secretStorageKey;
       const server = await this.#options.manager.fetchDevice({ ...(signal ? { signal } : {}) });
       if (server === undefined) return this.#upload(undefined, "no_device", signal, key);
@@ -206,6 +216,9 @@ export class DehydratedDeviceRotation {
         }
       } catch (error) {
         if (!options.force || drained) throw error;
+        // `force` gives up what the drain did not read, not the caller's abort: a stopped drain
+        // must not go on to replace the device (nor reach a machine that is being closed).
+        signal?.throwIfAborted();
         this.#logger.warn(`replacing ${server.deviceId} without a complete drain (forced)`);
       }
       return this.#upload(server.deviceId, drained ? "requested" : "forced", signal, key);
@@ -388,6 +401,8 @@ export class DehydratedDeviceRotation {
     signal: AbortSignal | undefined,
     key?: SecretStorageKey,
   ): Promise<Extract<RotationPassResult, { action: "replaced" }>> {
+    // A device made after a stop would be made in a machine about to close, and never recorded.
+    signal?.throwIfAborted();
     const secretStorageKey = key ?? (await this.#secretStorageKey());
     const { deviceId } = await this.#options.manager.createAndUpload({
       ...(secretStorageKey ? { secretStorageKey } : {}),
