@@ -1,6 +1,11 @@
 import type { ControlledServer } from "./controlled-server.js";
 import { type InjectDehydratedDeviceOptions, injectDehydratedDevice } from "./dehydration-control.js";
 import type { FaultInjector, FaultSettings, ScriptedFailure, ScriptedFailureSpec } from "./faults.js";
+import {
+  type InjectDeviceKeysOptions,
+  type InjectedDevice,
+  injectDeviceKeys,
+} from "./injected-device-control.js";
 import type { RequestLog, RequestLogEntry } from "./request-log.js";
 import { expireAccessToken as expireToken } from "./session-tokens.js";
 import type {
@@ -11,7 +16,14 @@ import type {
 import { loginNewDevice } from "./state/device-lifecycle.js";
 import type { TokenLifetimes } from "./state/session-token-store.js";
 import type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
-import { type ToDeviceInbox, type ToDeviceInboxOptions, toDeviceInbox } from "./to-device-control.js";
+import type { ToDeviceMessages } from "./state/to-device-delivery.js";
+import {
+  sendToDeviceAs,
+  type ToDeviceInbox,
+  type ToDeviceInboxOptions,
+  type ToDeviceSender,
+  toDeviceInbox,
+} from "./to-device-control.js";
 import { localpartProblem } from "./user-ids.js";
 
 /**
@@ -138,6 +150,29 @@ export class MockControl {
    */
   toDeviceInbox(userId: string, deviceId: string, options: ToDeviceInboxOptions = {}): ToDeviceInbox {
     return toDeviceInbox(this.server.state, userId, deviceId, options);
+  }
+
+  /**
+   * Adds an extra device to a user's device list — or replaces the one injected earlier with that
+   * id — as a hostile server could (servers check no device signature): `keys/query` serves its
+   * `deviceKeys` as given, `keys/claim` hands out its keys, `GET /devices` lists it, to-device
+   * messages reach it (`toDeviceInbox` reads them), and users sharing a room with its owner see
+   * the device-list change as after a login. The user's own devices, the dehydrated one included,
+   * are left alone. Throws `RangeError` for an unknown user, an empty id or one naming a device
+   * the user created, device keys naming another user or device, or a malformed key id.
+   */
+  injectDeviceKeys(userId: string, options: InjectDeviceKeysOptions): InjectedDevice {
+    return injectDeviceKeys(this.server.state, userId, options);
+  }
+
+  /**
+   * Delivers to-device messages (`{[userId]: {[deviceId | "*"]: content}}`, the `sendToDevice`
+   * body shape) as though `sender` — any device of the user, dehydrated or injected included —
+   * had sent them. Returns how many events were delivered. Throws `RangeError` for an unknown
+   * sender device, an empty event type or a malformed `messages`.
+   */
+  sendToDeviceAs(sender: ToDeviceSender, eventType: string, messages: ToDeviceMessages): number {
+    return sendToDeviceAs(this.server.state, sender, eventType, messages);
   }
 
   /** No latency or faults, seed restarted, nothing scripted, empty log. Accounts and keys stay. */

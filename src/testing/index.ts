@@ -11,6 +11,7 @@ export {
   type ScriptedFailureSpec,
 } from "./faults.js";
 export type { MockHttpOutcome, MockHttpRequest } from "./http-exchange.js";
+export type { InjectDeviceKeysOptions, InjectedDevice } from "./injected-device-control.js";
 export { ManualClock } from "./manual-clock.js";
 export {
   type ClientRoute,
@@ -47,6 +48,7 @@ export type { Membership, RoomStore, StoredEvent } from "./state/room-store.js";
 export type { ServerState } from "./state/server-state.js";
 export type { TokenLifetimes } from "./state/session-token-store.js";
 export type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
+export type { ToDeviceMessages } from "./state/to-device-delivery.js";
 export type { ToDeviceEvent, ToDeviceStore } from "./state/to-device-store.js";
 export type { UserProfile } from "./state/user-profile-store.js";
 export {
@@ -55,7 +57,7 @@ export {
   parseSyncToken,
   type SyncPosition,
 } from "./sync/sync-token.js";
-export type { ToDeviceInbox, ToDeviceInboxOptions } from "./to-device-control.js";
+export type { ToDeviceInbox, ToDeviceInboxOptions, ToDeviceSender } from "./to-device-control.js";
 export { requireUia, UiaRequiredError, userVerificationFlows } from "./uia.js";
 export { jsonObjectBody, parseBody } from "./validation.js";
 

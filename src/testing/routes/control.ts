@@ -7,6 +7,7 @@ import { MatrixError, type Route } from "../route.js";
 import { parseBody } from "../validation.js";
 import { asBadParam, camelCased } from "./control-wire.js";
 import { dehydrationControlRoutes } from "./dehydration-control.js";
+import { injectedDeviceControlRoutes } from "./injected-device-control.js";
 import { sessionControlRoutes } from "./session-control.js";
 import { slidingSyncControlRoutes } from "./sliding-sync-control.js";
 import { toDeviceControlRoutes } from "./to-device-control.js";
@@ -186,4 +187,5 @@ export const controlRoutes: Route<MockControl, Profile>[] = [
   ...dehydrationControlRoutes,
   ...sessionControlRoutes,
   ...toDeviceControlRoutes,
+  ...injectedDeviceControlRoutes,
 ];

@@ -1,15 +1,27 @@
+import { z } from "zod";
 import type { MockControl } from "../control.js";
 import type { Profile } from "../profiles.js";
 import { MatrixError, type Route } from "../route.js";
+import type { ToDeviceMessages } from "../state/to-device-delivery.js";
+import { parseBody } from "../validation.js";
 import { asBadParam } from "./control-wire.js";
 
 /**
- * `GET /_mock/to_device/{userId}/{deviceId}?since=&limit=` → `{events, next_batch}`: a device's
- * to-device inbox, read without acknowledging (see `MockControl.toDeviceInbox`). An unknown
- * device → 404 `M_NOT_FOUND`; a malformed `since` or `limit` → 400 `M_INVALID_PARAM`.
+ * To-device controls over HTTP:
+ * - `GET /_mock/to_device/{userId}/{deviceId}?since=&limit=` → `{events, next_batch}`: a device's
+ *   to-device inbox, read without acknowledging (see `MockControl.toDeviceInbox`). An unknown
+ *   device → 404 `M_NOT_FOUND`; a malformed `since` or `limit` → 400 `M_INVALID_PARAM`.
+ * - `POST /_mock/send_to_device_as` `{user_id, device_id, event_type, messages}` → `{delivered}`:
+ *   messages delivered as though that device sent them (`MockControl.sendToDeviceAs`). An unknown
+ *   sender device or a malformed `messages` → 400 `M_INVALID_PARAM`, as the call refuses them.
  */
 
 const DIGITS = /^\d+$/;
+
+// `messages` is checked by `sendToDeviceAs` itself, so both ways in refuse the same bodies alike.
+const sendAsBody = z
+  .object({ user_id: z.string(), device_id: z.string(), event_type: z.string(), messages: z.unknown() })
+  .strict();
 
 export const toDeviceControlRoutes: Route<MockControl, Profile>[] = [
   {
@@ -34,6 +46,21 @@ export const toDeviceControlRoutes: Route<MockControl, Profile>[] = [
         }),
       );
       return { status: 200, body: { events: inbox.events, next_batch: inbox.nextBatch } };
+    },
+  },
+  {
+    method: "POST",
+    pattern: "/_mock/send_to_device_as",
+    handler: (ctx) => {
+      const body = parseBody(ctx, sendAsBody);
+      const delivered = asBadParam(() =>
+        ctx.state.sendToDeviceAs(
+          { userId: body.user_id, deviceId: body.device_id },
+          body.event_type,
+          body.messages as ToDeviceMessages,
+        ),
+      );
+      return { status: 200, body: { delivered } };
     },
   },
 ];

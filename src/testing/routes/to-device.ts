@@ -3,6 +3,7 @@ import type { Profile } from "../profiles.js";
 import { MatrixError, type MockResponse, type Route, type RouteContext } from "../route.js";
 import { canonicalJson } from "../state/canonical-json.js";
 import type { ServerState } from "../state/server-state.js";
+import { localRecipients } from "../state/to-device-delivery.js";
 import { parseBody } from "../validation.js";
 import { clientRoute } from "./client-route.js";
 import { serverNameOf } from "./matrix-ids.js";
@@ -56,15 +57,8 @@ function sendToDevice(ctx: Ctx): MockResponse {
       }
     }
     if (server !== state.serverName) continue;
-    const deviceIds = Object.keys(byDevice);
-    if (deviceIds.length === 1 && deviceIds[0] === "*") {
-      for (const deviceId of state.accounts.deviceIds(userId))
-        deliveries.push([userId, deviceId, byDevice["*"]!]);
-      continue;
-    }
-    for (const deviceId of deviceIds) {
-      if (state.accounts.hasDevice(userId, deviceId))
-        deliveries.push([userId, deviceId, byDevice[deviceId]!]);
+    for (const [deviceId, content] of localRecipients(state, userId, byDevice)) {
+      deliveries.push([userId, deviceId, content]);
     }
   }
 

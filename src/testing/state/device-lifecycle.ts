@@ -15,6 +15,26 @@ export function loginNewDevice(
   return { deviceId: result.deviceId, accessToken: result.accessToken };
 }
 
+/**
+ * Creates a device row without an access token — a device no client logged in, such as one a
+ * test injects as the server. A new row is a device-list change, announced as `loginNewDevice`
+ * announces a login. Returns false, changing nothing, when the user already has that device.
+ */
+export function addDeviceWithoutToken(
+  state: ServerState,
+  userId: string,
+  options: { deviceId: string; displayName: string | null },
+): boolean {
+  const created = state.accounts.addDevice(userId, {
+    deviceId: options.deviceId,
+    displayName: options.displayName,
+    lastSeenTs: state.clock.now(),
+    lastSeenIp: null,
+  });
+  if (created) state.keys.noteDeviceListChange(userId);
+  return created;
+}
+
 export function deleteDevice(state: ServerState, userId: string, deviceId: string): void {
   const existed = state.accounts.removeDevice(userId, deviceId);
   state.keys.deleteDevice(userId, deviceId);
@@ -22,5 +42,6 @@ export function deleteDevice(state: ServerState, userId: string, deviceId: strin
   state.sessionTokens.forgetDevice(userId, deviceId);
   // Synapse's `delete_devices` also drops the `dehydrated_devices` row (MSC3814).
   state.dehydratedDevices.forget(userId, deviceId);
+  state.injectedDevices.forget(userId, deviceId);
   if (existed) state.keys.noteDeviceListChange(userId);
 }

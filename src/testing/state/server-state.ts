@@ -4,6 +4,7 @@ import { AccountDataStore } from "./account-data-store.js";
 import { AccountStore } from "./account-store.js";
 import { DehydratedDeviceStore } from "./dehydrated-device-store.js";
 import { FilterStore } from "./filter-store.js";
+import { InjectedDeviceStore } from "./injected-device-store.js";
 import { KeyStore } from "./key-store.js";
 import { MediaStore } from "./media-store.js";
 import { RoomStore } from "./room-store.js";
@@ -22,6 +23,8 @@ export interface ServerState {
   keys: KeyStore;
   /** Which device is each user's MSC3814 dehydrated device, and `…/events` faults. */
   dehydratedDevices: DehydratedDeviceStore;
+  /** Extra devices a test injected as a hostile server (`MockControl.injectDeviceKeys`). */
+  injectedDevices: InjectedDeviceStore;
   rooms: RoomStore;
   filters: FilterStore;
   media: MediaStore;
@@ -42,6 +45,7 @@ export function createServerState(serverName: string, clock: Clock): ServerState
     accountData: new AccountDataStore(),
     keys: new KeyStore(),
     dehydratedDevices: new DehydratedDeviceStore(),
+    injectedDevices: new InjectedDeviceStore(),
     rooms: new RoomStore(clock),
     filters: new FilterStore(),
     media: new MediaStore(),
