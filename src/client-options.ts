@@ -10,6 +10,8 @@ import type { Prefixed } from "./events/prefixed.js";
 import type { FetchLike, MatrixHttpEvents, RefreshTokenCallback } from "./http/matrix-http.js";
 import type { RetryConfig } from "./http/retry-policy.js";
 import type { Logger } from "./logger.js";
+import type { SharingStrategy } from "./rooms/recipient-plan.js";
+import type { RoomsModuleEvents } from "./rooms/rooms.js";
 import type { SecretStorageKey } from "./secret-storage/key-holder.js";
 import type { StateStore } from "./state/state-store.js";
 import type { SyncModuleEvents } from "./sync/sync.js";
@@ -71,6 +73,14 @@ export interface CreateE2eeClientOptions {
      */
     drain?: DrainTuning;
   };
+  /** Settings of `client.rooms`. */
+  rooms?: {
+    /**
+     * Which devices get room keys (see `SharingStrategy`); default `"all_devices"`, as
+     * matrix-js-sdk. A send's own `strategy` overrides it.
+     */
+    sharingStrategy?: SharingStrategy;
+  };
 }
 
 /**
@@ -85,14 +95,15 @@ export type ClientErrorCode = "invalid_options" | "client_closed";
  * `http.*` (the transport: `requestRetried`, `softLogout`, `loggedOut`, `tokenRefreshed`,
  * `tokenRefreshFailed`), `crypto.*` (the outgoing-request loop: `requestSent`, `requestFailed`,
  * `loopFailed`, `retryScheduled`) and `dehydration.*`, `dehydration.drain.*`,
- * `dehydration.rotation.*` and `sync.*`. Payloads are plain data — an `error` field is an
+ * `dehydration.rotation.*`, `sync.*` and `rooms.*`. Payloads are plain data — an `error` field is an
  * `ErrorInfo`, not the thrown object — and never hold key material or tokens.
  */
 export type E2eeClientEvents = WithErrorInfoEvents<
   Prefixed<"http", MatrixHttpEvents> &
     Prefixed<"crypto", CryptoEvents> &
     DehydrationModuleEvents &
-    SyncModuleEvents
+    SyncModuleEvents &
+    RoomsModuleEvents
 >;
 
 /** `client.events`: subscribe with `on`/`once` (each returns its unsubscribe) or `off`. */

@@ -20,6 +20,8 @@ import { TypedEmitter } from "./events/emitter.js";
 import { forwardPrefixed } from "./events/prefixed.js";
 import { createMatrixHttp, type MatrixHttpClient } from "./http/matrix-http.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { SHARING_STRATEGIES } from "./rooms/recipient-plan.js";
+import { Rooms, type RoomsApi } from "./rooms/rooms.js";
 import { createHttpAccountData } from "./secret-storage/account-data-http.js";
 import type { SecretStorageKey } from "./secret-storage/key-holder.js";
 import {
@@ -71,6 +73,8 @@ export interface E2eeClient {
   readonly dehydration: DehydrationApi;
   /** The encryption loop: to-device events, key counts and device lists into the crypto layer. */
   readonly sync: SyncApi;
+  /** Encrypted room messages: the recipient plan, sending, decrypting with reasons. */
+  readonly rooms: RoomsApi;
   /**
    * The escape hatch: crypto-wasm's `OlmMachine`, for what this SDK does not wrap (verification,
    * key backup). Not plain data. Do not `close()` it; the client does (when it created it). A
@@ -103,6 +107,13 @@ export async function createE2eeClient(options: CreateE2eeClientOptions): Promis
   }
   if (typeof options.accessToken !== "string" || options.accessToken === "") {
     throw new SdkError<ClientErrorCode>("invalid_options", "an access token is required");
+  }
+  const strategy = options.rooms?.sharingStrategy;
+  if (strategy !== undefined && !SHARING_STRATEGIES.includes(strategy)) {
+    throw new SdkError<ClientErrorCode>(
+      "invalid_options",
+      `rooms.sharingStrategy must be one of ${SHARING_STRATEGIES.join(", ")}`,
+    );
   }
   const logger = options.logger ?? silentLogger;
   const http = createMatrixHttp({
@@ -177,6 +188,7 @@ class Client implements E2eeClient {
   readonly secretStorage: SecretStorageApi;
   readonly dehydration: Dehydration;
   readonly sync: Sync;
+  readonly rooms: Rooms;
   readonly olmMachine: OlmMachine;
   readonly #secretStorage: SecretStorage;
   readonly #outgoingRequests: OutgoingRequestLoop;
@@ -268,6 +280,18 @@ class Client implements E2eeClient {
       signal: this.#closing.signal,
       emit,
     });
+    this.rooms = new Rooms({
+      machine,
+      http,
+      userId: options.userId,
+      deviceId: options.deviceId,
+      strategy: options.rooms?.sharingStrategy,
+      runOutgoingRequests: () => this.#outgoingRequests.run(),
+      logger,
+      signal: this.#closing.signal,
+      assertOpen,
+      emit,
+    });
     this.crossSigning = new CrossSigning({
       machine,
       http,
@@ -294,6 +318,7 @@ class Client implements E2eeClient {
       // let go of the machine (a drain frees its rehydrated device first).
       this.#closing.abort(new SdkError<ClientErrorCode>("client_closed", "the client was closed"));
       await this.sync.close();
+      await this.rooms.close();
       await this.dehydration.close();
       await this.#outgoingRequests.stop();
       if (this.#ownsMachine) this.olmMachine.close();

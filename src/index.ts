@@ -97,6 +97,35 @@ export type { FetchLike, MatrixHttpEvents, RefreshTokenCallback } from "./http/m
 export type { JitterStrategy, OutcomeClass, RetryConfig } from "./http/retry-policy.js";
 export type { HttpErrorCode } from "./http/types.js";
 export { type Logger, silentLogger } from "./logger.js";
+export type { AppliedRecipient, PlanDifference } from "./rooms/applied-plan.js";
+export type { DisplayedDevice } from "./rooms/device-display.js";
+export type { RoomsEvents } from "./rooms/events.js";
+export type {
+  DeviceFacts,
+  IdentityFacts,
+  LocalTrust,
+  PlanRefusal,
+  RecipientDecision,
+  RecipientPlan,
+  RecipientRule,
+  SharingStrategy,
+  WithheldCode,
+} from "./rooms/recipient-plan.js";
+export type {
+  EncryptedRoomEvent,
+  RoomDecryptFailure,
+  RoomDecryptResult,
+} from "./rooms/room-decryption.js";
+export type { HistoryVisibility, RoomEncryption } from "./rooms/room-encryption.js";
+export { isRoomError, RoomError, type RoomErrorCode } from "./rooms/room-errors.js";
+export type {
+  RoomPlanOptions,
+  RoomSendOptions,
+  RoomSendResult,
+  RoomsApi,
+  RoomsModuleEvents,
+  RoomUpdate,
+} from "./rooms/rooms.js";
 export type { SecretStorageKeyDescription } from "./secret-storage/account-data-schemas.js";
 export type { CrossSigningKeyRole } from "./secret-storage/cross-signing-secrets.js";
 export {

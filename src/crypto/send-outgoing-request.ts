@@ -7,14 +7,15 @@ export type RequestMachine = Pick<OlmMachine, "outgoingRequests" | "markRequestA
 
 /**
  * Sends one crypto-wasm request through the transport and hands the validated response back to the
- * machine. Throws what the transport throws; the caller decides whether that is an event or an error.
+ * machine; returns that response. Throws what the transport throws; the caller decides whether that
+ * is an event or an error.
  */
 export async function sendOutgoingRequest(
   machine: RequestMachine,
   http: MatrixHttp,
   request: OutgoingRequest,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<unknown> {
   const call = httpCallFor(request);
   const response = await http.request({
     method: call.method,
@@ -30,4 +31,5 @@ export async function sendOutgoingRequest(
   if (request.id !== undefined) {
     await machine.markRequestAsSent(request.id, request.type, JSON.stringify(response));
   }
+  return response;
 }

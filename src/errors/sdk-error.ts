@@ -40,6 +40,7 @@ const SDK_ERROR_NAMES: ReadonlySet<string> = new Set([
   "MalformedResponseError",
   "MatrixApiError",
   "NetworkError",
+  "RoomError",
   "SecretStorageError",
   "StateStoreError",
   "TimeoutError",

@@ -10,6 +10,7 @@ import { NetworkError } from "../../src/errors/network-error.js";
 import { isSdkError, SdkError } from "../../src/errors/sdk-error.js";
 import { TimeoutError } from "../../src/errors/timeout-error.js";
 import { UserInteractiveAuthError } from "../../src/errors/user-interactive-auth-error.js";
+import { RoomError } from "../../src/rooms/room-errors.js";
 import { SecretStorageError } from "../../src/secret-storage/errors.js";
 import { StateStoreError } from "../../src/state/state-store.js";
 
@@ -43,6 +44,7 @@ const sdkErrors: Record<string, SdkError> = {
   NetworkError: new NetworkError("POST", "/_matrix/client/v3/keys/claim", {
     cause: new TypeError("fetch failed"),
   }),
+  RoomError: new RoomError("room_not_encrypted", "the room has no m.room.encryption state"),
   SecretStorageError: new SecretStorageError("bad_key", "the key does not match its description"),
   StateStoreError: new StateStoreError("corrupt_value", "the stored value is not JSON"),
   TimeoutError: new TimeoutError("GET", "/_matrix/client/versions", 30_000),

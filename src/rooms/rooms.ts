@@ -1,0 +1,455 @@
+import { type OlmMachine, RoomId } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { toUserId } from "../crypto/identifiers.js";
+import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
+import { TypedEmitter } from "../events/emitter.js";
+import { forwardPrefixed, type Prefixed } from "../events/prefixed.js";
+import { matrixPath } from "../http/path.js";
+import { roomSendResponseSchema } from "../http/schemas/rooms.js";
+import type { MatrixHttp } from "../http/types.js";
+import type { Logger } from "../logger.js";
+import {
+  type AppliedRecipient,
+  appliedFromRequests,
+  mergeApplied,
+  type PlanDifference,
+  planDifferences,
+} from "./applied-plan.js";
+import { type DisplayedDevice, displayDevices } from "./device-display.js";
+import { readIdentity, readUserFacts } from "./device-facts.js";
+import type { RoomsEvents } from "./events.js";
+import { OlmSessions } from "./olm-sessions.js";
+import {
+  type DeviceFacts,
+  planRecipients,
+  type RecipientPlan,
+  SHARING_STRATEGIES,
+  type SharingStrategy,
+} from "./recipient-plan.js";
+import { type EncryptedRoomEvent, RoomDecryptor, type RoomDecryptResult } from "./room-decryption.js";
+import { encryptionTargets, type RoomEncryption, roomEncryptionFrom } from "./room-encryption.js";
+import { planMismatch, RoomError } from "./room-errors.js";
+import { encryptionSettings } from "./room-key-share.js";
+import { fetchMembers, fetchStateContent } from "./room-server.js";
+
+/** The client's room events: `rooms.decrypted`, `rooms.keyWithheld`. */
+export type RoomsModuleEvents = Prefixed<"rooms", RoomsEvents>;
+
+/** A room as the app knows it from its own sync; every field replaces what the SDK had. */
+export interface RoomUpdate {
+  /** The `m.room.encryption` content; `null` for a room without it. */
+  encryption?: Record<string, unknown> | null;
+  /** The `m.room.history_visibility` content (`{ history_visibility: "shared" }`). */
+  historyVisibility?: Record<string, unknown> | null;
+  /** Every member's membership (`join`, `invite`, `leave`, `ban`, `knock`), by user id. */
+  members?: Readonly<Record<string, string>>;
+}
+
+export interface RoomPlanOptions {
+  /** Overrides the client's `rooms.sharingStrategy` for this call. */
+  strategy?: SharingStrategy;
+  signal?: AbortSignal;
+}
+
+export interface RoomSendOptions extends RoomPlanOptions {
+  /**
+   * The transaction id (spec, "Transaction identifiers"): the same id sends the event once, so an
+   * app retrying after a lost response passes the id of the first try. Default: a new random id.
+   */
+  txnId?: string;
+  /**
+   * The plan the user saw (from `planRecipients`): the send fails with `plan_mismatch`, sending
+   * nothing, when the room key would go anywhere else — a device blacklisted, added or changed since.
+   */
+  expectedPlan?: RecipientPlan;
+}
+
+export interface RoomSendResult {
+  eventId: string;
+  txnId: string;
+  /** The Megolm session the event was encrypted with. */
+  sessionId: string;
+  /** The prediction the send was checked against. */
+  plan: RecipientPlan;
+  /** What the crypto layer did, over every send of this session so far (see `AppliedRecipient`). */
+  applied: AppliedRecipient[];
+}
+
+/** `client.rooms`: encrypted room messages with a recipient plan the app can see. */
+export interface RoomsApi {
+  /** Tells the SDK a room's encryption state and members from the app's own sync. */
+  updateRoom(roomId: string, update: RoomUpdate): void;
+  /** Forgets what `updateRoom` said; the SDK asks the server again. */
+  forgetRoom(roomId: string): void;
+  /** The room's encryption settings (`room_not_encrypted`, `unsupported_algorithm` otherwise). */
+  encryption(roomId: string, options?: { signal?: AbortSignal }): Promise<RoomEncryption>;
+  /**
+   * Who would get the room key and who not, and why. Prepares a send: tracks the members, queries
+   * their keys and sets up Olm sessions, so the plan also knows which devices cannot be reached.
+   */
+  planRecipients(roomId: string, options?: RoomPlanOptions): Promise<RecipientPlan>;
+  /**
+   * Encrypts and sends one event: queries keys, claims sessions, shares the room key as planned,
+   * sends the to-device messages, then the event. Rejects with `sharing_refused` (the strategy
+   * refuses), `plan_mismatch` (the crypto layer would share otherwise than planned; nothing sent),
+   * `send_failed` (a request failed; a retry with the same `txnId` continues).
+   */
+  send(
+    roomId: string,
+    type: string,
+    content: Record<string, unknown>,
+    options?: RoomSendOptions,
+  ): Promise<RoomSendResult>;
+  /** The cleartext with its sender's device and trust, or why not; never throws for a bad event. */
+  decrypt(event: unknown, options?: Parameters<RoomDecryptor["decrypt"]>[1]): Promise<RoomDecryptResult>;
+  /**
+   * A user's devices as the crypto layer knows them, labelled by MSC3814's display rule: a single
+   * dehydrated device is "the user's offline device"; several are shown as ordinary devices.
+   */
+  devices(userId: string): Promise<DisplayedDevice<DeviceFacts>[]>;
+}
+
+export interface RoomsParts {
+  machine: OlmMachine;
+  http: MatrixHttp;
+  userId: string;
+  deviceId: string;
+  strategy: SharingStrategy | undefined;
+  runOutgoingRequests: () => Promise<void>;
+  logger: Logger;
+  /** The owner's lifetime. */
+  signal: AbortSignal;
+  assertOpen: () => void;
+  emit: (event: string, payload: unknown) => void;
+}
+
+/** How long a device read waits for a key query of that user still in flight, seconds. */
+const DEVICE_QUERY_WAIT_SECS = 2;
+
+interface KnownRoom {
+  encryption?: Record<string, unknown> | null;
+  historyVisibility?: Record<string, unknown> | null;
+  members?: Map<string, string>;
+}
+
+interface Prepared {
+  room: RoomEncryption;
+  targets: string[];
+  plan: RecipientPlan;
+}
+
+export class Rooms implements RoomsApi {
+  readonly #parts: RoomsParts;
+  readonly #events: TypedEmitter<RoomsEvents>;
+  readonly #decryptor: RoomDecryptor;
+  readonly #sessions = new OlmSessions();
+  readonly #known = new Map<string, KnownRoom>();
+  /** Per room: what the current outbound session was applied to, across sends. */
+  readonly #applied = new Map<string, { sessionId: string; recipients: Map<string, AppliedRecipient> }>();
+  /** crypto-wasm shares one room's key one call at a time; sends of a room queue here. */
+  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #strategy: SharingStrategy;
+
+  constructor(parts: RoomsParts) {
+    this.#parts = parts;
+    this.#strategy = parts.strategy ?? "all_devices";
+    this.#events = new TypedEmitter<RoomsEvents>(parts.logger);
+    forwardPrefixed(this.#events, "rooms", parts.emit);
+    this.#decryptor = new RoomDecryptor({
+      machine: parts.machine,
+      logger: parts.logger,
+      emit: (event, payload) => this.#events.emit(event, payload as never),
+      signal: parts.signal,
+    });
+  }
+
+  updateRoom(roomId: string, update: RoomUpdate): void {
+    this.#parts.assertOpen();
+    checkRoomId(roomId);
+    if (typeof update !== "object" || update === null) throw invalid("update must be an object");
+    const members = update.members === undefined ? undefined : checkMembers(update.members);
+    const known = { ...this.#known.get(roomId) };
+    if (update.encryption !== undefined) known.encryption = checkContent(update.encryption, "encryption");
+    if (update.historyVisibility !== undefined) {
+      known.historyVisibility = checkContent(update.historyVisibility, "historyVisibility");
+    }
+    if (members !== undefined) known.members = members;
+    this.#known.set(roomId, known);
+  }
+
+  forgetRoom(roomId: string): void {
+    this.#parts.assertOpen();
+    checkRoomId(roomId);
+    this.#known.delete(roomId);
+  }
+
+  async encryption(roomId: string, options: { signal?: AbortSignal } = {}): Promise<RoomEncryption> {
+    this.#parts.assertOpen();
+    checkRoomId(roomId);
+    return this.#encryption(roomId, this.#signal(options.signal));
+  }
+
+  async planRecipients(roomId: string, options: RoomPlanOptions = {}): Promise<RecipientPlan> {
+    this.#parts.assertOpen();
+    checkRoomId(roomId);
+    const strategy = checkStrategy(options.strategy ?? this.#strategy);
+    const signal = this.#signal(options.signal);
+    return this.#inQueue(roomId, async () => (await this.#prepare(roomId, strategy, signal)).plan);
+  }
+
+  async send(
+    roomId: string,
+    type: string,
+    content: Record<string, unknown>,
+    options: RoomSendOptions = {},
+  ): Promise<RoomSendResult> {
+    this.#parts.assertOpen();
+    checkRoomId(roomId);
+    if (typeof type !== "string" || type === "") throw invalid("type must be a non-empty string");
+    checkContent(content, "content");
+    const strategy = checkStrategy(options.strategy ?? this.#strategy);
+    const txnId = options.txnId ?? randomTxnId();
+    if (typeof txnId !== "string" || txnId === "") throw invalid("txnId must be a non-empty string");
+    const expected = options.expectedPlan;
+    if (expected !== undefined && !isPlan(expected)) throw invalid("expectedPlan is not a plan");
+    const plaintext = JSON.stringify(content);
+    const signal = this.#signal(options.signal);
+    return this.#inQueue(roomId, () =>
+      this.#send(roomId, type, plaintext, { strategy, txnId, expected, signal }),
+    );
+  }
+
+  async decrypt(
+    event: unknown,
+    options?: Parameters<RoomDecryptor["decrypt"]>[1],
+  ): Promise<RoomDecryptResult> {
+    this.#parts.assertOpen();
+    return this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
+  }
+
+  async devices(userId: string): Promise<DisplayedDevice<DeviceFacts>[]> {
+    this.#parts.assertOpen();
+    if (typeof userId !== "string" || !/^@[^:]+:.+$/.test(userId)) throw invalid("userId must be a user id");
+    // A user not tracked yet is queried first, as a send to them would.
+    await this.#parts.machine.updateTrackedUsers([toUserId(userId)]);
+    await this.#parts.runOutgoingRequests();
+    const [user] = await readUserFacts(
+      this.#parts.machine,
+      this.#parts,
+      [userId],
+      (u, d) => this.#sessions.state(u, d),
+      DEVICE_QUERY_WAIT_SECS,
+    );
+    return displayDevices(user?.devices ?? []);
+  }
+
+  /** Waits for the sends and plans in flight (aborted with the owner's signal), then drops waiting events. */
+  async close(): Promise<void> {
+    await Promise.all(this.#queues.values());
+    this.#decryptor.close();
+  }
+
+  async #send(
+    roomId: string,
+    type: string,
+    plaintext: string,
+    call: {
+      strategy: SharingStrategy;
+      txnId: string;
+      expected: RecipientPlan | undefined;
+      signal: AbortSignal;
+    },
+  ): Promise<RoomSendResult> {
+    const { machine, http } = this.#parts;
+    const { room, targets, plan } = await this.#prepare(roomId, call.strategy, call.signal);
+    if (plan.refusal) {
+      throw new RoomError(
+        "sharing_refused",
+        `the ${plan.strategy} strategy refuses to share: ${plan.refusal.reason}`,
+        {
+          details: { plan },
+        },
+      );
+    }
+    const settings = encryptionSettings(room, call.strategy);
+    let requests: Awaited<ReturnType<OlmMachine["shareRoomKey"]>>;
+    try {
+      requests = await machine.shareRoomKey(toRoomId(roomId), targets.map(toUserId), settings);
+    } catch (cause) {
+      // The prediction had no refusal, so the crypto layer decided otherwise than planned.
+      throw planMismatch(plan, [], [], cause);
+    } finally {
+      settings.free();
+    }
+    try {
+      const now = appliedFromRequests(requests);
+      const encrypted = JSON.parse(await machine.encryptRoomEvent(toRoomId(roomId), type, plaintext)) as {
+        session_id?: unknown;
+      };
+      const sessionId = typeof encrypted.session_id === "string" ? encrypted.session_id : "";
+      const record = this.#applied.get(roomId);
+      const earlier =
+        record?.sessionId === sessionId ? record.recipients : new Map<string, AppliedRecipient>();
+      const checked = call.expected ?? plan;
+      const differences: PlanDifference[] = planDifferences(checked, now);
+      // An app's plan can be stale; our own prediction disagreeing means the rules above drifted
+      // from the crypto layer's, which must never pass silently either.
+      const own = call.expected === undefined ? [] : planDifferences(plan, now);
+      if (differences.length > 0 || own.length > 0) {
+        // The session's pending key shares were never sent; discarding it keeps them from being
+        // sent by a later call.
+        await machine.invalidateGroupSession(toRoomId(roomId));
+        this.#applied.delete(roomId);
+        throw differences.length > 0 ? planMismatch(checked, now, differences) : planMismatch(plan, now, own);
+      }
+      try {
+        for (const request of requests) await sendOutgoingRequest(machine, http, request, call.signal);
+      } catch (cause) {
+        throw sendFailed("the room key could not be sent to every device", roomId, cause);
+      }
+      const recipients = mergeApplied(plan, earlier, now);
+      this.#applied.set(roomId, { sessionId, recipients });
+      let eventId: string;
+      try {
+        ({ event_id: eventId } = await http.request({
+          method: "PUT",
+          path: matrixPath`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${call.txnId}`,
+          body: encrypted,
+          schema: roomSendResponseSchema,
+          retry: "safe",
+          signal: call.signal,
+        }));
+      } catch (cause) {
+        throw sendFailed("the encrypted event could not be sent", roomId, cause);
+      }
+      return { eventId, txnId: call.txnId, sessionId, plan, applied: [...recipients.values()] };
+    } finally {
+      for (const request of requests) request.free();
+    }
+  }
+
+  /** Tracks the members, queries their keys, claims sessions, and predicts the plan. */
+  async #prepare(roomId: string, strategy: SharingStrategy, signal: AbortSignal): Promise<Prepared> {
+    const { machine, http } = this.#parts;
+    const room = await this.#encryption(roomId, signal);
+    const members = this.#known.get(roomId)?.members ?? (await fetchMembers(http, roomId, signal));
+    const targets = encryptionTargets(members, room.historyVisibility);
+    await machine.updateTrackedUsers(targets.map(toUserId));
+    // Sends the key queries tracking queued; their failures are retried by the loop, and the plan
+    // is built from what the machine knows once this pass is over.
+    await this.#parts.runOutgoingRequests();
+    signal.throwIfAborted();
+    await this.#sessions.claim(machine, http, targets, signal);
+    const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
+    const users = await readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS);
+    const ownIdentity = await readIdentity(machine, this.#parts.userId);
+    return { room, targets, plan: planRecipients({ strategy, ownIdentity, users }) };
+  }
+
+  async #encryption(roomId: string, signal: AbortSignal): Promise<RoomEncryption> {
+    const known = this.#known.get(roomId);
+    const { http } = this.#parts;
+    const encryption =
+      known?.encryption !== undefined
+        ? known.encryption
+        : await fetchStateContent(http, roomId, "m.room.encryption", signal);
+    const visibility =
+      known?.historyVisibility !== undefined
+        ? known.historyVisibility
+        : await fetchStateContent(http, roomId, "m.room.history_visibility", signal);
+    return roomEncryptionFrom(roomId, encryption ?? null, visibility ?? null);
+  }
+
+  #inQueue<T>(roomId: string, job: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(roomId) ?? Promise.resolve();
+    // A job queued behind one that was running at close must not reach the closed machine.
+    const run = () => {
+      this.#parts.signal.throwIfAborted();
+      return job();
+    };
+    const next = previous.then(run, run);
+    const settled = next.catch(() => undefined);
+    this.#queues.set(roomId, settled);
+    void settled.then(() => {
+      if (this.#queues.get(roomId) === settled) this.#queues.delete(roomId);
+    });
+    return next;
+  }
+
+  #signal(caller: AbortSignal | undefined): AbortSignal {
+    return caller ? AbortSignal.any([caller, this.#parts.signal]) : this.#parts.signal;
+  }
+}
+
+/** A fresh wasm `RoomId` per call: crypto-wasm consumes the ones it is given. */
+function toRoomId(roomId: string): RoomId {
+  return new RoomId(roomId);
+}
+
+function sendFailed(message: string, roomId: string, cause: unknown): RoomError {
+  return new RoomError("send_failed", message, { cause, details: { roomId } });
+}
+
+function invalid(message: string): RoomError {
+  return new RoomError("invalid_argument", message);
+}
+
+function checkRoomId(roomId: unknown): asserts roomId is string {
+  if (typeof roomId !== "string" || !/^![^:]+:.+$/.test(roomId))
+    throw invalid("roomId must be a room id (!id:server)");
+}
+
+function checkStrategy(strategy: unknown): SharingStrategy {
+  if (!SHARING_STRATEGIES.includes(strategy as SharingStrategy)) {
+    throw invalid(`strategy must be one of ${SHARING_STRATEGIES.join(", ")}`);
+  }
+  return strategy as SharingStrategy;
+}
+
+/** A JSON object (or, for state the app reports absent, `null`). */
+function checkContent<T extends Record<string, unknown> | null>(value: T, what: string): T {
+  if (value === null && what !== "content") return value;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalid(`${what} must be an object`);
+  }
+  try {
+    JSON.stringify(value);
+  } catch {
+    throw invalid(`${what} must be JSON`);
+  }
+  return value;
+}
+
+function checkMembers(members: unknown): Map<string, string> {
+  if (typeof members !== "object" || members === null || Array.isArray(members)) {
+    throw invalid("members must map user ids to memberships");
+  }
+  const out = new Map<string, string>();
+  for (const [userId, membership] of Object.entries(members)) {
+    if (!/^@[^:]+:.+$/.test(userId) || typeof membership !== "string") {
+      throw invalid("members must map user ids to memberships");
+    }
+    out.set(userId, membership);
+  }
+  return out;
+}
+
+function isPlan(value: unknown): value is RecipientPlan {
+  const plan = value as RecipientPlan | null;
+  return (
+    typeof plan === "object" &&
+    plan !== null &&
+    SHARING_STRATEGIES.includes(plan.strategy) &&
+    Array.isArray(plan.devices) &&
+    plan.devices.every(
+      (d) =>
+        typeof d?.userId === "string" && typeof d.deviceId === "string" && typeof d.decision === "string",
+    )
+  );
+}
+
+/** 128 random bits: a transaction id no other send of this device reuses. */
+function randomTxnId(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return `m${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
