@@ -17,10 +17,14 @@ export interface DemoContext extends Homeserver {
   alice?: Account;
   /** Alice's first device, until she closes the app in step 2. */
   aliceFirst?: { session: Session; client?: E2eeClient; secretStorageKey?: SecretStorageKey };
+  /** Alice's first device (step 1); it stays on her device list after she closes the app. */
+  aliceFirstDeviceId?: string;
   /** Set by step 2; the id is public (it is the device's Curve25519 key). */
   dehydratedDeviceId?: string;
+  /** The dehydrated device the server slipped into Alice's device list, if it did. */
+  rogueDeviceId?: string;
   bob?: BobProgress;
-  /** To-device messages in the dehydrated device's inbox once Bob is done (step 3). */
+  /** To-device messages in the dehydrated device's inbox after Bob's latest send. */
   waitingToDevice?: number;
   /** Step 4's login, kept across failed attempts: a retry resumes on the same device. */
   newLogin?: NewLoginProgress;
@@ -29,12 +33,25 @@ export interface DemoContext extends Homeserver {
 export interface BobProgress {
   account: Account;
   session: Session;
+  /** Open from step 3 on, until the demo starts over: Bob stays online. */
   client?: E2eeClient;
-  /** Olm sessions with Alice's devices are set up. */
-  sessionsReady: boolean;
-  roomsDone: number;
+  /** Where Bob's next `/sync` continues. */
+  since?: string;
+  /** The rooms he filled, in order. */
+  rooms: BobRoom[];
   /** Encrypted messages sent so far, over every room. */
   messagesSent: number;
   /** The room being filled when the step failed. */
-  current?: { roomId: string; recipients?: string[]; messagesSent: number };
+  current?: BobRoom & { messagesSent: number };
+  /** "Bob sends another message" that failed: a retry sends it with the same transaction id. */
+  pendingExtra?: { room: BobRoom; body: string; txnId: string };
+  /** How many extra messages he sent. */
+  extraSent: number;
+}
+
+export interface BobRoom {
+  roomId: string;
+  name: string;
+  /** The room's index, for stable transaction ids. */
+  index: number;
 }

@@ -5,6 +5,7 @@ import { DemoError, errorChain } from "./demo-error.js";
 import { byId, element } from "./dom.js";
 import { startEmbeddedServer } from "./embedded-server.js";
 import { describeError, LogPanel } from "./log-panel.js";
+import { RecipientsPanel } from "./recipients.js";
 import {
   clearResults,
   showDrainPage,
@@ -15,12 +16,13 @@ import {
   showResults,
   showTimings,
 } from "./results.js";
+import { createRogueDehydratedDevice, rogueInbox } from "./rogue-device.js";
 import { ServerPanel } from "./server-panel.js";
 import { registerAndBootstrap, uploadDehydratedDeviceAndLeave } from "./steps/alice-first-device.js";
-import { bobSendsWhileAliceIsAway } from "./steps/bob-sends.js";
+import { bobLooksAgain, bobSendsAnother, bobSendsWhileAliceIsAway } from "./steps/bob-sends.js";
 import { type NewLoginView, newLoginWithRecoveryKey } from "./steps/new-login.js";
 
-/** Wires the page: four steps in order, the server panel, the log. */
+/** Wires the page: four steps in order, the recipients card, the server panel, the log. */
 
 type StepNumber = 1 | 2 | 3 | 4;
 type StepState = "locked" | "ready" | "running" | "done" | "failed";
@@ -37,6 +39,11 @@ const recoveryKeyBox = byId("recovery-key-box", HTMLDivElement);
 const recoveryKeyOutput = byId("recovery-key", HTMLOutputElement);
 const recoveryKeyInput = byId("recovery-key-input", HTMLInputElement);
 const roomCount = byId("room-count", HTMLInputElement);
+const injectRogue = byId("inject-rogue", HTMLButtonElement);
+const bobSendsMore = byId("bob-sends-more", HTMLButtonElement);
+
+/** What the dehydrated device's display name is when the SDK makes one; the rogue copies it. */
+const DEHYDRATED_DISPLAY_NAME = "Dehydrated device";
 
 let ctx!: DemoContext;
 let started = false;
@@ -56,6 +63,24 @@ const newLoginView: NewLoginView = {
   result: showResults,
 };
 
+const recipients = new RecipientsPanel({
+  ownerName: (userId) => (userId === ctx.alice?.userId ? "Alice" : userId),
+  note: (_userId, deviceId) => {
+    if (deviceId === ctx.aliceFirstDeviceId) return "her first device (step 1)";
+    if (deviceId === ctx.dehydratedDeviceId) return "her real dehydrated device (step 2)";
+    if (deviceId === ctx.rogueDeviceId) return "injected by the server";
+    return undefined;
+  },
+  kind: (_userId, deviceId) =>
+    deviceId === ctx.aliceFirstDeviceId
+      ? "first"
+      : deviceId === ctx.dehydratedDeviceId
+        ? "dehydrated"
+        : deviceId === ctx.rogueDeviceId
+          ? "rogue"
+          : "other",
+});
+
 const steps: Record<StepNumber, { title: string; run: () => Promise<void>; repeatable: boolean }> = {
   1: {
     title: "Alice registers and sets up cross-signing",
@@ -74,7 +99,11 @@ const steps: Record<StepNumber, { title: string; run: () => Promise<void>; repea
     title: "Bob shares room keys and sends encrypted messages",
     repeatable: false,
     run: () =>
-      bobSendsWhileAliceIsAway(ctx, Math.min(200, Math.max(1, Math.round(roomCount.valueAsNumber) || 1))),
+      bobSendsWhileAliceIsAway(
+        ctx,
+        Math.min(200, Math.max(1, Math.round(roomCount.valueAsNumber) || 1)),
+        recipients,
+      ),
   },
   4: {
     title: "Alice signs in on a new device with her recovery key",
@@ -98,7 +127,14 @@ function setState(step: StepNumber, state: StepState): void {
 
 /** The failure in the card itself: each error of the chain by code and message, then what to do. */
 function showStepError(step: StepNumber, error: unknown): void {
-  const box = byId(`step-${step}-error`, HTMLDivElement);
+  showError(
+    byId(`step-${step}-error`, HTMLDivElement),
+    error,
+    "Click the step again to resume from where it stopped.",
+  );
+}
+
+function showError(box: HTMLDivElement, error: unknown, hint: string): void {
   if (error === undefined) {
     box.hidden = true;
     box.replaceChildren();
@@ -114,7 +150,7 @@ function showStepError(step: StepNumber, error: unknown): void {
       );
       return line;
     }),
-    element("p", `Click the step again to resume from where it stopped.`, "error-hint"),
+    element("p", hint, "error-hint"),
   );
   box.hidden = false;
 }
@@ -127,6 +163,9 @@ function refreshButtons(): void {
       running || state === "locked" || state === "running" || (state === "done" && !steps[step].repeatable);
   }
   byId("paste-key", HTMLButtonElement).disabled = running || recoveryKeyOutput.value === "";
+  // The server can play foul once Alice has a dehydrated device, before or after Bob writes.
+  injectRogue.disabled = running || states.get(2) !== "done" || ctx.rogueDeviceId !== undefined;
+  bobSendsMore.disabled = running || states.get(3) !== "done" || ctx.bob?.client === undefined;
   byId("restart", HTMLButtonElement).disabled = running;
 }
 
@@ -154,6 +193,53 @@ async function runStep(step: StepNumber): Promise<void> {
   }
 }
 
+/** Runs one of the recipients card's actions, under the same lock as the steps. */
+async function runAction(title: string, work: () => Promise<void>): Promise<void> {
+  if (running) return;
+  running = true;
+  const card = byId("recipients", HTMLElement);
+  const box = byId("recipients-error", HTMLDivElement);
+  card.dataset.action = "running";
+  showError(box, undefined, "");
+  refreshButtons();
+  log.write("step", title);
+  try {
+    await work();
+    card.dataset.action = "done";
+  } catch (error) {
+    log.write("error", `${title} failed: ${describeError(error)}`);
+    log.write("info", "click the button again to retry");
+    showError(box, error, "Click the button again to retry.");
+    card.dataset.action = "failed";
+  } finally {
+    running = false;
+    refreshButtons();
+  }
+}
+
+/** The server adds an unsigned dehydrated device to Alice's device list; Bob's client, if open, looks again. */
+async function serverInjectsRogueDevice(): Promise<void> {
+  const alice = ctx.alice;
+  if (alice === undefined || ctx.dehydratedDeviceId === undefined)
+    throw new DemoError("out_of_order", "run step 2 first: Alice has no dehydrated device yet");
+  const rogue = await createRogueDehydratedDevice(alice.userId, DEHYDRATED_DISPLAY_NAME);
+  ctx.hs.control.injectDeviceKeys(alice.userId, rogue.injection);
+  ctx.rogueDeviceId = rogue.deviceId;
+  log.write(
+    "warn",
+    `server: listed a dehydrated device ${rogue.deviceId} as Alice's (keys/query), named ` +
+      `"${DEHYDRATED_DISPLAY_NAME}" like hers, with one-time keys to claim — signed by itself only, ` +
+      "not by Alice's self-signing key",
+  );
+  recipients.rogueInbox(rogueInbox(ctx.hs, alice.userId, rogue.deviceId));
+  try {
+    // Bob's app syncs: `device_lists.changed` names Alice, and his client queries her keys again.
+    await bobLooksAgain(ctx, recipients);
+  } catch (error) {
+    log.write("warn", `Bob's client did not look again yet (${describeError(error)}); his next send will`);
+  }
+}
+
 /** Closes whatever clients the previous run left open (a failed step keeps its client for the retry). */
 function closeClients(previous: DemoContext | undefined): void {
   if (previous === undefined) return;
@@ -173,6 +259,9 @@ function startOver(profile: ProfileName): void {
   recoveryKeyBox.hidden = true;
   recoveryKeyInput.value = "";
   clearResults();
+  recipients.clear();
+  showError(byId("recipients-error", HTMLDivElement), undefined, "");
+  delete byId("recipients", HTMLElement).dataset.action;
   for (const step of [1, 2, 3, 4] as const) {
     setState(step, step === 1 ? "ready" : "locked");
     showStepError(step, undefined);
@@ -186,6 +275,14 @@ const panel = new ServerPanel({ onProfileChange: startOver });
 for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-step]")) {
   button.addEventListener("click", () => void runStep(Number(button.dataset.step) as StepNumber));
 }
+injectRogue.addEventListener(
+  "click",
+  () => void runAction("Server · injects a rogue dehydrated device for Alice", serverInjectsRogueDevice),
+);
+bobSendsMore.addEventListener(
+  "click",
+  () => void runAction("Bob · sends another message", () => bobSendsAnother(ctx, recipients)),
+);
 byId("paste-key", HTMLButtonElement).addEventListener("click", () => {
   recoveryKeyInput.value = recoveryKeyOutput.value;
 });

@@ -2,12 +2,12 @@ import type { z } from "zod";
 
 /**
  * The demo's own Client-Server API calls over `fetch`, as an app has them beside the SDK: the SDK
- * handles devices and keys, not accounts or timelines. Register, login, rooms, messages, and the
- * two crypto requests Bob's machine hands back to the app (`keys/claim`, `sendToDevice`).
+ * handles devices, keys and encrypted messages, not accounts or timelines. Register, login,
+ * createRoom, join, `/sync` and `/messages`.
  *
- * Calls that are safe to repeat (reads, joins, sends with a transaction id) are retried on 429,
- * 5xx and network errors, honouring `retry_after_ms`; the others (register, login, createRoom,
- * keys/claim) fail at once and are the step's to resume. Errors carry method, path, status and
+ * Calls that are safe to repeat (reads, joins) are retried on 429, 5xx and network errors,
+ * honouring `retry_after_ms`; the others (register, login, createRoom) fail at once and are the
+ * step's to resume. Errors carry method, path, status and
  * `errcode`, never the access token, which travels only in the `Authorization` header.
  */
 

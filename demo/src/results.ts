@@ -92,7 +92,7 @@ export function showResults(result: NewLoginResult): void {
     ],
     ["Dehydrated device", drain?.deviceId ?? "none on the server"],
     [
-      "Waiting for it after step 3",
+      "Waiting for it after Bob wrote",
       result.waitingToDevice === undefined ? "—" : plural(result.waitingToDevice, "to-device message"),
     ],
     ["Drained from its inbox", drained],

@@ -2,13 +2,13 @@ import { z } from "zod";
 import { type MatrixCalls, path } from "./matrix-calls.js";
 
 /**
- * The room calls the demo makes itself (the SDK handles devices, not timelines): Bob creates
- * encrypted rooms and sends to them; Alice's new login lists her rooms, joins and reads history.
+ * The room calls the demo makes itself (the SDK encrypts and sends messages, but keeps no
+ * timeline): Bob creates encrypted rooms and syncs; Alice's new login lists her rooms, joins and
+ * reads history.
  * Every answer is validated before use, as the SDK does with its own calls.
  */
 
 const roomIdSchema = z.looseObject({ room_id: z.string() });
-const eventIdSchema = z.looseObject({ event_id: z.string() });
 
 const stateEventSchema = z.looseObject({
   type: z.string(),
@@ -48,6 +48,10 @@ export interface ListedRoom {
   membership: "invite" | "join";
 }
 
+/** The state Bob's rooms start with: Megolm from the first event, history shared with members. */
+export const ROOM_ENCRYPTION = { algorithm: "m.megolm.v1.aes-sha2" } as const;
+export const ROOM_HISTORY_VISIBILITY = { history_visibility: "shared" } as const;
+
 /** A private room with Megolm encryption switched on from the start, inviting `invitee`. */
 export async function createEncryptedRoom(
   calls: MatrixCalls,
@@ -62,7 +66,8 @@ export async function createEncryptedRoom(
       preset: "private_chat",
       invite: [invitee],
       initial_state: [
-        { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+        { type: "m.room.encryption", state_key: "", content: ROOM_ENCRYPTION },
+        { type: "m.room.history_visibility", state_key: "", content: ROOM_HISTORY_VISIBILITY },
       ],
     },
     schema: roomIdSchema,
@@ -70,20 +75,22 @@ export async function createEncryptedRoom(
   return created.room_id;
 }
 
-/** Sends an already encrypted event; the transaction id makes a retry harmless. */
-export async function sendEncrypted(
+/**
+ * One classic `/sync` without waiting (`timeout=0`), answered as the server sent it: Bob's app
+ * hands it to `client.sync.receiveClassic`, so his crypto layer hears of device-list changes
+ * (`device_lists.changed`: a device Alice, or her server, added). `since` continues the last one.
+ */
+export async function syncOnce(
   calls: MatrixCalls,
-  roomId: string,
-  content: unknown,
-  txnId: string,
-): Promise<string> {
-  const sent = await calls.request({
-    method: "PUT",
-    path: path`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${txnId}`,
-    body: content,
-    schema: eventIdSchema,
+  since: string | undefined,
+): Promise<{ nextBatch: string; response: unknown }> {
+  const response = await calls.request({
+    method: "GET",
+    path: "/_matrix/client/v3/sync",
+    query: since === undefined ? { timeout: 0 } : { timeout: 0, since },
+    schema: z.looseObject({ next_batch: z.string() }),
   });
-  return sent.event_id;
+  return { nextBatch: response.next_batch, response };
 }
 
 /**
@@ -139,32 +146,4 @@ export async function encryptedHistory(calls: MatrixCalls, roomId: string): Prom
     schema: messagesSchema,
   });
   return page.chunk.filter((e) => e.type === "m.room.encrypted").reverse();
-}
-
-/**
- * Sends one crypto-wasm request Bob's machine handed back to the app (a room key share, a key
- * claim) and tells the machine the answer. A to-device PUT carries a transaction id: repeatable.
- */
-export async function sendToDevice(
-  calls: MatrixCalls,
-  eventType: string,
-  txnId: string,
-  body: string,
-): Promise<void> {
-  await calls.request({
-    method: "PUT",
-    path: path`/_matrix/client/v3/sendToDevice/${eventType}/${txnId}`,
-    body: JSON.parse(body),
-    schema: z.looseObject({}),
-  });
-}
-
-/** `POST /keys/claim`: not repeated (a replay would use up more one-time keys). Returns the raw answer. */
-export async function claimKeys(calls: MatrixCalls, body: string): Promise<unknown> {
-  return calls.request({
-    method: "POST",
-    path: "/_matrix/client/v3/keys/claim",
-    body: JSON.parse(body),
-    schema: z.looseObject({ one_time_keys: z.record(z.string(), z.unknown()) }),
-  });
 }

@@ -1,4 +1,4 @@
-import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { DeviceLists, type OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import {
   bootstrapCrossSigning,
   type CrossSigningKeyStatus,
@@ -222,6 +222,7 @@ export class CrossSigning implements CrossSigningApi {
       signal,
     });
     await parts.runOutgoingRequests();
+    await this.#requeryOwnKeys();
 
     // The identity is reset whether or not secret storage takes its keys: the dehydrated device
     // follows it either way (if storing failed, with the previous secret-storage key or the key
@@ -287,7 +288,21 @@ export class CrossSigning implements CrossSigningApi {
     const status = await getCrossSigningStatus(parts.machine);
     const deviceCrossSigned = await signOwnDevice(parts.machine, parts.http, signal);
     await parts.runOutgoingRequests();
+    await this.#requeryOwnKeys();
     return { restored: found, status, deviceCrossSigned, secretStorageKey: key };
+  }
+
+  /**
+   * The machine learns the signatures it just uploaded only from a key query of its own user;
+   * until then it holds this device as not cross-signed, and the user's own messages decrypt
+   * with a red shield (a sync would bring the change, but an app may bootstrap before syncing).
+   * Marked changed as a sync's `device_lists.changed` would; an MSC4186 call with no counts
+   * touches nothing else.
+   */
+  async #requeryOwnKeys(): Promise<void> {
+    const { machine, userId } = this.#parts;
+    await machine.receiveSyncChangesMsc4186("[]", new DeviceLists([new UserId(userId)]), new Map());
+    await this.#parts.runOutgoingRequests();
   }
 
   async #storeKeys(

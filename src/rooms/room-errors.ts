@@ -7,6 +7,8 @@ export type RoomErrorCode =
   | "invalid_argument"
   /** The room has no `m.room.encryption` state: this SDK does not send in clear. */
   | "room_not_encrypted"
+  /** The room's state or members could not be read (not a member, the server failing: `cause`). */
+  | "room_unavailable"
   /** The room's algorithm is not `m.megolm.v1.aes-sha2`. */
   | "unsupported_algorithm"
   /** The sharing strategy refuses to share the room key (`details.plan.refusal` says why). */

@@ -1,6 +1,8 @@
 import { type OlmMachine, RoomId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { toUserId } from "../crypto/identifiers.js";
 import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
+import { isAbortError } from "../errors/abort-error.js";
+import { errorSummary } from "../errors/error-summary.js";
 import { TypedEmitter } from "../events/emitter.js";
 import { forwardPrefixed, type Prefixed } from "../events/prefixed.js";
 import { matrixPath } from "../http/path.js";
@@ -26,7 +28,12 @@ import {
   type SharingStrategy,
 } from "./recipient-plan.js";
 import { type EncryptedRoomEvent, RoomDecryptor, type RoomDecryptResult } from "./room-decryption.js";
-import { encryptionTargets, type RoomEncryption, roomEncryptionFrom } from "./room-encryption.js";
+import {
+  encryptionTargets,
+  type HistoryVisibility,
+  type RoomEncryption,
+  roomEncryptionFrom,
+} from "./room-encryption.js";
 import { planMismatch, RoomError } from "./room-errors.js";
 import { encryptionSettings } from "./room-key-share.js";
 import { fetchMembers, fetchStateContent } from "./room-server.js";
@@ -76,10 +83,14 @@ export interface RoomSendResult {
 
 /** `client.rooms`: encrypted room messages with a recipient plan the app can see. */
 export interface RoomsApi {
-  /** Tells the SDK a room's encryption state and members from the app's own sync. */
-  updateRoom(roomId: string, update: RoomUpdate): void;
+  /**
+   * Tells the SDK a room's encryption state and members from the app's own sync; each field given
+   * replaces what it had. The members the room key goes to become tracked users, so the crypto
+   * layer follows their device lists (and knows their identities when their messages decrypt).
+   */
+  updateRoom(roomId: string, update: RoomUpdate): Promise<void>;
   /** Forgets what `updateRoom` said; the SDK asks the server again. */
-  forgetRoom(roomId: string): void;
+  forgetRoom(roomId: string): Promise<void>;
   /** The room's encryption settings (`room_not_encrypted`, `unsupported_algorithm` otherwise). */
   encryption(roomId: string, options?: { signal?: AbortSignal }): Promise<RoomEncryption>;
   /**
@@ -148,6 +159,8 @@ export class Rooms implements RoomsApi {
   /** crypto-wasm shares one room's key one call at a time; sends of a room queue here. */
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #strategy: SharingStrategy;
+  /** Users this client tracked (members of rooms it sent to or was told of, senders it decrypted). */
+  readonly #tracked = new Set<string>();
 
   constructor(parts: RoomsParts) {
     this.#parts = parts;
@@ -162,7 +175,7 @@ export class Rooms implements RoomsApi {
     });
   }
 
-  updateRoom(roomId: string, update: RoomUpdate): void {
+  async updateRoom(roomId: string, update: RoomUpdate): Promise<void> {
     this.#parts.assertOpen();
     checkRoomId(roomId);
     if (typeof update !== "object" || update === null) throw invalid("update must be an object");
@@ -174,9 +187,13 @@ export class Rooms implements RoomsApi {
     }
     if (members !== undefined) known.members = members;
     this.#known.set(roomId, known);
+    if (members !== undefined) {
+      const visibility = (known.historyVisibility?.history_visibility ?? "shared") as HistoryVisibility;
+      await this.#track(encryptionTargets(members, visibility));
+    }
   }
 
-  forgetRoom(roomId: string): void {
+  async forgetRoom(roomId: string): Promise<void> {
     this.#parts.assertOpen();
     checkRoomId(roomId);
     this.#known.delete(roomId);
@@ -205,7 +222,12 @@ export class Rooms implements RoomsApi {
     this.#parts.assertOpen();
     checkRoomId(roomId);
     if (typeof type !== "string" || type === "") throw invalid("type must be a non-empty string");
+    // The cleartext's type is what the receiver sees after decrypting; an encrypted type inside
+    // an encrypted event means nothing to anyone.
+    if (type === "m.room.encrypted")
+      throw invalid("type must be the cleartext event's type, not m.room.encrypted");
     checkContent(content, "content");
+    checkSize(roomId, type, content);
     const strategy = checkStrategy(options.strategy ?? this.#strategy);
     const txnId = options.txnId ?? randomTxnId();
     if (typeof txnId !== "string" || txnId === "") throw invalid("txnId must be a non-empty string");
@@ -223,15 +245,22 @@ export class Rooms implements RoomsApi {
     options?: Parameters<RoomDecryptor["decrypt"]>[1],
   ): Promise<RoomDecryptResult> {
     this.#parts.assertOpen();
+    // The sender's cross-signing identity is known only once they are tracked and queried; without
+    // it a properly signed sender's device reads as unsigned (a red shield). Once per sender.
+    const sender = (event as { sender?: unknown } | null)?.sender;
+    if (typeof sender === "string" && USER_ID.test(sender) && !this.#tracked.has(sender)) {
+      await this.#track([sender]).catch((error: unknown) => {
+        this.#parts.logger.warn("tracking a sender failed", errorSummary(error));
+      });
+    }
     return this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
   }
 
   async devices(userId: string): Promise<DisplayedDevice<DeviceFacts>[]> {
     this.#parts.assertOpen();
-    if (typeof userId !== "string" || !/^@[^:]+:.+$/.test(userId)) throw invalid("userId must be a user id");
+    if (typeof userId !== "string" || !USER_ID.test(userId)) throw invalid("userId must be a user id");
     // A user not tracked yet is queried first, as a send to them would.
-    await this.#parts.machine.updateTrackedUsers([toUserId(userId)]);
-    await this.#parts.runOutgoingRequests();
+    await this.#track([userId]);
     const [user] = await readUserFacts(
       this.#parts.machine,
       this.#parts,
@@ -331,12 +360,10 @@ export class Rooms implements RoomsApi {
   async #prepare(roomId: string, strategy: SharingStrategy, signal: AbortSignal): Promise<Prepared> {
     const { machine, http } = this.#parts;
     const room = await this.#encryption(roomId, signal);
-    const members = this.#known.get(roomId)?.members ?? (await fetchMembers(http, roomId, signal));
+    const members =
+      this.#known.get(roomId)?.members ?? (await readRoom(roomId, fetchMembers(http, roomId, signal)));
     const targets = encryptionTargets(members, room.historyVisibility);
-    await machine.updateTrackedUsers(targets.map(toUserId));
-    // Sends the key queries tracking queued; their failures are retried by the loop, and the plan
-    // is built from what the machine knows once this pass is over.
-    await this.#parts.runOutgoingRequests();
+    await this.#track(targets);
     signal.throwIfAborted();
     await this.#sessions.claim(machine, http, targets, signal);
     const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
@@ -351,20 +378,38 @@ export class Rooms implements RoomsApi {
     const encryption =
       known?.encryption !== undefined
         ? known.encryption
-        : await fetchStateContent(http, roomId, "m.room.encryption", signal);
+        : await readRoom(roomId, fetchStateContent(http, roomId, "m.room.encryption", signal));
     const visibility =
       known?.historyVisibility !== undefined
         ? known.historyVisibility
-        : await fetchStateContent(http, roomId, "m.room.history_visibility", signal);
+        : await readRoom(roomId, fetchStateContent(http, roomId, "m.room.history_visibility", signal));
     return roomEncryptionFrom(roomId, encryption ?? null, visibility ?? null);
+  }
+
+  /**
+   * Tracks `userIds` and sends the key queries that queues; their failures are retried by the
+   * outgoing-request loop, and what the machine knows once this pass is over is what callers read.
+   */
+  async #track(userIds: readonly string[]): Promise<void> {
+    if (userIds.length === 0) return;
+    await this.#parts.machine.updateTrackedUsers(userIds.map(toUserId));
+    for (const userId of userIds) this.#tracked.add(userId);
+    await this.#parts.runOutgoingRequests();
   }
 
   #inQueue<T>(roomId: string, job: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(roomId) ?? Promise.resolve();
     // A job queued behind one that was running at close must not reach the closed machine.
-    const run = () => {
-      this.#parts.signal.throwIfAborted();
-      return job();
+    const { signal } = this.#parts;
+    const run = async () => {
+      signal.throwIfAborted();
+      try {
+        return await job();
+      } catch (error) {
+        // Whatever step the close interrupted, the caller hears one thing: the client closed.
+        if (signal.aborted) throw signal.reason;
+        throw error;
+      }
     };
     const next = previous.then(run, run);
     const settled = next.catch(() => undefined);
@@ -383,6 +428,41 @@ export class Rooms implements RoomsApi {
 /** A fresh wasm `RoomId` per call: crypto-wasm consumes the ones it is given. */
 function toRoomId(roomId: string): RoomId {
   return new RoomId(roomId);
+}
+
+const USER_ID = /^@[^:]+:.+$/;
+
+/**
+ * The spec caps an event at 65,535 bytes of canonical JSON. Megolm turns the cleartext event into
+ * unpadded base64 (4/3 the size) inside an envelope, so a cleartext over 48,000 bytes would be
+ * refused by the server — after its room key went out. Refused here first.
+ */
+const MAX_CLEARTEXT_BYTES = 48_000;
+
+function checkSize(roomId: string, type: string, content: Record<string, unknown>): void {
+  const bytes = new TextEncoder().encode(JSON.stringify({ type, content, room_id: roomId })).length;
+  if (bytes > MAX_CLEARTEXT_BYTES) {
+    throw new RoomError(
+      "invalid_argument",
+      `the event is too large to encrypt (${bytes} bytes of JSON, at most ${MAX_CLEARTEXT_BYTES})`,
+      {
+        details: { bytes, limit: MAX_CLEARTEXT_BYTES },
+      },
+    );
+  }
+}
+
+/** A read of the room's state or members; its failure says so, with the server's answer as cause. */
+async function readRoom<T>(roomId: string, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (cause) {
+    if (isAbortError(cause)) throw cause;
+    throw new RoomError("room_unavailable", "the room's state or members could not be read", {
+      cause,
+      details: { roomId },
+    });
+  }
 }
 
 function sendFailed(message: string, roomId: string, cause: unknown): RoomError {
@@ -411,12 +491,21 @@ function checkContent<T extends Record<string, unknown> | null>(value: T, what: 
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw invalid(`${what} must be an object`);
   }
-  try {
-    JSON.stringify(value);
-  } catch {
-    throw invalid(`${what} must be JSON`);
-  }
+  if (!isJson(value, 0))
+    throw invalid(`${what} must be JSON: objects, arrays, strings, finite numbers, booleans, null`);
   return value;
+}
+
+/** Plain JSON all the way down (no functions, `undefined`, bigints, cycles or class instances). */
+function isJson(value: unknown, depth: number): boolean {
+  if (depth > 100) return false;
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((v) => isJson(v, depth + 1));
+  if (typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((v) => isJson(v, depth + 1));
 }
 
 function checkMembers(members: unknown): Map<string, string> {

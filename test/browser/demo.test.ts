@@ -14,7 +14,8 @@ import { useBrowserSuite } from "./support/browser-suite.js";
  * Alice's new device, the drain's live progress, a failed step's error, a retried step resuming on
  * the same device, a phone-width layout — and what it must not show: no key, recovery key or token.
  *
- * Set `DEMO_SCREENSHOT=/path/to/file.png` to keep a screenshot of the finished flow.
+ * Set `DEMO_SCREENSHOT=/path/to/file.png` to keep a screenshot of the finished flow; the runs with a
+ * rogue device keep theirs beside it (`file-rogue.png`, `file-rogue-phone.png`).
  */
 
 const browser = useBrowserSuite();
@@ -194,6 +195,81 @@ async function expectFitsPhoneWidth(page: Page, when: string): Promise<void> {
   expect(width, `page width at 390 px ${when}`).toBeLessThanOrEqual(390);
 }
 
+/** Clicks one of the recipients card's buttons and waits until its action is done or failed. */
+async function clickAction(page: Page, button: string): Promise<void> {
+  await page.click(button);
+  await page.waitForSelector('#recipients:is([data-action="done"], [data-action="failed"])', {
+    timeout: STEP_TIMEOUT_MS,
+  });
+  const state = await page.locator("#recipients").getAttribute("data-action");
+  if (state !== "done") {
+    throw new Error(`${button} ended ${state}; the log says:\n${await logText(page)}`);
+  }
+}
+
+interface DeviceRow {
+  deviceId: string;
+  /** The demo's role for it: `first`, `dehydrated`, `rogue`, `other`. */
+  kind: string;
+  /** MSC3814's display: `offline_device` or `device`. */
+  display: string;
+  label: string;
+  dehydrated: string;
+  crossSigned: string;
+  verified: string;
+  outcome: string;
+  tally: string;
+}
+
+/** The rows of Alice's device table, as the page shows them. */
+async function deviceTable(page: Page): Promise<DeviceRow[]> {
+  return page.locator(`#device-tables [data-user-id="${ALICE}"] tbody tr`).evaluateAll((rows) =>
+    rows.map((tr) => {
+      const cell = (col: string) => tr.querySelector(`[data-col="${col}"]`);
+      const text = (selector: string) => tr.querySelector(selector)?.textContent ?? "";
+      const row = tr as HTMLElement;
+      return {
+        deviceId: row.dataset.deviceId ?? "",
+        kind: row.dataset.kind ?? "",
+        display: row.dataset.display ?? "",
+        label: text(".device-label"),
+        dehydrated: cell("dehydrated")?.textContent ?? "",
+        crossSigned: cell("cross-signed")?.textContent ?? "",
+        verified: cell("verified")?.textContent ?? "",
+        outcome: text(".outcome-text"),
+        tally: text(".outcome-tally"),
+      };
+    }),
+  );
+}
+
+function rowOf(rows: readonly DeviceRow[], kind: string): DeviceRow {
+  const row = rows.find((r) => r.kind === kind);
+  if (row === undefined) throw new Error(`no ${kind} row in ${JSON.stringify(rows)}`);
+  return row;
+}
+
+/** What the server holds for a device of Alice's, counted in Node from the mock's control API. */
+async function inboxTypes(page: Page, deviceId: string): Promise<Record<string, number>> {
+  return page.evaluate(
+    ({ userId, deviceId }) => {
+      const counts: Record<string, number> = {};
+      for (const e of window.demo!.homeserver.control.toDeviceInbox(userId, deviceId).events)
+        counts[e.type] = (counts[e.type] ?? 0) + 1;
+      return counts;
+    },
+    { userId: ALICE, deviceId },
+  );
+}
+
+/** With `DEMO_SCREENSHOT` set: the full page, at that path or beside it with `-<suffix>`. */
+async function keepScreenshot(page: Page, suffix?: string): Promise<void> {
+  const path = process.env.DEMO_SCREENSHOT;
+  if (!path) return;
+  const named = suffix === undefined ? path : path.replace(/(\.png)?$/, `-${suffix}.png`);
+  await page.screenshot({ path: named, fullPage: true });
+}
+
 async function drainStats(page: Page): Promise<Record<string, string>> {
   return page.locator("#drain-stats").evaluate((dl) => {
     const out: Record<string, string> = {};
@@ -218,6 +294,20 @@ describe("the demo", () => {
       expect(recoveryKey).toMatch(/^(\S{4} ){11}\S{4}$/);
       await runStep(page, 2);
       await runStep(page, 3);
+      // With one dehydrated device, it is Alice's "Offline device"; both of hers got every room key.
+      const table = await deviceTable(page);
+      expect(table.map((r) => r.kind).sort()).toEqual(["dehydrated", "first"]);
+      expect(rowOf(table, "dehydrated")).toMatchObject({
+        display: "offline_device",
+        label: "Offline device",
+        dehydrated: "✓",
+        crossSigned: "✓",
+        verified: "–",
+        outcome: "got the room key",
+        tally: "got it in 3 of 3 rooms",
+      });
+      expect(rowOf(table, "first")).toMatchObject({ dehydrated: "–", outcome: "got the room key" });
+      expect(await page.locator("#rogue-inbox").isVisible()).toBe(false);
       await page.click("#fail-events");
 
       // A well-formed key for another secret-storage key is refused, and not echoed in the log.
@@ -252,7 +342,7 @@ describe("the demo", () => {
       const stats = await drainStats(page);
       expect(stats["New device"]).toBe(`${deviceOfFirstAttempt} (the same over 2 attempts)`);
       // What a user counts: one room key per room, in as many to-device messages as waited for it.
-      expect(stats["Waiting for it after step 3"]).toBe("3 to-device messages");
+      expect(stats["Waiting for it after Bob wrote"]).toBe("3 to-device messages");
       expect(stats["Drained from its inbox"]).toMatch(/^3 to-device messages in \d+ pages?$/);
       expect(stats["Room keys received"]).toBe("3");
       expect(stats["Key requests sent"]).toMatch(/^none/);
@@ -278,8 +368,7 @@ describe("the demo", () => {
       const neverShown = secrets.filter((s) => s.what !== "the recovery key");
       expectNoSecret((await page.locator("body").textContent()) ?? "", neverShown, "the page");
 
-      const screenshot = process.env.DEMO_SCREENSHOT;
-      if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+      await keepScreenshot(page);
       expect(problems).toEqual([]);
       await page.close();
     },
@@ -417,6 +506,138 @@ describe("the demo", () => {
         secrets.filter((s) => s.what !== "the recovery key"),
         "the page",
       );
+      expect(problems).toEqual([]);
+      await page.close();
+    },
+    4 * STEP_TIMEOUT_MS,
+  );
+  it(
+    "refuses a rogue dehydrated device the server injects before Bob writes: the table shows it withheld, its inbox gets no room key, and Alice's new device still decrypts everything",
+    async () => {
+      const { page, problems } = await openDemo();
+      await runStep(page, 1);
+      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      expect(await page.locator("#inject-rogue").isDisabled()).toBe(true);
+      await runStep(page, 2);
+
+      await clickAction(page, "#inject-rogue");
+      expect(await page.locator("#inject-rogue").isDisabled()).toBe(true);
+      expect(await page.locator('[data-testid="rogue-inbox"]').textContent()).toBe(
+        "Server side: rogue device inbox: 0 room keys, 0 withheld notices",
+      );
+      const devicesOnServer = await aliceDevices(page);
+      await runStep(page, 3);
+
+      const table = await deviceTable(page);
+      expect(table.map((r) => r.kind).sort()).toEqual(["dehydrated", "first", "rogue"]);
+      const real = rowOf(table, "dehydrated");
+      const rogue = rowOf(table, "rogue");
+      expect(devicesOnServer).toContain(rogue.deviceId);
+      expect(real).toMatchObject({
+        dehydrated: "✓",
+        crossSigned: "✓",
+        outcome: "got the room key",
+        tally: "got it in 3 of 3 rooms",
+      });
+      expect(rogue).toMatchObject({
+        dehydrated: "✓",
+        crossSigned: "–",
+        verified: "–",
+        tally: "got it in 0 of 3 rooms",
+      });
+      expect(rogue.outcome).toMatch(/^withheld: m\.unverified — .*did not cross-sign/);
+      // Two devices flagged dehydrated: MSC3814 shows both as ordinary devices, neither as "Offline device".
+      for (const row of [real, rogue])
+        expect(row).toMatchObject({ display: "device", label: "Dehydrated device" });
+      expect(rowOf(table, "first").outcome).toBe("got the room key");
+
+      // The server's side: only withheld notices reached the rogue device, one per room.
+      expect(await page.locator('[data-testid="rogue-inbox"]').textContent()).toBe(
+        "Server side: rogue device inbox: 0 room keys, 3 withheld notices (m.unverified)",
+      );
+      expect(await inboxTypes(page, rogue.deviceId)).toEqual({ "m.room_key.withheld": 3 });
+      expect(await inboxTypes(page, real.deviceId)).toEqual({ "m.room.encrypted": 3 });
+
+      // Bob writes once more: the rogue device is still refused.
+      await clickAction(page, "#bob-sends-more");
+      const after = await deviceTable(page);
+      expect(rowOf(after, "rogue").outcome).toMatch(/^withheld: m\.unverified/);
+      expect(rowOf(after, "dehydrated").outcome).toBe("got the room key");
+      expect(await inboxTypes(page, rogue.deviceId)).toEqual({ "m.room_key.withheld": 3 });
+
+      await page.click("#paste-key");
+      await runStep(page, 4);
+      const stats = await drainStats(page);
+      expect(stats["Dehydrated device"]).toBe(real.deviceId);
+      expect(stats["Bob sent"]).toBe("7 messages in 3 rooms");
+      expect(stats["Room keys received"]).toBe("3");
+      expect(stats["Readable after the drain"]).toBe("7 of 7 messages");
+      const shown = await messages(page);
+      expect(shown).toHaveLength(7);
+      expect(shown.every((m) => m.decrypted)).toBe(true);
+
+      const log = await logText(page);
+      expect(log).toMatch(
+        /room key shared with 2 of Alice's devices \[[^\]]*\]; withheld from 1 \[\S+ \(rogue\): m\.unverified\]/,
+      );
+      expect(log).toContain("more than one of Alice's devices says it is dehydrated");
+      const secrets = await aliceSecrets(page, recoveryKey);
+      expectNoSecret(log, secrets, "the log");
+      expectNoSecret(
+        (await page.locator("main").textContent()) ?? "",
+        secrets.filter((s) => s.what !== "the recovery key"),
+        "the page",
+      );
+      await keepScreenshot(page, "rogue");
+      expect(problems).toEqual([]);
+      await page.close();
+    },
+    4 * STEP_TIMEOUT_MS,
+  );
+
+  it(
+    "refuses a rogue dehydrated device injected after Bob wrote, on his next message, at phone width",
+    async () => {
+      const { page, problems } = await openDemo();
+      await page.setViewportSize({ width: 390, height: 844 });
+      await runStep(page, 1);
+      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      await runStep(page, 2);
+      await page.locator("#room-count").fill("1");
+      await runStep(page, 3);
+      expect(rowOf(await deviceTable(page), "dehydrated")).toMatchObject({ label: "Offline device" });
+
+      // Bob's client is still open: after the injection his app syncs, and the table lists the new device.
+      await clickAction(page, "#inject-rogue");
+      const seen = await deviceTable(page);
+      expect(rowOf(seen, "rogue")).toMatchObject({
+        crossSigned: "–",
+        outcome: "no message sent since Bob's client saw it",
+      });
+      expect(rowOf(seen, "dehydrated")).toMatchObject({ display: "device", label: "Dehydrated device" });
+      await expectFitsPhoneWidth(page, "with the device table shown");
+
+      await clickAction(page, "#bob-sends-more");
+      const after = await deviceTable(page);
+      expect(rowOf(after, "rogue").outcome).toMatch(/^withheld: m\.unverified — /);
+      // Same room, same session: Alice's own devices had the key from step 3.
+      expect(rowOf(after, "dehydrated")).toMatchObject({
+        outcome: "got the room key",
+        tally: "got it in 1 of 1 room",
+      });
+      expect(await page.locator('[data-testid="rogue-inbox"]').textContent()).toBe(
+        "Server side: rogue device inbox: 0 room keys, 1 withheld notice (m.unverified)",
+      );
+      expect(await inboxTypes(page, rowOf(after, "rogue").deviceId)).toEqual({ "m.room_key.withheld": 1 });
+      await expectFitsPhoneWidth(page, "after Bob's next message");
+      const secrets = await aliceSecrets(page, recoveryKey);
+      expectNoSecret(await logText(page), secrets, "the log");
+      expectNoSecret(
+        (await page.locator("main").textContent()) ?? "",
+        secrets.filter((s) => s.what !== "the recovery key"),
+        "the page",
+      );
+      await keepScreenshot(page, "rogue-phone");
       expect(problems).toEqual([]);
       await page.close();
     },

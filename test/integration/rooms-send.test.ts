@@ -76,7 +76,16 @@ describe("client.rooms.send", () => {
       type: "m.room.message",
       content: { msgtype: "m.text", body: "hello Bob" },
     });
-    expect(decrypted.sender).toMatchObject({ userId: aliceClient.userId, deviceId: aliceClient.deviceId });
+    // Alice is cross-signed, not verified by Bob: no red shield, whichever came first (sync or bootstrap).
+    expect(decrypted.sender).toMatchObject({
+      userId: aliceClient.userId,
+      deviceId: aliceClient.deviceId,
+      trust: "unverified",
+    });
+    expect(decrypted.sender.shield.color).not.toBe("red");
+    // Her own message, to her own device: cross-signed by her verified identity.
+    const own = await aliceClient.rooms.decrypt(await roomEvent(setup.server, bob, roomId, sent.eventId));
+    expect(own).toMatchObject({ ok: true, sender: { trust: "verified", shield: { color: "none" } } });
   });
 
   it("keeps the applied plan cumulative over one session: a second send shares nothing anew", async () => {
@@ -129,6 +138,13 @@ describe("client.rooms.send", () => {
       ],
       ["plan", () => aliceClient.rooms.send(roomId, "m.room.message", {}, { expectedPlan: {} as never })],
       ["txnId", () => aliceClient.rooms.send(roomId, "m.room.message", {}, { txnId: "" })],
+      ["encrypted type", () => aliceClient.rooms.send(roomId, "m.room.encrypted", { body: "x" })],
+      ["a function in content", () => aliceClient.rooms.send(roomId, "m.room.message", { f: () => 1 })],
+      ["a cycle", () => aliceClient.rooms.send(roomId, "m.room.message", cyclic())],
+      ["a date", () => aliceClient.rooms.send(roomId, "m.room.message", { at: new Date() })],
+      ["too large", () => aliceClient.rooms.send(roomId, "m.room.message", { body: "x".repeat(48_000) })],
+      ["members", () => aliceClient.rooms.updateRoom(roomId, { members: ["@a:hs"] as never })],
+      ["user id", () => aliceClient.rooms.devices("alice")],
     ];
     for (const [what, call] of bad) {
       const error = await call().then(
@@ -143,7 +159,7 @@ describe("client.rooms.send", () => {
 
   it("uses the members the app reports instead of asking the server", async () => {
     const { bob, aliceClient, roomId } = await aliceAndBob();
-    aliceClient.rooms.updateRoom(roomId, {
+    await aliceClient.rooms.updateRoom(roomId, {
       encryption: { algorithm: "m.megolm.v1.aes-sha2" },
       historyVisibility: { history_visibility: "shared" },
       members: { [aliceClient.userId]: "join", [bob.userId]: "leave" },
@@ -266,4 +282,44 @@ describe("client.rooms.send", () => {
       .filter((e) => e.method === "PUT" && e.path.includes("/send/m.room.encrypted/"));
     expect(puts.length).toBeGreaterThanOrEqual(2);
   });
+
+  it("says room_unavailable for a room it cannot read, and client_closed for a send the close interrupts", async () => {
+    const { aliceClient, roomId } = await aliceAndBob();
+    await expect(
+      aliceClient.rooms.send(`!nowhere:${setup.server.homeserver.state.serverName}`, "m.room.message", {
+        body: "x",
+      }),
+    ).rejects.toMatchObject({
+      name: "RoomError",
+      code: "room_unavailable",
+      cause: { errcode: "M_FORBIDDEN" },
+    });
+
+    setup.server.homeserver.control.setFaults({ latencyMs: 20 });
+    const sending = aliceClient.rooms.send(roomId, "m.room.message", { body: "interrupted" });
+    const queued = aliceClient.rooms.send(roomId, "m.room.message", { body: "behind it" });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await aliceClient.close();
+    const outcome = (call: Promise<unknown>) =>
+      call.then(
+        () => "sent",
+        (e: unknown) => (e as { code?: string }).code,
+      );
+    expect(["sent", "client_closed"]).toContain(await outcome(sending));
+    expect(await outcome(queued)).toBe("client_closed");
+    await expect(aliceClient.rooms.updateRoom(roomId, {})).rejects.toMatchObject({ code: "client_closed" });
+  });
+
+  it("tracks the members the app reports, so their messages decrypt with their identity known", async () => {
+    const { bob, aliceClient, roomId } = await aliceAndBob();
+    await aliceClient.rooms.updateRoom(roomId, { members: { [bob.userId]: "join" } });
+    const tracked = [...(await aliceClient.olmMachine.trackedUsers())].map((u) => u.toString());
+    expect(tracked).toContain(bob.userId);
+  });
 });
+
+function cyclic(): Record<string, unknown> {
+  const value: Record<string, unknown> = {};
+  value.self = value;
+  return value;
+}

@@ -16,6 +16,7 @@ export async function registerAndBootstrap(ctx: DemoContext): Promise<string> {
     const { account, session } = await register(ctx, "alice", "Alice");
     ctx.alice = account;
     ctx.aliceFirst = { session };
+    ctx.aliceFirstDeviceId = session.deviceId;
     log.write("info", `Alice registered as ${account.userId}; her first device is ${session.deviceId}`);
   }
   const first = ctx.aliceFirst!;

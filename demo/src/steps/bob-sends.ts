@@ -1,21 +1,38 @@
-import { EncryptionSettings, RoomId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import type { E2eeClient } from "matrix-e2ee-devices";
+import type {
+  DeviceFacts,
+  DisplayedDevice,
+  E2eeClient,
+  RecipientPlan,
+  RoomSendResult,
+} from "matrix-e2ee-devices";
 import { matrixCalls, openClient, register } from "../accounts.js";
-import type { BobProgress, DemoContext } from "../context.js";
+import type { BobProgress, BobRoom, DemoContext } from "../context.js";
 import { DemoError } from "../demo-error.js";
-import type { MatrixCalls } from "../matrix-calls.js";
 import { watchClient } from "../observe.js";
-import { claimKeys, createEncryptedRoom, sendEncrypted, sendToDevice } from "../rooms.js";
+import { type RogueInbox, rogueInbox } from "../rogue-device.js";
+import { createEncryptedRoom, ROOM_ENCRYPTION, ROOM_HISTORY_VISIBILITY, syncOnce } from "../rooms.js";
 
 /**
- * Step 3: while Alice is away, Bob — another user with his own crypto-wasm machine behind the
- * SDK's facade — opens encrypted rooms with her, shares each room's Megolm key with every device
- * of hers (the dehydrated one included: it is cross-signed by her), and sends messages.
+ * Step 3 and what follows it: while Alice is away, Bob — another user, with his own client —
+ * opens encrypted rooms with her and writes to them with `client.rooms.send`. The SDK tracks her,
+ * queries her keys, claims Olm sessions, shares the room key as its recipient plan says (every
+ * device of hers that may have it, the dehydrated one included: it is cross-signed by her), sends
+ * the to-device messages and then the event. What it did for each device comes back with the
+ * result (`plan`, `applied`), and the card's device table shows it.
  *
- * The SDK sends the requests its machine queues itself (`processOutgoingRequests`: key uploads and
- * queries). The ones an app asks the machine for — a key claim, a room-key share — come back to
- * the app, which sends them with its own calls and hands the answers to `olmMachine`.
+ * Bob stays online afterwards: "Bob sends another message" writes once more with the same client,
+ * after a `/sync` that tells his crypto layer about any device added to Alice's list meanwhile.
  */
+
+/** What the "Who gets the room keys" card shows. */
+export interface RecipientsView {
+  /** A user's devices as Bob's client sees them (`rooms.devices`, with MSC3814's display labels). */
+  devices(userId: string, devices: readonly DisplayedDevice<DeviceFacts>[]): void;
+  /** One send's plan and what the crypto layer did. */
+  sent(room: BobRoom, result: RoomSendResult): void;
+  /** The rogue device's inbox on the server, once there is one. */
+  rogueInbox(inbox: RogueInbox): void;
+}
 
 const TOPICS: readonly { name: string; messages: readonly string[] }[] = [
   { name: "Lunch plans", messages: ["Noodles at 12:30?", "I booked a table for four."] },
@@ -25,19 +42,81 @@ const TOPICS: readonly { name: string; messages: readonly string[] }[] = [
   { name: "Design review", messages: ["New mock-ups are up.", "Thursday 3 pm works for me."] },
 ];
 
+const MORE: readonly string[] = [
+  "One more thing: the venue changed.",
+  "Did you see the new plan?",
+  "Call me when you are back.",
+];
+
 function topic(index: number): { name: string; messages: readonly string[] } {
   const base = TOPICS[index % TOPICS.length]!;
   const round = Math.floor(index / TOPICS.length);
   return round === 0 ? base : { name: `${base.name} #${round + 1}`, messages: base.messages };
 }
 
-export async function bobSendsWhileAliceIsAway(ctx: DemoContext, rooms: number): Promise<void> {
-  const { log } = ctx;
+/** Step 3: `rooms` rooms, two messages each. A failed attempt resumes where it stopped. */
+export async function bobSendsWhileAliceIsAway(
+  ctx: DemoContext,
+  rooms: number,
+  view: RecipientsView,
+): Promise<void> {
   const alice = ctx.alice;
   if (alice === undefined) throw new DemoError("out_of_order", "run step 1 first: Alice has no account yet");
+  const progress = await bobOnline(ctx);
+  const bob = progress.client!;
+  await catchUp(ctx, progress, view);
+  for (let index = progress.rooms.length; index < rooms; index = progress.rooms.length) {
+    await fillRoom(ctx, progress, bob, alice.userId, topic(index), index, view);
+  }
+  reportInboxes(ctx, view);
+}
+
+/** After step 3: one more message, in Bob's first room. */
+export async function bobSendsAnother(ctx: DemoContext, view: RecipientsView): Promise<void> {
+  const progress = ctx.bob;
+  const bob = progress?.client;
+  const room = progress?.rooms[0];
+  if (progress === undefined || bob === undefined || room === undefined)
+    throw new DemoError("out_of_order", "run step 3 first");
+  await catchUp(ctx, progress, view);
+  // Kept until it is sent: a retry after a lost answer reuses the transaction id.
+  progress.pendingExtra ??= {
+    room,
+    body: MORE[progress.extraSent % MORE.length]!,
+    txnId: `demo-more-${progress.extraSent}`,
+  };
+  const pending = progress.pendingExtra;
+  const plan = await planned(ctx, bob, pending.room);
+  const result = await bob.rooms.send(
+    pending.room.roomId,
+    "m.room.message",
+    { msgtype: "m.text", body: pending.body },
+    { expectedPlan: plan, txnId: pending.txnId },
+  );
+  progress.pendingExtra = undefined;
+  progress.extraSent++;
+  progress.messagesSent++;
+  view.sent(pending.room, result);
+  logApplied(ctx, pending.room, result, 1);
+  reportInboxes(ctx, view);
+}
+
+/**
+ * Bob's client looks at Alice's devices again, after a `/sync` (used once the server changed her
+ * list). Does nothing before Bob is online.
+ */
+export async function bobLooksAgain(ctx: DemoContext, view: RecipientsView): Promise<void> {
+  const progress = ctx.bob;
+  if (progress?.client === undefined) return;
+  await catchUp(ctx, progress, view);
+}
+
+/** Registers Bob and opens his client, once. */
+async function bobOnline(ctx: DemoContext): Promise<BobProgress> {
+  const { log } = ctx;
   if (ctx.bob === undefined) {
     const { account, session } = await register(ctx, "bob", "Bob");
-    ctx.bob = { account, session, sessionsReady: false, roomsDone: 0, messagesSent: 0 };
+    ctx.bob = { account, session, rooms: [], messagesSent: 0, extraSent: 0 };
     log.write("info", `Bob registered as ${account.userId} (device ${session.deviceId})`);
   }
   const progress = ctx.bob;
@@ -45,124 +124,136 @@ export async function bobSendsWhileAliceIsAway(ctx: DemoContext, rooms: number):
     progress.client = await openClient(ctx, progress.account, progress.session, "Bob");
     watchClient(progress.client.events, log, "Bob", ctx.retries);
   }
-  const bob = progress.client;
-  const calls = matrixCalls(ctx, "Bob", progress.session);
-  if (!progress.sessionsReady) {
-    await learnAliceDevices(ctx, bob, calls);
-    progress.sessionsReady = true;
-  }
-  for (; progress.roomsDone < rooms; progress.roomsDone++) {
-    await shareAndSend(
-      ctx,
-      progress,
-      bob,
-      calls,
-      alice.userId,
-      topic(progress.roomsDone),
-      progress.roomsDone,
+  return progress;
+}
+
+/**
+ * One `/sync` of Bob's app, its encryption data handed to the SDK (`sync.receiveClassic`): a change
+ * of Alice's device list marks her keys for a new query. Then Bob's view of her devices.
+ */
+async function catchUp(ctx: DemoContext, progress: BobProgress, view: RecipientsView): Promise<void> {
+  const bob = progress.client!;
+  const { nextBatch, response } = await syncOnce(matrixCalls(ctx, "Bob", progress.session), progress.since);
+  await bob.sync.receiveClassic(response);
+  progress.since = nextBatch;
+  const aliceId = ctx.alice!.userId;
+  const devices = await bob.rooms.devices(aliceId);
+  view.devices(aliceId, devices);
+  const described = devices.map((d) => {
+    const flags = [
+      d.dehydrated ? "dehydrated" : undefined,
+      d.crossSignedByOwner ? "cross-signed by Alice" : "NOT cross-signed by Alice",
+    ].filter(Boolean);
+    return `${d.label === d.deviceId ? d.deviceId : `"${d.label}" ${d.deviceId}`} (${flags.join(", ")})`;
+  });
+  ctx.log.write("info", `Bob's client sees Alice's devices: ${described.join("; ")}`);
+  if (devices.filter((d) => d.dehydrated).length > 1) {
+    ctx.log.write(
+      "warn",
+      "more than one of Alice's devices says it is dehydrated: MSC3814 says to show them all as " +
+        'ordinary devices, none as "Offline device"',
     );
   }
-  await bob.close();
-  progress.client = undefined;
-  log.write("info", "Bob closes his app");
+}
+
+/** The plan Bob's client shows before a room's first message; the send must keep to it. */
+async function planned(ctx: DemoContext, bob: E2eeClient, room: BobRoom): Promise<RecipientPlan> {
+  const plan = await bob.rooms.planRecipients(room.roomId);
+  const share = plan.devices.filter((d) => d.decision === "share").length;
+  const withhold = plan.devices.filter((d) => d.decision === "withhold");
+  ctx.log.write(
+    "info",
+    `"${room.name}": Bob's client plans the room key: ${share} ${share === 1 ? "device gets" : "devices get"} it` +
+      (withhold.length > 0
+        ? `, withheld from ${withhold.map((d) => `${d.deviceId} (${d.code}: ${d.reason})`).join(", ")}`
+        : "") +
+      "; the send is held to this plan (expectedPlan)",
+  );
+  return plan;
+}
+
+async function fillRoom(
+  ctx: DemoContext,
+  progress: BobProgress,
+  bob: E2eeClient,
+  aliceId: string,
+  { name, messages }: { name: string; messages: readonly string[] },
+  index: number,
+  view: RecipientsView,
+): Promise<void> {
+  // createRoom is not repeatable (a replay makes a second room): remember the room made.
+  progress.current ??= {
+    roomId: await createEncryptedRoom(matrixCalls(ctx, "Bob", progress.session), name, aliceId),
+    name,
+    index,
+    messagesSent: 0,
+  };
+  const current = progress.current;
+  const room: BobRoom = { roomId: current.roomId, name, index };
+  // Bob made the room, so his app knows its state: the SDK need not ask the server for it.
+  bob.rooms.updateRoom(room.roomId, {
+    encryption: ROOM_ENCRYPTION,
+    historyVisibility: ROOM_HISTORY_VISIBILITY,
+    members: { [progress.session.userId]: "join", [aliceId]: "invite" },
+  });
+  let plan: RecipientPlan | undefined =
+    current.messagesSent === 0 ? await planned(ctx, bob, room) : undefined;
+  let last: RoomSendResult | undefined;
+  for (; current.messagesSent < messages.length; current.messagesSent++, progress.messagesSent++) {
+    // The transaction id makes a retry after a lost answer harmless: the server sends it once.
+    last = await bob.rooms.send(
+      room.roomId,
+      "m.room.message",
+      { msgtype: "m.text", body: messages[current.messagesSent]! },
+      { txnId: `demo-${index}-${current.messagesSent}`, ...(plan ? { expectedPlan: plan } : {}) },
+    );
+    plan = undefined;
+    view.sent(room, last);
+  }
+  progress.rooms.push(room);
+  progress.current = undefined;
+  if (last !== undefined) logApplied(ctx, room, last, messages.length);
+}
+
+/** `"Lunch plans": room key shared with 2 of Alice's devices [...]; withheld from 1 [...]`. */
+function logApplied(ctx: DemoContext, room: BobRoom, result: RoomSendResult, sent: number): void {
+  const aliceId = ctx.alice!.userId;
+  const mark = (id: string) =>
+    id === ctx.dehydratedDeviceId ? `${id} (dehydrated)` : id === ctx.rogueDeviceId ? `${id} (rogue)` : id;
+  const mine = result.applied.filter((a) => a.userId === aliceId);
+  const shared = mine.filter((a) => a.outcome === "shared").map((a) => mark(a.deviceId));
+  const withheld = mine.filter((a) => a.outcome === "withheld").map((a) => `${mark(a.deviceId)}: ${a.code}`);
+  const unchanged = mine.filter((a) => a.outcome === "unchanged").length;
+  ctx.log.write(
+    "ok",
+    `"${room.name}": room key shared with ${shared.length} of Alice's devices [${shared.join(", ")}]` +
+      (withheld.length > 0 ? `; withheld from ${withheld.length} [${withheld.join(", ")}]` : "") +
+      (unchanged > 0 ? `; ${unchanged} had it already` : "") +
+      `; ${sent} encrypted ${sent === 1 ? "message" : "messages"} sent`,
+  );
+}
+
+/** What waits on the server for the dehydrated device, and what reached the rogue one. */
+function reportInboxes(ctx: DemoContext, view: RecipientsView): void {
+  const aliceId = ctx.alice!.userId;
   if (ctx.dehydratedDeviceId !== undefined) {
-    const inbox = ctx.hs.control.toDeviceInbox(alice.userId, ctx.dehydratedDeviceId);
+    const inbox = ctx.hs.control.toDeviceInbox(aliceId, ctx.dehydratedDeviceId);
     ctx.waitingToDevice = inbox.events.length;
-    log.write(
+    ctx.log.write(
       "ok",
       `${inbox.events.length} to-device messages (one room key each) wait in the dehydrated device's inbox`,
     );
   }
+  if (ctx.rogueDeviceId !== undefined) {
+    const inbox = rogueInbox(ctx.hs, aliceId, ctx.rogueDeviceId);
+    view.rogueInbox(inbox);
+    ctx.log.write(inbox.roomKeys === 0 ? "ok" : "error", `server side: ${describeRogueInbox(inbox)}`);
+  }
 }
 
-/** Bob's machine queries Alice's keys and opens Olm sessions with each of her devices. */
-async function learnAliceDevices(ctx: DemoContext, bob: E2eeClient, calls: MatrixCalls): Promise<void> {
-  const aliceId = ctx.alice!.userId;
-  const machine = bob.olmMachine;
-  await machine.updateTrackedUsers([new UserId(aliceId)]);
-  await bob.processOutgoingRequests();
-  const devices = await machine.getUserDevices(new UserId(aliceId));
-  const described = devices.devices().map((device) => {
-    const id = device.deviceId.toString();
-    const flags = [
-      device.isDehydrated ? "dehydrated" : undefined,
-      device.isCrossSignedByOwner() ? "cross-signed" : "NOT cross-signed",
-    ];
-    device.free();
-    return `${id} (${flags.filter(Boolean).join(", ")})`;
-  });
-  devices.free();
-  ctx.log.write("info", `Bob's machine sees Alice's devices: ${described.join("; ")}`);
-  // The machine says which one-time keys it lacks; the app claims them and hands back the answer.
-  const claim = await machine.getMissingSessions([new UserId(aliceId)]);
-  if (claim) {
-    try {
-      const answer = await claimKeys(calls, claim.body);
-      await machine.markRequestAsSent(claim.id, claim.type, JSON.stringify(answer));
-    } finally {
-      claim.free();
-    }
-  }
-  ctx.log.write(
-    "info",
-    claim
-      ? "Bob claimed one-time keys (keys/claim) and opened an Olm session with each of them"
-      : "Bob already had Olm sessions with all of them",
-  );
-}
-
-async function shareAndSend(
-  ctx: DemoContext,
-  progress: BobProgress,
-  bob: E2eeClient,
-  calls: MatrixCalls,
-  aliceId: string,
-  { name, messages }: { name: string; messages: readonly string[] },
-  index: number,
-): Promise<void> {
-  // createRoom is not repeatable (a replay makes a second room): remember the room made.
-  progress.current ??= { roomId: await createEncryptedRoom(calls, name, aliceId), messagesSent: 0 };
-  const current = progress.current;
-  const room = new RoomId(current.roomId);
-  current.recipients ??= await shareRoomKey(bob, calls, room, aliceId);
-  const recipients = current.recipients;
-  for (; current.messagesSent < messages.length; current.messagesSent++, progress.messagesSent++) {
-    const body = messages[current.messagesSent]!;
-    const content = JSON.parse(
-      await bob.olmMachine.encryptRoomEvent(
-        room,
-        "m.room.message",
-        JSON.stringify({ msgtype: "m.text", body }),
-      ),
-    );
-    await sendEncrypted(calls, current.roomId, content, `demo-${index}-${current.messagesSent}`);
-  }
-  progress.current = undefined;
-  const marked = recipients.map((id) => (id === ctx.dehydratedDeviceId ? `${id} (dehydrated)` : id));
-  ctx.log.write(
-    "ok",
-    `"${name}": room key shared with ${recipients.length} of Alice's devices [${marked.join(", ")}]; ` +
-      `${messages.length} encrypted messages sent`,
-  );
-}
-
-/** Sends the room key to-device; returns which of Alice's devices received it. */
-async function shareRoomKey(bob: E2eeClient, calls: MatrixCalls, room: RoomId, aliceId: string) {
-  const machine = bob.olmMachine;
-  const requests = await machine.shareRoomKey(room, [new UserId(aliceId)], new EncryptionSettings());
-  const recipients = new Set<string>();
-  try {
-    for (const request of requests) {
-      // Withheld notices (`m.room_key.withheld`) travel the same way; only encrypted ones carry the key.
-      const carriesKey = request.event_type === "m.room.encrypted";
-      const body = JSON.parse(request.body) as { messages?: Record<string, Record<string, unknown>> };
-      if (carriesKey)
-        for (const deviceId of Object.keys(body.messages?.[aliceId] ?? {})) recipients.add(deviceId);
-      await sendToDevice(calls, request.event_type, request.txn_id, request.body);
-      await machine.markRequestAsSent(request.id, request.type, "{}");
-    }
-  } finally {
-    for (const request of requests) request.free();
-  }
-  return [...recipients];
+/** `rogue device inbox: 0 room keys, 3 withheld notices (m.unverified)`. */
+export function describeRogueInbox(inbox: RogueInbox): string {
+  const keys = `${inbox.roomKeys} room ${inbox.roomKeys === 1 ? "key" : "keys"}`;
+  const notices = `${inbox.withheld} withheld ${inbox.withheld === 1 ? "notice" : "notices"}`;
+  return `rogue device inbox: ${keys}, ${notices}${inbox.codes.length > 0 ? ` (${inbox.codes.join(", ")})` : ""}`;
 }

@@ -67,7 +67,7 @@ export interface NewLoginResult {
   rooms: number;
   /** Messages Bob sent (step 3). */
   messagesSent: number;
-  /** To-device messages that waited in the dehydrated device's inbox after step 3. */
+  /** To-device messages that waited in the dehydrated device's inbox after Bob's latest send. */
   waitingToDevice: number | undefined;
   /** How many messages this device could read before draining (none: the keys were not sent to it). */
   readableBeforeDrain: number;
