@@ -21,6 +21,8 @@ import { useBrowserSuite } from "./support/browser-suite.js";
 const browser = useBrowserSuite();
 const ALICE = "@alice:localhost";
 const STEP_TIMEOUT_MS = 90_000;
+/** The viewport of the runs at phone width. */
+const PHONE = { width: 390, height: 844 };
 /** How the mock issues access and refresh tokens (`src/testing/random-ids.ts`). */
 const TOKEN_PATTERN = /mockr?_[A-Za-z0-9]{32}/;
 
@@ -49,6 +51,28 @@ async function openDemo(): Promise<OpenDemo> {
   await page.goto(demo.url);
   await page.waitForSelector("body[data-ready='true']", { timeout: 60_000 });
   return { page, problems };
+}
+
+/**
+ * A test on a fresh page of the demo, which must see no uncaught error and no `console.error` by
+ * its end; the page is closed then.
+ */
+function itOnDemo(name: string, run: (page: Page) => Promise<void>): void {
+  it(
+    name,
+    async () => {
+      const { page, problems } = await openDemo();
+      await run(page);
+      expect(problems).toEqual([]);
+      await page.close();
+    },
+    4 * STEP_TIMEOUT_MS,
+  );
+}
+
+/** The recovery key step 1 shows. */
+async function recoveryKeyShown(page: Page): Promise<string> {
+  return ((await page.locator("#recovery-key").textContent()) ?? "").trim();
 }
 
 /** One line per entry, as the panel shows them. */
@@ -116,6 +140,24 @@ async function aliceSecrets(page: Page, recoveryKey: string): Promise<Secret[]> 
     { what: "the secret-storage key", value: keyBase64.replace(/=+$/, "") },
     ...secrets,
   ];
+}
+
+/**
+ * No secret in `log`, nor in the text of the page's `root` element, but for the recovery key, whose
+ * own element shows it on purpose.
+ */
+async function expectNoSecretInLogOrPage(
+  page: Page,
+  log: string,
+  secrets: readonly Secret[],
+  root = "main",
+): Promise<void> {
+  expectNoSecret(log, secrets, "the log");
+  expectNoSecret(
+    (await page.locator(root).textContent()) ?? "",
+    secrets.filter((s) => s.what !== "the recovery key"),
+    "the page",
+  );
 }
 
 function recoveryKeyForms(what: string, key: string): Secret[] {
@@ -192,7 +234,7 @@ async function drainProgressSeen(page: Page) {
 
 async function expectFitsPhoneWidth(page: Page, when: string): Promise<void> {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  expect(width, `page width at 390 px ${when}`).toBeLessThanOrEqual(390);
+  expect(width, `page width at ${PHONE.width} px ${when}`).toBeLessThanOrEqual(PHONE.width);
 }
 
 /** Clicks one of the recipients card's buttons and waits until its action is done or failed. */
@@ -282,15 +324,14 @@ async function drainStats(page: Page): Promise<Record<string, string>> {
 }
 
 describe("the demo", () => {
-  it(
+  itOnDemo(
     "walks through every step and shows Bob's messages decrypted on Alice's new device, with no secret in the log",
-    async () => {
-      const { page, problems } = await openDemo();
+    async (page) => {
       // Latency on every request, and two 429s for the drain: the SDK's retries must carry it through.
       await setKnob(page, "#latency", "20");
 
       await runStep(page, 1);
-      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      const recoveryKey = await recoveryKeyShown(page);
       expect(recoveryKey).toMatch(/^(\S{4} ){11}\S{4}$/);
       await runStep(page, 2);
       await runStep(page, 3);
@@ -363,28 +404,22 @@ describe("the demo", () => {
         ...(await aliceSecrets(page, recoveryKey)),
         ...recoveryKeyForms("the wrong recovery key", wrongKey),
       ];
-      expectNoSecret(log, secrets, "the log");
-      // The rest of the page too, but for the recovery key's own element, which shows it on purpose.
-      const neverShown = secrets.filter((s) => s.what !== "the recovery key");
-      expectNoSecret((await page.locator("body").textContent()) ?? "", neverShown, "the page");
+      // The whole page here, not only its `main`.
+      await expectNoSecretInLogOrPage(page, log, secrets, "body");
 
       await keepScreenshot(page);
-      expect(problems).toEqual([]);
-      await page.close();
     },
-    4 * STEP_TIMEOUT_MS,
   );
 
-  it(
+  itOnDemo(
     "plays tuwunel after a profile switch: the legacy POST variant drains 60 room keys over several pages",
-    async () => {
-      const { page, problems } = await openDemo();
+    async (page) => {
       await page.selectOption("#profile", "tuwunel");
       await expect.poll(() => page.locator("#profile-summary").textContent()).toContain("POST {next_batch}");
       expect(await logText(page)).toContain("embedded homeserver started as tuwunel");
 
       await runStep(page, 1);
-      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      const recoveryKey = await recoveryKeyShown(page);
       await runStep(page, 2);
       await page.locator("#room-count").fill("60");
       await runStep(page, 3);
@@ -406,23 +441,19 @@ describe("the demo", () => {
       expect(log).toMatch(/page 2: \d+ to-device messages/);
       expect(log).toContain("in 60 rooms: joined 60 now, 8 at a time");
       expectNoSecret(log, await aliceSecrets(page, recoveryKey), "the log");
-      expect(problems).toEqual([]);
-      await page.close();
     },
-    4 * STEP_TIMEOUT_MS,
   );
 
-  it(
+  itOnDemo(
     "rides out random 500s and 429s on synapse-1.156 at phone width: a failed step shows its error and resumes on the same device until every message decrypts",
-    async () => {
-      const { page, problems } = await openDemo();
-      await page.setViewportSize({ width: 390, height: 844 });
+    async (page) => {
+      await page.setViewportSize(PHONE);
       await page.selectOption("#profile", "synapse-1.156");
       await setKnob(page, "#error-rate", "10");
       await setKnob(page, "#rate-limit", "5");
 
       let failures = await runStepUntilDone(page, 1, 5);
-      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      const recoveryKey = await recoveryKeyShown(page);
       for (const step of [2, 3]) failures += await runStepUntilDone(page, step, 5);
       await page.click("#paste-key");
       const devicesBefore = await aliceDevices(page);
@@ -499,24 +530,14 @@ describe("the demo", () => {
       // Every failure the SDK did not absorb is in the log, with the hint to resume.
       expect(log.match(/click step \d again to resume/g) ?? []).toHaveLength(failures);
       expect(log).toContain(`resuming on the same device ${devices[0]}`);
-      const secrets = await aliceSecrets(page, recoveryKey);
-      expectNoSecret(log, secrets, "the log");
-      expectNoSecret(
-        (await page.locator("main").textContent()) ?? "",
-        secrets.filter((s) => s.what !== "the recovery key"),
-        "the page",
-      );
-      expect(problems).toEqual([]);
-      await page.close();
+      await expectNoSecretInLogOrPage(page, log, await aliceSecrets(page, recoveryKey));
     },
-    4 * STEP_TIMEOUT_MS,
   );
-  it(
+  itOnDemo(
     "refuses a rogue dehydrated device the server injects before Bob writes: the table shows it withheld, its inbox gets no room key, and Alice's new device still decrypts everything",
-    async () => {
-      const { page, problems } = await openDemo();
+    async (page) => {
       await runStep(page, 1);
-      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      const recoveryKey = await recoveryKeyShown(page);
       expect(await page.locator("#inject-rogue").isDisabled()).toBe(true);
       await runStep(page, 2);
 
@@ -581,27 +602,17 @@ describe("the demo", () => {
         /room key shared with 2 of Alice's devices \[[^\]]*\]; withheld from 1 \[\S+ \(rogue\): m\.unverified\]/,
       );
       expect(log).toContain("more than one of Alice's devices says it is dehydrated");
-      const secrets = await aliceSecrets(page, recoveryKey);
-      expectNoSecret(log, secrets, "the log");
-      expectNoSecret(
-        (await page.locator("main").textContent()) ?? "",
-        secrets.filter((s) => s.what !== "the recovery key"),
-        "the page",
-      );
+      await expectNoSecretInLogOrPage(page, log, await aliceSecrets(page, recoveryKey));
       await keepScreenshot(page, "rogue");
-      expect(problems).toEqual([]);
-      await page.close();
     },
-    4 * STEP_TIMEOUT_MS,
   );
 
-  it(
+  itOnDemo(
     "refuses a rogue dehydrated device injected after Bob wrote, on his next message, at phone width",
-    async () => {
-      const { page, problems } = await openDemo();
-      await page.setViewportSize({ width: 390, height: 844 });
+    async (page) => {
+      await page.setViewportSize(PHONE);
       await runStep(page, 1);
-      const recoveryKey = ((await page.locator("#recovery-key").textContent()) ?? "").trim();
+      const recoveryKey = await recoveryKeyShown(page);
       await runStep(page, 2);
       await page.locator("#room-count").fill("1");
       await runStep(page, 3);
@@ -631,16 +642,8 @@ describe("the demo", () => {
       expect(await inboxTypes(page, rowOf(after, "rogue").deviceId)).toEqual({ "m.room_key.withheld": 1 });
       await expectFitsPhoneWidth(page, "after Bob's next message");
       const secrets = await aliceSecrets(page, recoveryKey);
-      expectNoSecret(await logText(page), secrets, "the log");
-      expectNoSecret(
-        (await page.locator("main").textContent()) ?? "",
-        secrets.filter((s) => s.what !== "the recovery key"),
-        "the page",
-      );
+      await expectNoSecretInLogOrPage(page, await logText(page), secrets);
       await keepScreenshot(page, "rogue-phone");
-      expect(problems).toEqual([]);
-      await page.close();
     },
-    4 * STEP_TIMEOUT_MS,
   );
 });

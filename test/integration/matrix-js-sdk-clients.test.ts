@@ -1,8 +1,13 @@
 import * as sdk from "matrix-js-sdk";
-import { logger as rootLogger } from "matrix-js-sdk/lib/logger.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import {
+  jsSdkDecryptions,
+  registerWithUia,
+  startJsSdkClient,
+  uiaChallenge,
+  until,
+} from "./support/js-sdk-clients.js";
 
 /**
  * The proof that the mock is a homeserver an independent client can live on: two real
@@ -10,38 +15,6 @@ import { type RunningMockServer, startMockServer } from "../../src/testing/index
  * socket. Both start their sync loops and bootstrap cross-signing; Alice creates an encrypted room
  * and invites Bob, Bob joins, and each decrypts what the other sent.
  */
-
-// matrix-js-sdk's child loggers reset their own level, so the method factory itself is replaced.
-// The root is a `loglevel` logger, which the package's types do not say.
-const root = rootLogger as unknown as {
-  setLevel(level: "silent"): void;
-  methodFactory: () => () => void;
-  rebuild(): void;
-};
-root.setLevel("silent");
-root.methodFactory = () => () => {};
-root.rebuild();
-
-interface QuietLogger {
-  trace(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-  getChild(namespace: string): QuietLogger;
-}
-const noop = () => {};
-const quiet: QuietLogger = {
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: noop,
-  error: noop,
-  getChild: () => quiet,
-};
-
-const registered = z.looseObject({ user_id: z.string(), access_token: z.string(), device_id: z.string() });
-const uiaChallenge = z.looseObject({ session: z.string() });
 
 let server: RunningMockServer;
 const clients: sdk.MatrixClient[] = [];
@@ -55,52 +28,10 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function postJson(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
-
 /** Registers through the two-step UIA flow and returns a started client with rust crypto. */
 async function startClient(username: string): Promise<sdk.MatrixClient> {
-  const password = `${username}-password`;
-  const challenge = await postJson("/_matrix/client/v3/register", { username, password });
-  const { session } = uiaChallenge.parse(challenge.json);
-  const done = await postJson("/_matrix/client/v3/register", {
-    username,
-    password,
-    auth: { type: "m.login.dummy", session },
-  });
-  expect(done.status).toBe(200);
-  const account = registered.parse(done.json);
-
-  const client = sdk.createClient({
-    baseUrl: server.url,
-    accessToken: account.access_token,
-    userId: account.user_id,
-    deviceId: account.device_id,
-    logger: quiet,
-    disableVoip: true,
-  });
-  clients.push(client);
-  await client.initRustCrypto({ useIndexedDB: false });
-  const prepared = new Promise<void>((resolve, reject) => {
-    const onSync = (state: sdk.SyncState) => {
-      if (state === sdk.SyncState.Prepared) {
-        client.off(sdk.ClientEvent.Sync, onSync);
-        resolve();
-      } else if (state === sdk.SyncState.Error) {
-        reject(new Error(`${username}: sync went into ERROR`));
-      }
-    };
-    client.on(sdk.ClientEvent.Sync, onSync);
-  });
-  await client.startClient({ initialSyncLimit: 20 });
-  await prepared;
-  return client;
+  const session = await registerWithUia(server.url, username);
+  return startJsSdkClient(server.url, session, { onCreated: (client) => clients.push(client) });
 }
 
 async function bootstrapCrossSigning(client: sdk.MatrixClient): Promise<void> {
@@ -116,52 +47,6 @@ async function bootstrapCrossSigning(client: sdk.MatrixClient): Promise<void> {
       }
     },
   });
-}
-
-/** Resolves when `check` holds, re-checking on every sync and timeline event of the client. */
-function until(
-  client: sdk.MatrixClient,
-  what: string,
-  check: () => boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (!check()) return;
-      cleanup();
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting until ${what}`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off(sdk.ClientEvent.Sync, tick);
-      client.off(sdk.RoomEvent.Timeline, tick);
-      client.off(sdk.RoomStateEvent.Members, tick);
-      client.off(sdk.MatrixEventEvent.Decrypted, tick);
-    };
-    client.on(sdk.ClientEvent.Sync, tick);
-    client.on(sdk.RoomEvent.Timeline, tick);
-    client.on(sdk.RoomStateEvent.Members, tick);
-    client.on(sdk.MatrixEventEvent.Decrypted, tick);
-    tick();
-  });
-}
-
-/** Collects the clear text of every encrypted message the client manages to decrypt. */
-function decryptedBodies(client: sdk.MatrixClient, roomId: string): Map<string, string> {
-  const bodies = new Map<string, string>();
-  client.on(sdk.RoomEvent.Timeline, (event, room) => {
-    if (room?.roomId === roomId && event.isEncrypted()) void client.decryptEventIfNeeded(event);
-  });
-  client.on(sdk.MatrixEventEvent.Decrypted, (event) => {
-    if (event.getRoomId() !== roomId || event.isDecryptionFailure()) return;
-    const body = event.getClearContent()?.body;
-    if (typeof body === "string") bodies.set(event.getId()!, body);
-  });
-  return bodies;
 }
 
 describe("two matrix-js-sdk clients on the mock homeserver", () => {
@@ -189,8 +74,8 @@ describe("two matrix-js-sdk clients on the mock homeserver", () => {
         { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
       ],
     });
-    const aliceReads = decryptedBodies(alice, roomId);
-    const bobReads = decryptedBodies(bob, roomId);
+    const aliceReads = jsSdkDecryptions(alice, roomId);
+    const bobReads = jsSdkDecryptions(bob, roomId);
     // Until the room's encryption state has synced, matrix-js-sdk would send in the clear.
     await until(
       alice,
@@ -222,17 +107,21 @@ describe("two matrix-js-sdk clients on the mock homeserver", () => {
     const fromAlice = await alice.sendMessage(roomId, { msgtype: sdk.MsgType.Text, body: "hello Bob" });
     const fromBob = await bob.sendMessage(roomId, { msgtype: sdk.MsgType.Text, body: "hello Alice" });
 
-    await until(bob, "Bob decrypts Alice's message", () => bobReads.get(fromAlice.event_id) === "hello Bob");
+    await until(
+      bob,
+      "Bob decrypts Alice's message",
+      () => bobReads.get(fromAlice.event_id)?.body === "hello Bob",
+    );
     await until(
       alice,
       "Alice decrypts Bob's message",
-      () => aliceReads.get(fromBob.event_id) === "hello Alice",
+      () => aliceReads.get(fromBob.event_id)?.body === "hello Alice",
     );
     // The message from before the invite reached Bob through the shared history bundle.
     await until(
       bob,
       "Bob decrypts the message from before his invite",
-      () => bobReads.get(early.event_id) === "before Bob was invited",
+      () => bobReads.get(early.event_id)?.body === "before Bob was invited",
     );
 
     // What the server holds is ciphertext: the mock never saw the clear text.

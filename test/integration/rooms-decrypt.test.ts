@@ -1,6 +1,5 @@
 import {
   DeviceId,
-  DeviceLists,
   EncryptionSettings,
   initAsync,
   LocalTrust,
@@ -18,6 +17,7 @@ import {
   type RoomDecryptResult,
 } from "../../src/rooms/room-decryption.js";
 import { canonicalJson, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import { type OutgoingRequest, publishAndCrossSign, WireMachine } from "./support/olm-machines.js";
 
 /**
  * `RoomDecryptor` on real crypto-wasm machines: alice sends, bob decrypts. Both talk to the mock
@@ -26,136 +26,30 @@ import { canonicalJson, type RunningMockServer, startMockServer } from "../../sr
  * does, so late keys and withheld notices reach the decryptor through the machine's own callbacks.
  */
 
-const registered = z.looseObject({ user_id: z.string(), access_token: z.string(), device_id: z.string() });
-const inboxPage = z.looseObject({
-  events: z.array(z.record(z.string(), z.unknown())),
-  next_batch: z.string(),
-});
-const countsAnswer = z.looseObject({ one_time_key_counts: z.record(z.string(), z.number()) });
 const queryAnswer = z.looseObject({
   device_keys: z.record(z.string(), z.record(z.string(), z.unknown())),
 });
 
-type Request = { id?: string; type: RequestType; body: string };
-
-class Party {
+class Party extends WireMachine {
   /** Rewrites a `keys/query` answer before the machine sees it (a server listing a device). */
   rewriteQuery: ((answer: z.infer<typeof queryAnswer>) => void) | undefined;
 
-  constructor(
-    readonly server: RunningMockServer,
-    readonly userId: string,
-    readonly deviceId: string,
-    readonly accessToken: string,
-    readonly machine: OlmMachine,
-  ) {}
-
-  static async register(server: RunningMockServer, username: string): Promise<Party> {
-    const res = await fetch(`${server.url}/_matrix/client/v3/register`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username, password: `${username}-pw`, auth: { type: "m.login.dummy" } }),
-    });
-    expect(res.status).toBe(200);
-    const account = registered.parse(await res.json());
-    const machine = await OlmMachine.initialize(new UserId(account.user_id), new DeviceId(account.device_id));
-    return new Party(server, account.user_id, account.device_id, account.access_token, machine);
-  }
-
-  get user(): UserId {
-    return new UserId(this.userId);
-  }
-
-  async call(method: string, path: string, body: string): Promise<string> {
-    const res = await fetch(`${this.server.url}/_matrix/client/v3/${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.accessToken}`, "content-type": "application/json" },
-      body,
-    });
-    const text = await res.text();
-    expect({ path, status: res.status }).toEqual({ path, status: 200 });
-    return text;
-  }
-
-  async carry(request: Request): Promise<string> {
-    const extra = request as { event_type?: string; txn_id?: string };
-    let answer: string;
-    switch (request.type) {
-      case RequestType.KeysUpload:
-        answer = await this.call("POST", "keys/upload", request.body);
-        break;
-      case RequestType.KeysQuery: {
-        answer = await this.call("POST", "keys/query", request.body);
-        if (this.rewriteQuery !== undefined) {
-          const parsed = queryAnswer.parse(JSON.parse(answer));
-          this.rewriteQuery(parsed);
-          answer = JSON.stringify(parsed);
-        }
-        break;
-      }
-      case RequestType.KeysClaim:
-        answer = await this.call("POST", "keys/claim", request.body);
-        break;
-      case RequestType.ToDevice:
-        answer = await this.call(
-          "PUT",
-          `sendToDevice/${encodeURIComponent(extra.event_type!)}/${encodeURIComponent(extra.txn_id!)}`,
-          request.body,
-        );
-        break;
-      case RequestType.SignatureUpload:
-        answer = await this.call("POST", "keys/signatures/upload", request.body);
-        break;
-      default:
-        throw new Error(`the test does not carry request type ${RequestType[request.type]}`);
-    }
-    if (request.id !== undefined) await this.machine.markRequestAsSent(request.id, request.type, answer);
-    return answer;
-  }
-
-  async flush(): Promise<void> {
-    for (let round = 0; round < 10; round++) {
-      const requests = await this.machine.outgoingRequests();
-      if (requests.length === 0) return;
-      for (const request of requests) await this.carry(request);
-    }
-    throw new Error("the machine kept asking for requests");
-  }
-
-  async bootstrapCrossSigning(): Promise<void> {
-    const requests = await this.machine.bootstrapCrossSigning(true);
-    if (requests.uploadKeysRequest) await this.carry(requests.uploadKeysRequest);
-    await this.call("POST", "keys/device_signing/upload", requests.uploadSigningKeysRequest.body);
-    await this.carry(requests.uploadSignaturesRequest);
-    await this.flush();
+  protected override received(request: OutgoingRequest, answer: string): string {
+    if (request.type !== RequestType.KeysQuery || this.rewriteQuery === undefined) return answer;
+    const parsed = queryAnswer.parse(JSON.parse(answer));
+    this.rewriteQuery(parsed);
+    return JSON.stringify(parsed);
   }
 
   /**
    * One sync's worth of to-device events and device-list changes into the machine, then the inbox
-   * acknowledged (MSC3885 `since`). Returns the types delivered.
+   * acknowledged (MSC3885 `since`) and what the machine wants sent sent. Returns the types delivered.
    */
   async sync(changed: string[] = []): Promise<string[]> {
-    const inbox = `/_mock/to_device/${encodeURIComponent(this.userId)}/${encodeURIComponent(this.deviceId)}`;
-    const res = await fetch(`${this.server.url}${inbox}?limit=100`);
-    expect(res.status).toBe(200);
-    const page = inboxPage.parse(await res.json());
-    const counts = countsAnswer.parse(JSON.parse(await this.call("POST", "keys/upload", "{}")));
-    const processed = await this.machine.receiveSyncChanges(
-      JSON.stringify(page.events),
-      new DeviceLists(changed.map((id) => new UserId(id))),
-      new Map(Object.entries(counts.one_time_key_counts)),
-      new Set(["signed_curve25519"]),
-    );
+    const { delivered, processed } = await this.receiveToDevice(changed);
     for (const item of processed) item.free();
-    const ack = await fetch(`${this.server.url}/_matrix/client/unstable/org.matrix.simplified_msc3575/sync`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${this.accessToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ extensions: { to_device: { enabled: true, since: page.next_batch } } }),
-    });
-    expect(ack.status).toBe(200);
-    await ack.body?.cancel();
     await this.flush();
-    return page.events.map((e) => String(e.type));
+    return delivered.map((e) => e.type);
   }
 }
 
@@ -256,10 +150,7 @@ beforeAll(async () => {
   server = await startMockServer({ host: "127.0.0.1", port: 0 });
   alice = await Party.register(server, "alice");
   bob = await Party.register(server, "bob");
-  await alice.flush();
-  await bob.flush();
-  await alice.bootstrapCrossSigning();
-  await bob.bootstrapCrossSigning();
+  await publishAndCrossSign(alice, bob);
   await alice.machine.updateTrackedUsers([bob.user]);
   await bob.machine.updateTrackedUsers([alice.user]);
   await alice.flush();

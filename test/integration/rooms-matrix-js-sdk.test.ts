@@ -1,17 +1,12 @@
 import { DeviceId, LocalTrust, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import * as sdk from "matrix-js-sdk";
-import { logger as rootLogger } from "matrix-js-sdk/lib/logger.js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { E2eeClient } from "../../src/client.js";
 import type { RoomDecryptResult, RoomDecryptSuccess } from "../../src/rooms/room-decryption.js";
 import type { RunningMockServer } from "../../src/testing/index.js";
 import type { ToDeviceEvent } from "../../src/testing/state/to-device-store.js";
-import {
-  type Account,
-  createAccount,
-  loginNewDevice,
-  useFoundationSetup,
-} from "./support/foundation-fixtures.js";
+import { createAccount, loginNewDevice, useFoundationSetup } from "./support/foundation-fixtures.js";
+import { jsSdkDecryptions, keysUploaded, startJsSdkClient, until } from "./support/js-sdk-clients.js";
 import { encryptedRoom, roomEvents } from "./support/room-fixtures.js";
 import { waitUntil } from "./support/sync-fixtures.js";
 
@@ -27,122 +22,11 @@ import { waitUntil } from "./support/sync-fixtures.js";
  * one device that gets the key and one that gets an `m.room_key.withheld`.
  */
 
-// matrix-js-sdk's child loggers reset their own level, so the method factory itself is replaced.
-const root = rootLogger as unknown as {
-  setLevel(level: "silent"): void;
-  methodFactory: () => () => void;
-  rebuild(): void;
-};
-root.setLevel("silent");
-root.methodFactory = () => () => {};
-root.rebuild();
-
-interface QuietLogger {
-  trace(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-  getChild(namespace: string): QuietLogger;
-}
-const noop = () => {};
-const quiet: QuietLogger = {
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: noop,
-  error: noop,
-  getChild: () => quiet,
-};
-
 const setup = useFoundationSetup();
 
 const SEND_TO_DEVICE = "/_matrix/client/v3/sendToDevice/";
 const OLM = "m.olm.v1.curve25519-aes-sha2";
 const MEGOLM = "m.megolm.v1.aes-sha2";
-
-/** A matrix-js-sdk 43 client with rust crypto (in memory) on `account`'s device, synced once. */
-async function startJsSdkClient(server: RunningMockServer, account: Account): Promise<sdk.MatrixClient> {
-  const client = sdk.createClient({
-    baseUrl: server.url,
-    accessToken: account.accessToken,
-    userId: account.userId,
-    deviceId: account.deviceId,
-    logger: quiet,
-    disableVoip: true,
-  });
-  await client.initRustCrypto({ useIndexedDB: false });
-  const prepared = new Promise<void>((resolve, reject) => {
-    const onSync = (state: sdk.SyncState) => {
-      if (state === sdk.SyncState.Prepared) {
-        client.off(sdk.ClientEvent.Sync, onSync);
-        resolve();
-      } else if (state === sdk.SyncState.Error) {
-        reject(new Error(`${account.userId}: matrix-js-sdk sync went into ERROR`));
-      }
-    };
-    client.on(sdk.ClientEvent.Sync, onSync);
-  });
-  await client.startClient({ initialSyncLimit: 20 });
-  await prepared;
-  return client;
-}
-
-/** Resolves when `check` holds, re-checking on every sync, timeline, member and decryption event. */
-function until(client: sdk.MatrixClient, what: string, check: () => boolean, timeoutMs = 20_000) {
-  return new Promise<void>((resolve, reject) => {
-    const tick = () => {
-      if (!check()) return;
-      cleanup();
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting until ${what}`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off(sdk.ClientEvent.Sync, tick);
-      client.off(sdk.RoomEvent.Timeline, tick);
-      client.off(sdk.RoomStateEvent.Members, tick);
-      client.off(sdk.MatrixEventEvent.Decrypted, tick);
-    };
-    client.on(sdk.ClientEvent.Sync, tick);
-    client.on(sdk.RoomEvent.Timeline, tick);
-    client.on(sdk.RoomStateEvent.Members, tick);
-    client.on(sdk.MatrixEventEvent.Decrypted, tick);
-    tick();
-  });
-}
-
-interface JsSdkDecrypted {
-  body: unknown;
-  sender: string | undefined;
-  /** The Curve25519 key of the device that created the Megolm session, as matrix-js-sdk reports it. */
-  senderKey: string | null;
-  sessionId: unknown;
-}
-
-/**
- * What matrix-js-sdk's own decryption path makes of the room's encrypted events: the clear content
- * of every event it decrypted (`MatrixEventEvent.Decrypted`), by event id.
- */
-function jsSdkDecryptions(client: sdk.MatrixClient, roomId: string): Map<string, JsSdkDecrypted> {
-  const out = new Map<string, JsSdkDecrypted>();
-  client.on(sdk.RoomEvent.Timeline, (event, room) => {
-    if (room?.roomId === roomId && event.isEncrypted()) void client.decryptEventIfNeeded(event);
-  });
-  client.on(sdk.MatrixEventEvent.Decrypted, (event) => {
-    if (event.getRoomId() !== roomId || event.isDecryptionFailure()) return;
-    out.set(event.getId()!, {
-      body: event.getClearContent()?.body,
-      sender: event.getSender(),
-      senderKey: event.getSenderKey(),
-      sessionId: event.getWireContent().session_id,
-    });
-  });
-  return out;
-}
 
 interface Delivery {
   userId: string;
@@ -218,21 +102,12 @@ describe("client.rooms with a matrix-js-sdk 43 client in the room", () => {
     const bobSecondClient = await setup.open(bobSecond);
     await bobSecondClient.processOutgoingRequests();
 
-    bobJs = await startJsSdkClient(server, bob);
+    bobJs = await startJsSdkClient(server.url, bob);
     const bobClient = bobJs;
     const bobCurve25519 = (await bobClient.getCrypto()!.getOwnDeviceKeys()).curve25519;
     await waitUntil(
       "Bob's matrix-js-sdk device keys are on the server",
-      () =>
-        server.homeserver.control
-          .requestLog()
-          .some(
-            (e) =>
-              e.userId === bob.userId &&
-              e.path === "/_matrix/client/v3/keys/upload" &&
-              e.status === 200 &&
-              JSON.stringify(e.body).includes('"device_keys"'),
-          ),
+      () => keysUploaded(server, bob.userId, '"device_keys"'),
       10_000,
     );
 

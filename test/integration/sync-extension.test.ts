@@ -1,22 +1,17 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { clientInternals } from "../../src/client.js";
-import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
+import { describe, expect, it } from "vitest";
 import { SLIDING_SYNC_PATH } from "../../src/sync/sync-loops.js";
-import { SyncPositionStore } from "../../src/sync/sync-position-store.js";
 import type { ProfileName } from "../../src/testing/index.js";
-import { createAccount } from "./support/foundation-fixtures.js";
 import {
   expectEncryptionRequests,
   matrixCall,
   posOf,
-  SyncRecorder,
   sendPlainToDevice,
   sinceOf,
   slidingProfiles,
   slidingRequests,
-  useSyncServers,
   waitUntil,
 } from "./support/sync-fixtures.js";
+import { positionStoreOf, range, useAliceAndBob } from "./support/to-device-stream.js";
 
 /**
  * The app's own sliding-sync connection carrying this device's encryption extensions
@@ -28,23 +23,14 @@ import {
  * is lost or delivered twice.
  */
 
-beforeAll(() => loadCryptoWasm());
-
-const start = useSyncServers();
-
-const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+const start = useAliceAndBob();
 
 /** The app's room-list connection: its own `conn_id`, no lists needed for the test. */
 const APP_CONN_ID = "org.example.app-room-list";
 
 describe.each(slidingProfiles)("the app's own sliding connection on %s", (profile: ProfileName) => {
   it("keeps the to-device cursor but not the app's pos: the SDK's loop later starts its own connection from that cursor", async () => {
-    const { server, hs, serverClock, open } = await start(profile);
-    const alice = createAccount(server, "alice");
-    const bob = createAccount(server, "bob");
-    const client = await open(alice);
-    await client.processOutgoingRequests();
-    const seen = new SyncRecorder(client);
+    const { server, hs, serverClock, alice, bob, client, seen } = await start(profile);
     const extension = await client.sync.extension();
     await sendPlainToDevice(server.url, bob, alice, range(0, 5));
 
@@ -69,14 +55,7 @@ describe.each(slidingProfiles)("the app's own sliding connection on %s", (profil
     expect(cursor).toBeDefined();
     expect(kept.positions).toEqual({ pos: undefined, toDeviceSince: cursor, classicSince: undefined });
     // Not in memory only: a reload would read the same.
-    expect(
-      await new SyncPositionStore({
-        stateStore: clientInternals(client).stateStore,
-        userId: alice.userId,
-        deviceId: alice.deviceId,
-        cryptoStoreDurability: "memory",
-      }).load(),
-    ).toEqual(kept.positions);
+    expect(await positionStoreOf(client, alice).load()).toEqual(kept.positions);
 
     // A response that is not one is refused whole, naming the request it would answer.
     await expect(extension.receive({ extensions: {} })).rejects.toMatchObject({
@@ -107,11 +86,7 @@ describe.each(slidingProfiles)("the app's own sliding connection on %s", (profil
   });
 
   it("a lost position on the app's connection leaves the SDK's own connection's pos alone", async () => {
-    const { server, hs, serverClock, open } = await start(profile);
-    const alice = createAccount(server, "alice");
-    const client = await open(alice);
-    await client.processOutgoingRequests();
-    const seen = new SyncRecorder(client);
+    const { hs, serverClock, client, seen } = await start(profile);
     await client.sync.start();
     await waitUntil("Alice's own loop long-polls", () => serverClock.pendingSleeps === 1);
     await client.sync.stop();

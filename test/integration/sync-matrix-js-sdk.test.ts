@@ -6,7 +6,6 @@ import {
   UserId,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 import * as sdk from "matrix-js-sdk";
-import { logger as rootLogger } from "matrix-js-sdk/lib/logger.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createE2eeClient, type E2eeClient } from "../../src/index.js";
@@ -18,6 +17,7 @@ import {
   SLIDING_SYNC_PATH,
   startMockServer,
 } from "../../src/testing/index.js";
+import { keysUploaded, registerWithUia, startJsSdkClient, until } from "./support/js-sdk-clients.js";
 
 /**
  * Interop of the encryption loop with an independent implementation: a real matrix-js-sdk 43
@@ -29,36 +29,6 @@ import {
  * (omitted zero counts, no fallback-key types, acknowledgement by `pos`).
  */
 
-// matrix-js-sdk's child loggers reset their own level, so the method factory itself is replaced.
-const root = rootLogger as unknown as {
-  setLevel(level: "silent"): void;
-  methodFactory: () => () => void;
-  rebuild(): void;
-};
-root.setLevel("silent");
-root.methodFactory = () => () => {};
-root.rebuild();
-
-interface QuietLogger {
-  trace(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-  getChild(namespace: string): QuietLogger;
-}
-const noop = () => {};
-const quiet: QuietLogger = {
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: noop,
-  error: noop,
-  getChild: () => quiet,
-};
-
-const registered = z.looseObject({ user_id: z.string(), access_token: z.string(), device_id: z.string() });
-const uiaChallenge = z.looseObject({ session: z.string() });
 const messagesPage = z.looseObject({
   chunk: z.array(z.looseObject({ event_id: z.string(), type: z.string(), sender: z.string() })),
 });
@@ -74,31 +44,6 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-}
-
-/** Resolves when `check` holds, re-checking on every sync and timeline event of the js-sdk client. */
-function until(client: sdk.MatrixClient, what: string, check: () => boolean, timeoutMs = 20_000) {
-  return new Promise<void>((resolve, reject) => {
-    const tick = () => {
-      if (!check()) return;
-      cleanup();
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting until ${what}`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off(sdk.ClientEvent.Sync, tick);
-      client.off(sdk.RoomEvent.Timeline, tick);
-      client.off(sdk.RoomStateEvent.Members, tick);
-    };
-    client.on(sdk.ClientEvent.Sync, tick);
-    client.on(sdk.RoomEvent.Timeline, tick);
-    client.on(sdk.RoomStateEvent.Members, tick);
-    tick();
-  });
 }
 
 describe.each(slidingProfiles)(
@@ -129,43 +74,6 @@ describe.each(slidingProfiles)(
       return json;
     }
 
-    async function registerBob(): Promise<sdk.MatrixClient> {
-      const post = async (body: unknown) => {
-        const res = await fetch(`${server.url}/_matrix/client/v3/register`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify(body),
-        });
-        return { status: res.status, json: (await res.json()) as unknown };
-      };
-      const credentials = { username: "bob", password: "bob-password" };
-      const { session } = uiaChallenge.parse((await post(credentials)).json);
-      const done = await post({ ...credentials, auth: { type: "m.login.dummy", session } });
-      expect(done.status).toBe(200);
-      const account = registered.parse(done.json);
-      const client = sdk.createClient({
-        baseUrl: server.url,
-        accessToken: account.access_token,
-        userId: account.user_id,
-        deviceId: account.device_id,
-        logger: quiet,
-        disableVoip: true,
-      });
-      await client.initRustCrypto({ useIndexedDB: false });
-      const prepared = new Promise<void>((resolve, reject) => {
-        const onSync = (state: sdk.SyncState) => {
-          if (state === sdk.SyncState.Prepared) {
-            client.off(sdk.ClientEvent.Sync, onSync);
-            resolve();
-          } else if (state === sdk.SyncState.Error) reject(new Error("bob: sync went into ERROR"));
-        };
-        client.on(sdk.ClientEvent.Sync, onSync);
-      });
-      await client.startClient({ initialSyncLimit: 20 });
-      await prepared;
-      return client;
-    }
-
     it("delivers Bob's room key and custom event decrypted from Bob's device, and the key opens his message", async () => {
       const account = server.homeserver.control.createUser("alice");
       if (account === undefined) throw new Error("alice exists");
@@ -186,18 +94,10 @@ describe.each(slidingProfiles)(
       expect(await alice.sync.status()).toMatchObject({ state: "running", mode: "sliding" });
       // Alice publishes her device and one-time keys from what her loop's first response reported.
       await waitFor("Alice's one-time keys are on the server", () =>
-        server.homeserver.control
-          .requestLog()
-          .some(
-            (e) =>
-              e.userId === account.userId &&
-              e.path === "/_matrix/client/v3/keys/upload" &&
-              e.status === 200 &&
-              JSON.stringify(e.body).includes("signed_curve25519:"),
-          ),
+        keysUploaded(server, account.userId, "signed_curve25519:"),
       );
 
-      bob = await registerBob();
+      bob = await startJsSdkClient(server.url, await registerWithUia(server.url, "bob"));
       const bobId = bob.getUserId()!;
       const bobDevice = bob.getDeviceId()!;
       const { room_id: roomId } = await bob.createRoom({

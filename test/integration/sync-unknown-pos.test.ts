@@ -1,20 +1,15 @@
-import { beforeAll, describe, expect, it, vi } from "vitest";
-import { clientInternals } from "../../src/client.js";
-import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
-import { SyncPositionStore } from "../../src/sync/sync-position-store.js";
+import { describe, expect, it, vi } from "vitest";
 import type { ProfileName } from "../../src/testing/index.js";
-import { createAccount } from "./support/foundation-fixtures.js";
 import {
   expectEncryptionRequests,
   posOf,
-  SyncRecorder,
   sendPlainToDevice,
   sinceOf,
   slidingProfiles,
   slidingRequests,
-  useSyncServers,
   waitUntil,
 } from "./support/sync-fixtures.js";
+import { positionStoreOf, range, useAliceAndBob } from "./support/to-device-stream.js";
 
 /**
  * A lost sliding-sync position in the middle of a to-device stream, on every profile: the server
@@ -24,22 +19,13 @@ import {
  * not the connection (MSC3885; Synapse `deviceinbox.py`) — so every message arrives, none twice.
  */
 
-beforeAll(() => loadCryptoWasm());
-
-const start = useSyncServers();
-
-const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+const start = useAliceAndBob();
 
 describe.each(slidingProfiles)(
   "M_UNKNOWN_POS in the middle of a to-device stream on %s",
   (profile: ProfileName) => {
     it("recovers on a new connection with the to-device since intact and loses nothing", async () => {
-      const { server, hs, serverClock, open } = await start(profile);
-      const alice = createAccount(server, "alice");
-      const bob = createAccount(server, "bob");
-      const client = await open(alice);
-      await client.processOutgoingRequests();
-      const seen = new SyncRecorder(client);
+      const { server, hs, serverClock, alice, bob, client, seen } = await start(profile);
       await client.sync.start();
       await sendPlainToDevice(server.url, bob, alice, range(0, 30));
       await waitUntil(
@@ -85,12 +71,7 @@ describe.each(slidingProfiles)(
     });
 
     it("takes 400 M_UNKNOWN to a stored pos the server cannot parse as a lost position, not as trouble to retry", async () => {
-      const { server, hs, serverClock, open } = await start(profile);
-      const alice = createAccount(server, "alice");
-      const bob = createAccount(server, "bob");
-      const client = await open(alice);
-      await client.processOutgoingRequests();
-      const seen = new SyncRecorder(client);
+      const { server, hs, serverClock, alice, bob, client, seen } = await start(profile);
       await client.sync.start();
       await sendPlainToDevice(server.url, bob, alice, range(0, 5));
       await waitUntil(
@@ -101,12 +82,7 @@ describe.each(slidingProfiles)(
 
       // What an earlier version left behind: the app's connection's pos, in a form this server
       // does not hand out (Synapse: 400 `M_UNKNOWN` "Invalid stream token", on every retry).
-      const positions = new SyncPositionStore({
-        stateStore: clientInternals(client).stateStore,
-        userId: alice.userId,
-        deviceId: alice.deviceId,
-        cryptoStoreDurability: "memory",
-      });
+      const positions = positionStoreOf(client, alice);
       const saved = await positions.load();
       expect(saved.toDeviceSince).toBeDefined();
       await positions.save({ ...saved, pos: "s72594_4483_1934" });

@@ -4,8 +4,6 @@ import {
   DeviceLists,
   EncryptionSettings,
   LocalTrust,
-  OlmMachine,
-  RequestType,
   RoomId,
   UserId,
 } from "@matrix-org/matrix-sdk-crypto-wasm";
@@ -17,6 +15,7 @@ import {
   type HostileDevice,
   publishedSelfSigningKey,
 } from "../integration/support/hostile-devices.js";
+import { callServer, publishAndCrossSign, WireMachine } from "../integration/support/olm-machines.js";
 
 /**
  * The hostile devices of `test/integration/support/hostile-devices.ts`, injected over real HTTP
@@ -30,83 +29,11 @@ import {
 
 const CONTROL_TOKEN = "hostile-devices-control-token";
 
-class Wire {
-  constructor(
-    readonly server: RunningMockServer,
-    readonly userId: string,
-    readonly deviceId: string,
-    readonly accessToken: string,
-    readonly machine: OlmMachine,
-  ) {}
-
-  static async register(server: RunningMockServer, username: string): Promise<Wire> {
-    const account = await json(server, "POST", "/_matrix/client/v3/register", undefined, {
-      username,
-      password: `${username}-pw`,
-      auth: { type: "m.login.dummy" },
-    });
-    const userId = account.user_id as string;
-    const deviceId = account.device_id as string;
-    const machine = await OlmMachine.initialize(new UserId(userId), new DeviceId(deviceId));
-    return new Wire(server, userId, deviceId, account.access_token as string, machine);
-  }
-
-  get user(): UserId {
-    return new UserId(this.userId);
-  }
-
-  call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    return json(this.server, method, `/_matrix/client/v3/${path}`, this.accessToken, body);
-  }
-
-  async carry(request: { id?: string; type: RequestType; body: string }): Promise<Record<string, unknown>> {
-    const extra = request as { event_type?: string; txn_id?: string };
-    const body = JSON.parse(request.body) as unknown;
-    const answer =
-      request.type === RequestType.KeysUpload
-        ? await this.call("POST", "keys/upload", body)
-        : request.type === RequestType.KeysQuery
-          ? await this.call("POST", "keys/query", body)
-          : request.type === RequestType.KeysClaim
-            ? await this.call("POST", "keys/claim", body)
-            : request.type === RequestType.SignatureUpload
-              ? await this.call("POST", "keys/signatures/upload", body)
-              : request.type === RequestType.ToDevice
-                ? await this.call(
-                    "PUT",
-                    `sendToDevice/${encodeURIComponent(extra.event_type!)}/${encodeURIComponent(extra.txn_id!)}`,
-                    body,
-                  )
-                : undefined;
-    if (answer === undefined) throw new Error(`not carried: ${RequestType[request.type]}`);
-    if (request.id !== undefined) {
-      await this.machine.markRequestAsSent(request.id, request.type, JSON.stringify(answer));
-    }
-    return answer;
-  }
-
-  async flush(): Promise<void> {
-    for (let round = 0; round < 10; round++) {
-      const requests = await this.machine.outgoingRequests();
-      if (requests.length === 0) return;
-      for (const request of requests) await this.carry(request);
-    }
-    throw new Error("the machine kept asking for requests");
-  }
-
-  async bootstrapCrossSigning(): Promise<void> {
-    const requests = await this.machine.bootstrapCrossSigning(true);
-    if (requests.uploadKeysRequest) await this.carry(requests.uploadKeysRequest);
-    // The first cross-signing upload needs no UIA (MSC3967).
-    await this.call("POST", "keys/device_signing/upload", JSON.parse(requests.uploadSigningKeysRequest.body));
-    await this.carry(requests.uploadSignaturesRequest);
-    await this.flush();
-  }
-
+class Wire extends WireMachine {
   /** One /sync from `since`, its to-device events and device-list changes fed to the machine. */
   async sync(since?: string): Promise<{ nextBatch: string; changed: string[] }> {
     const query = since === undefined ? "timeout=0" : `timeout=0&since=${encodeURIComponent(since)}`;
-    const body = await this.call("GET", `sync?${query}`);
+    const body = await this.callJson("GET", `sync?${query}`);
     const changed = ((body.device_lists as { changed?: string[] } | undefined)?.changed ?? []).slice();
     const toDevice = (body.to_device as { events: unknown[] } | undefined)?.events ?? [];
     await this.machine.receiveSyncChanges(
@@ -120,33 +47,16 @@ class Wire {
   }
 }
 
-async function json(
-  server: RunningMockServer,
-  method: string,
-  path: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<Record<string, unknown>> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-      "content-type": "application/json",
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  expect({ path, status: res.status, text: res.status === 200 ? "" : text }).toEqual({
-    path,
-    status: 200,
-    text: "",
-  });
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
 /** A control call over the socket, with the control token. */
-function control(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  return json(server, method, path, CONTROL_TOKEN, body);
+async function control(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const text = await callServer(
+    server,
+    method,
+    path,
+    CONTROL_TOKEN,
+    body === undefined ? undefined : JSON.stringify(body),
+  );
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 async function inbox(userId: string, deviceId: string): Promise<ToDeviceEvent[]> {
@@ -185,14 +95,11 @@ beforeAll(async () => {
   server = await startMockServer({ controlToken: CONTROL_TOKEN });
   alice = await Wire.register(server, "alice");
   bob = await Wire.register(server, "bob");
-  await alice.flush();
-  await bob.flush();
-  await alice.bootstrapCrossSigning();
-  await bob.bootstrapCrossSigning();
-  const created = await alice.call("POST", "createRoom", {});
+  await publishAndCrossSign(alice, bob);
+  const created = await alice.callJson("POST", "createRoom", {});
   roomId = created.room_id as string;
-  await alice.call("POST", `rooms/${encodeURIComponent(roomId)}/invite`, { user_id: bob.userId });
-  await bob.call("POST", `join/${encodeURIComponent(roomId)}`, {});
+  await alice.callJson("POST", `rooms/${encodeURIComponent(roomId)}/invite`, { user_id: bob.userId });
+  await bob.callJson("POST", `join/${encodeURIComponent(roomId)}`, {});
   hostile = await createHostileDevices({
     userId: alice.userId,
     selfSigningKey: publishedSelfSigningKey(server.homeserver, alice.userId),
@@ -273,7 +180,7 @@ describe("hostile devices injected into Alice's device list", () => {
     const claim = await bob.machine.getMissingSessions([alice.user]);
     expect(claim).toBeDefined();
 
-    const answer = await bob.carry(claim!);
+    const answer = JSON.parse(await bob.carry(claim!)) as Record<string, unknown>;
 
     const claimed = (answer.one_time_keys as Record<string, Record<string, unknown>>)[alice.userId] ?? {};
     expect(Object.keys(claimed).sort()).toEqual([alice.deviceId, ...hostile.map((d) => d.deviceId)].sort());
