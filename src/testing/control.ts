@@ -14,6 +14,7 @@ import type {
   DehydratedEventsFaultSpec,
 } from "./state/dehydrated-device-store.js";
 import { loginNewDevice } from "./state/device-lifecycle.js";
+import type { RemoteDeviceListCache, RemoteServerInfo } from "./state/remote-device-lists.js";
 import type { TokenLifetimes } from "./state/session-token-store.js";
 import type { SlidingConnectionInfo, SlidingConnectionMatch } from "./state/sliding-connections.js";
 import type { ToDeviceMessages } from "./state/to-device-delivery.js";
@@ -175,6 +176,60 @@ export class MockControl {
     return sendToDeviceAs(this.server.state, sender, eventType, messages);
   }
 
+  /**
+   * Hosts another server name in this process (simulated federation): `createUser` can then make
+   * its users, who log in and talk to the same base URL. Their own requests see everyone's true
+   * device lists; this server's users see theirs through this server's copy (docs/mock-homeserver.md,
+   * "Federation"). Returns false when the server is hosted already. Throws `RangeError` for a
+   * malformed name or this server's own.
+   */
+  addRemoteServer(serverName: string): boolean {
+    return this.server.state.remoteDeviceLists.addServer(serverName);
+  }
+
+  /** The hosted remote servers and whether this server reaches each. */
+  remoteServers(): RemoteServerInfo[] {
+    return this.server.state.remoteDeviceLists.servers();
+  }
+
+  /**
+   * Cuts (`false`) or restores the link between this server and a hosted remote one. While cut, a
+   * resync of its users' lists fails and is retried in the background (with backoff, on the server's
+   * clock), their device-list updates wait, `keys/claim` lists the server in `failures`, and so does
+   * `keys/query` when it has nothing cached or a resync failed (per `remoteDeviceLists`). Restoring
+   * it delivers the waiting updates and brings retries forward. Throws `RangeError` for a server
+   * that is not hosted.
+   */
+  setRemoteServerReachable(serverName: string, reachable: boolean): void {
+    this.server.state.remoteDeviceLists.setReachable(serverName, reachable);
+  }
+
+  /**
+   * While `lose` is true, changes of a remote user's true device list never reach this server's
+   * copy (lost federation updates), so it goes stale until a resync. Throws `RangeError` for a user
+   * who is not a user of a hosted remote server.
+   */
+  loseDeviceListUpdates(userId: string, lose: boolean): void {
+    this.server.state.remoteDeviceLists.setLosingUpdates(userId, lose);
+  }
+
+  /** What this server holds of a remote user's device list, beside their true list. Throws as `loseDeviceListUpdates`. */
+  remoteCache(userId: string): RemoteDeviceListCache {
+    return this.server.state.remoteDeviceLists.cacheInfo(userId);
+  }
+
+  /**
+   * Resyncs this server's copy of a remote user's list now, as a server-side resync would: the
+   * copy becomes the true list (announced through `device_lists.changed` if it changed) when the
+   * user's server is reachable; otherwise the failure is recorded and retried in the background.
+   * Returns the copy afterwards. Throws as `loseDeviceListUpdates`.
+   */
+  resyncRemoteUser(userId: string): RemoteDeviceListCache {
+    const lists = this.server.state.remoteDeviceLists;
+    lists.resyncNow(userId);
+    return lists.cacheInfo(userId);
+  }
+
   /** No latency or faults, seed restarted, nothing scripted, empty log. Accounts and keys stay. */
   reset(): void {
     this.#faults.reset();
@@ -184,16 +239,21 @@ export class MockControl {
 
   /**
    * Creates a user with one logged-in device, skipping registration's UIA — a shortcut for test
-   * setup. Returns undefined when the user id is taken.
+   * setup. `server` makes a user of a hosted remote server (`addRemoteServer`); default this
+   * server. Returns undefined when the user id is taken.
    */
   createUser(
     localpart: string,
-    options: { password?: string; deviceId?: string; displayName?: string } = {},
+    options: { password?: string; deviceId?: string; displayName?: string; server?: string } = {},
   ): { userId: string; deviceId: string; accessToken: string } | undefined {
     const state = this.server.state;
-    const problem = localpartProblem(localpart.toLowerCase(), state.serverName);
+    const server = options.server ?? state.serverName;
+    if (!state.remoteDeviceLists.hosts(server)) {
+      throw new RangeError(`${server} is neither this server nor a hosted remote server`);
+    }
+    const problem = localpartProblem(localpart.toLowerCase(), server);
     if (problem) throw new RangeError(problem);
-    const userId = `@${localpart.toLowerCase()}:${state.serverName}`;
+    const userId = `@${localpart.toLowerCase()}:${server}`;
     if (state.accounts.userExists(userId)) return undefined;
     state.accounts.createAccount(userId, options.password ?? "password");
     const device = loginNewDevice(state, userId, {

@@ -44,6 +44,14 @@ export type {
   DehydratedEventsFaultSpec,
 } from "./state/dehydrated-device-store.js";
 export type { KeyStore } from "./state/key-store.js";
+export type {
+  FederationOptions,
+  RemoteDeviceListCache,
+  RemoteDeviceLists,
+  RemoteDeviceListsMode,
+  RemoteResyncReason,
+  RemoteServerInfo,
+} from "./state/remote-device-lists.js";
 export type { Membership, RoomStore, StoredEvent } from "./state/room-store.js";
 export type { ServerState } from "./state/server-state.js";
 export type { TokenLifetimes } from "./state/session-token-store.js";

@@ -19,6 +19,7 @@ import { Router } from "./router.js";
 import { controlRoutes } from "./routes/control.js";
 import { clientRoutes } from "./routes/index.js";
 import { authenticateAccessToken } from "./session-tokens.js";
+import type { FederationOptions } from "./state/remote-device-lists.js";
 import { createServerState, type ServerState } from "./state/server-state.js";
 import { UiaRequiredError } from "./uia.js";
 
@@ -50,6 +51,11 @@ export interface MockHomeserverOptions {
    * `control` calls never do. Default: none, the API is open (fine on loopback only).
    */
   controlToken?: string;
+  /**
+   * Simulated federation (docs/mock-homeserver.md, "Federation"): remote servers hosted from the
+   * start, and the timings of MSC2638 refreshes and resync retries, on `clock`.
+   */
+  federation?: FederationOptions;
 }
 
 const JSON_HEADERS = {
@@ -84,13 +90,23 @@ export class MockHomeserver implements ControlledServer {
     this.baseUrl = options.baseUrl ?? `http://${this.serverName}`;
     if (options.controlToken !== undefined) checkControlToken(options.controlToken);
     this.controlToken = options.controlToken;
-    this.state = createServerState(this.serverName, this.clock);
+    this.state = createServerState(this.serverName, this.clock, options.federation);
+    this.state.remoteDeviceLists.mode = this.profile.remoteDeviceLists;
     this.#faults = new FaultInjector();
     if (options.seed !== undefined) this.#faults.configure({ seed: options.seed });
     this.#log = new RequestLog(options.requestLogCapacity);
     this.#clientRouter = new Router([...clientRoutes, ...(options.extraRoutes ?? [])]);
     this.#controlRouter = new Router([...controlRoutes, ...(options.extraControlRoutes ?? [])]);
     this.control = new MockControl(this, this.#faults, this.#log);
+  }
+
+  /**
+   * Cancels the server's background work — waiting MSC2638 refreshes and resync retries, which
+   * sleep on `clock` — and schedules none from then on, so none keeps a process alive. The server
+   * still answers requests. `RunningMockServer.close()` calls it for a server it created.
+   */
+  dispose(): void {
+    this.state.remoteDeviceLists.dispose();
   }
 
   /** A `fetch`-compatible function answering from this server without any network. */

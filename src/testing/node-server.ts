@@ -24,7 +24,10 @@ export interface RunningMockServer {
   url: string;
   port: number;
   homeserver: MockHomeserver;
-  /** Stops listening and cuts open connections (including long-polls). */
+  /**
+   * Stops listening and cuts open connections (including long-polls); for a homeserver it created
+   * (no `homeserver` option), also cancels its background work (`MockHomeserver.dispose`).
+   */
   close(): Promise<void>;
 }
 
@@ -59,6 +62,7 @@ export async function startMockServer(options: StartMockServerOptions = {}): Pro
     homeserver,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        if (!options.homeserver) homeserver.dispose();
         server.close((err) => (err ? reject(err) : resolve()));
         for (const socket of sockets) socket.destroy();
       }),

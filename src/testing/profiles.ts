@@ -440,6 +440,9 @@ const msc: Profile = {
   versions: [...SYNAPSE_VERSIONS, "v1.13", "v1.14", "v1.15", "v1.16", "v1.17"],
   unstableFeatures: {
     "org.matrix.e2e_cross_signing": true,
+    // MSC2638 device-list refresh (flag `deviceListRefresh`); the MSC names no feature key, this one
+    // follows the `org.matrix.mscNNNN` habit.
+    "org.matrix.msc2638": true,
     "org.matrix.msc3391": true,
     "org.matrix.msc3814": true,
     "org.matrix.simplified_msc3575": true,

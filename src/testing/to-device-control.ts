@@ -67,7 +67,7 @@ export interface ToDeviceSender {
 /**
  * Delivers `messages` (a `sendToDevice` body's `messages`) as though `sender` had sent them,
  * reaching the devices that `PUT /sendToDevice` would (`"*"` alone means every device of a user;
- * unknown devices, malformed user ids and users of other servers are dropped). Each event's
+ * unknown devices, malformed user ids and users of servers the mock does not host are dropped). Each event's
  * `sender` is `sender.userId`. No transaction id, no size limit: the server itself is sending.
  * Returns how many events were delivered.
  *
@@ -96,7 +96,7 @@ export function sendToDeviceAs(
   }
   const deliveries: [userId: string, deviceId: string, content: Record<string, unknown>][] = [];
   for (const [userId, byDevice] of Object.entries(messages)) {
-    if (serverNameOf(userId) !== state.serverName) continue;
+    if (!state.remoteDeviceLists.hosts(serverNameOf(userId))) continue;
     for (const [deviceId, content] of localRecipients(state, userId, byDevice)) {
       deliveries.push([userId, deviceId, content]);
     }

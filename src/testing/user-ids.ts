@@ -15,3 +15,13 @@ export function localpartProblem(localpart: string, serverName: string): string 
   if (/^[0-9]+$/.test(localpart)) return "Numeric user IDs are reserved for guest users.";
   return undefined;
 }
+
+/**
+ * A user id's server name (`@alice:example.org` → `example.org`), or `undefined` for a malformed id.
+ * Synapse parses ids with `UserID.from_string`: an `@`, a localpart, one `:`, a server name.
+ */
+const USER_ID = /^@[^:\s]*:([^\s/]+)$/;
+
+export function serverNameOf(userId: string): string | undefined {
+  return USER_ID.exec(userId)?.[1];
+}

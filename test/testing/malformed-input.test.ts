@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MockHomeserver } from "../../src/testing/index.js";
+import { deviceListRefreshRoutes } from "../../src/testing/routes/device-list-refresh.js";
 import { clientRoutes } from "../../src/testing/routes/index.js";
 import { type Harness, startHarness, transports } from "./support/transports.js";
 
@@ -115,6 +116,8 @@ const bodiless = new Set(["POST logout", "POST logout/all"]);
 // MSC3814: DELETE reads no body; the others are methods the path does not serve (405).
 for (const k of ["DELETE", "POST"]) bodiless.add(`${k} ${DEHYDRATED}`);
 for (const k of ["PUT", "DELETE"]) bodiless.add(`${k} ${DEHYDRATED}/{deviceId}/events`);
+// MSC2638's refresh sends no body; its other methods are not served (404, or 405 when it is on).
+for (const r of deviceListRefreshRoutes) if (r.method !== "GET") bodiless.add(key(r.method, r.pattern));
 
 function key(method: string, pattern: string): string {
   return `${method} ${pattern.replace(/^\/_matrix\/client\/(v3|r0)\//, "")}`;

@@ -375,6 +375,84 @@ describe("profiles", () => {
     }
   });
 
+  // Simulated federation (more cases in test/testing/federation.test.ts).
+  flag("remoteDeviceLists", async () => {
+    const observe = async (mode: Profile["remoteDeviceLists"]) => {
+      const hs = createMockHomeserver({ overrides: { remoteDeviceLists: mode } });
+      hs.control.addRemoteServer("remote.example");
+      const alice = hs.control.createUser("alice")!;
+      const dave = hs.control.createUser("dave", { server: "remote.example", deviceId: "D1" })!;
+      const as = (who: { accessToken: string }) => (method: string, path: string, body?: unknown) =>
+        req(hs, method, `/_matrix/client/v3/${path}`, { token: who.accessToken, body });
+      const room = (await as(alice)("POST", "createRoom", { invite: [dave.userId] })).body.room_id as string;
+      await as(dave)("POST", `join/${encodeURIComponent(room)}`, {});
+      const keysOf = (deviceId: string) => ({
+        user_id: dave.userId,
+        device_id: deviceId,
+        algorithms: [],
+        keys: { [`ed25519:${deviceId}`]: `${deviceId}-ed` },
+        signatures: {},
+      });
+      await as(dave)("POST", "keys/upload", { device_keys: keysOf("D1") });
+      hs.control.loseDeviceListUpdates(dave.userId, true);
+      const d2 = await req(hs, "POST", "/_matrix/client/v3/login", {
+        body: {
+          type: "m.login.password",
+          identifier: { type: "m.id.user", user: dave.userId },
+          password: "password",
+          device_id: "D2",
+        },
+      });
+      await as({ accessToken: d2.body.access_token as string })("POST", "keys/upload", {
+        device_keys: keysOf("D2"),
+      });
+      const query = async () => {
+        const body = (await as(alice)("POST", "keys/query", { device_keys: { [dave.userId]: [] } })).body;
+        const devices = (body.device_keys as Record<string, Record<string, unknown>>)[dave.userId];
+        return {
+          devices: devices ? Object.keys(devices).sort() : null,
+          failures: Object.keys(body.failures as object),
+        };
+      };
+      const before = await query();
+      hs.control.setRemoteServerReachable("remote.example", false);
+      hs.control.resyncRemoteUser(dave.userId);
+      return { before, afterFailedResync: await query() };
+    };
+    const failed = ["remote.example"];
+    expect(await observe("synapse")).toEqual({
+      before: { devices: ["D1"], failures: [] },
+      afterFailedResync: { devices: null, failures: failed },
+    });
+    expect(await observe("msc")).toEqual({
+      before: { devices: ["D1"], failures: [] },
+      afterFailedResync: { devices: ["D1"], failures: failed },
+    });
+    expect(await observe("federation")).toEqual({
+      before: { devices: ["D1", "D2"], failures: [] },
+      afterFailedResync: { devices: null, failures: failed },
+    });
+  });
+
+  flag("deviceListRefresh", async () => {
+    for (const [value, status, errcode] of [
+      [true, 202, undefined],
+      [false, 404, "M_UNRECOGNIZED"],
+    ] as const) {
+      const { hs, alice } = server({ deviceListRefresh: value });
+      const res = await req(
+        hs,
+        "POST",
+        `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/devices/refresh`,
+        {
+          token: alice.accessToken,
+          body: {},
+        },
+      );
+      expect([res.status, res.body.errcode]).toEqual([status, errcode]);
+    }
+  });
+
   // Simplified sliding sync e2ee extension (more cases in test/testing/routes/sliding-sync-e2ee.test.ts).
   flag("slidingE2eeKeyFields", async () => {
     for (const [value, keyFieldsRepeated] of [
@@ -700,6 +778,7 @@ describe("each profile holds the values of the server it models", () => {
       "org.matrix.simplified_msc3575",
       "org.matrix.msc3391",
       "com.beeper.msc4446",
+      "org.matrix.msc2638",
     ];
     const advertised = Object.fromEntries(
       names.map((n) => [n, keys.map((k) => profiles[n].unstableFeatures[k] ?? "absent")]),
@@ -707,12 +786,13 @@ describe("each profile holds the values of the server it models", () => {
 
     expect(advertised).toEqual({
       // Synapse with a default config: MSC3814 and MSC3391 are experimental, so not advertised on.
-      "synapse-1.157": [true, "absent", true, false, false],
-      "synapse-1.156": [true, "absent", true, false, "absent"],
-      tuwunel: [true, true, true, "absent", "absent"],
+      "synapse-1.157": [true, "absent", true, false, false, "absent"],
+      "synapse-1.156": [true, "absent", true, false, "absent", "absent"],
+      tuwunel: [true, true, true, "absent", "absent", "absent"],
       // continuwuity advertises neither cross-signing nor MSC3814, though it serves both.
-      continuwuity: ["absent", "absent", true, "absent", "absent"],
-      msc: [true, true, true, true, "absent"],
+      continuwuity: ["absent", "absent", true, "absent", "absent", "absent"],
+      // MSC2638 is served by no server; the msc profile serves it and advertises it.
+      msc: [true, true, true, true, "absent", true],
     });
     expect(Object.values(profiles.tuwunel.unstableFeatures).every((v) => v === true)).toBe(true);
     expect(Object.keys(profiles.continuwuity.unstableFeatures).sort()).toEqual([
@@ -722,7 +802,7 @@ describe("each profile holds the values of the server it models", () => {
       "uk.half-shot.msc2666.query_mutual_rooms",
       "uk.half-shot.msc2666.query_mutual_rooms.stable",
     ]);
-    expect(Object.keys(profiles.msc.unstableFeatures)).toHaveLength(4);
+    expect(Object.keys(profiles.msc.unstableFeatures)).toHaveLength(5);
     const { "com.beeper.msc4446": _added, ...older } = profiles["synapse-1.157"].unstableFeatures;
     expect(older).toEqual(profiles["synapse-1.156"].unstableFeatures);
   });

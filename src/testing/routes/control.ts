@@ -7,6 +7,7 @@ import { MatrixError, type Route } from "../route.js";
 import { parseBody } from "../validation.js";
 import { asBadParam, camelCased } from "./control-wire.js";
 import { dehydrationControlRoutes } from "./dehydration-control.js";
+import { federationControlRoutes } from "./federation-control.js";
 import { injectedDeviceControlRoutes } from "./injected-device-control.js";
 import { sessionControlRoutes } from "./session-control.js";
 import { slidingSyncControlRoutes } from "./sliding-sync-control.js";
@@ -54,6 +55,7 @@ const createUserBody = z
     password: z.string().optional(),
     device_id: z.string().min(1).optional(),
     display_name: z.string().optional(),
+    server: z.string().optional(),
   })
   .strict();
 
@@ -188,4 +190,5 @@ export const controlRoutes: Route<MockControl, Profile>[] = [
   ...sessionControlRoutes,
   ...toDeviceControlRoutes,
   ...injectedDeviceControlRoutes,
+  ...federationControlRoutes,
 ];

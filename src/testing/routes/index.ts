@@ -4,6 +4,7 @@ import type { ServerState } from "../state/server-state.js";
 import { accountRoutes } from "./account.js";
 import { accountDataRoutes } from "./account-data.js";
 import { dehydratedDeviceRoutes } from "./dehydrated-device.js";
+import { deviceListRefreshRoutes } from "./device-list-refresh.js";
 import { devicesRoutes } from "./devices.js";
 import { discoveryRoutes } from "./discovery.js";
 import { filterRoutes } from "./filters.js";
@@ -28,6 +29,7 @@ export const clientRoutes: readonly Route<ServerState, Profile>[] = [
   ...accountDataRoutes,
   ...roomKeysRoutes,
   ...keysRoutes,
+  ...deviceListRefreshRoutes,
   ...toDeviceRoutes,
   ...dehydratedDeviceRoutes,
   ...slidingSyncRoutes,

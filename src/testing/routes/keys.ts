@@ -138,14 +138,28 @@ function query(ctx: Ctx): MockResponse {
   const selfSigningKeys: Record<string, JsonObject> = {};
   const userSigningKeys: Record<string, JsonObject> = {};
 
+  const remote = state.remoteDeviceLists;
+  const callerServer = serverNameOf(caller.userId);
   for (const [userId, devices] of Object.entries(wantedByUser) as [string, string[]][]) {
     const server = serverNameOf(userId);
     if (server === undefined) continue;
-    if (server !== state.serverName) {
+    if (!remote.hosts(server)) {
       failures[server] = { ...unreachableServerFailure };
       continue;
     }
-    deviceKeys[userId] = localDeviceKeys(state, userId, devices);
+    if (server !== state.serverName && callerServer === state.serverName) {
+      // A remote user, as this server knows their list (state/remote-device-lists.ts).
+      const answer = remote.query(userId, devices, caller.userId);
+      if (answer.failed) failures[server] = { ...unreachableServerFailure };
+      if (answer.deviceKeys) deviceKeys[userId] = answer.deviceKeys;
+      if (answer.master) masterKeys[userId] = answer.master;
+      if (answer.selfSigning) selfSigningKeys[userId] = answer.selfSigning;
+      continue;
+    }
+    // A user of this server, or any user asked by a remote server's user: the remote servers are
+    // played without caches, so they read true lists. Device names do not cross servers (Synapse's
+    // `allow_device_name_lookup_over_federation` is off by default).
+    deviceKeys[userId] = localDeviceKeys(state, userId, devices, server === callerServer);
     const master = state.keys.crossSigningKey(userId, "master", caller.userId);
     if (master) masterKeys[userId] = master;
     const selfSigning = state.keys.crossSigningKey(userId, "self_signing", caller.userId);
@@ -169,24 +183,30 @@ function query(ctx: Ctx): MockResponse {
 }
 
 /**
- * A local user's device keys: all devices for `[]`, else those asked for that exist. As Synapse,
- * `unsigned` is rebuilt by the server (only the device's display name goes there).
+ * A user's true device keys: all devices for `[]`, else those asked for that exist. As Synapse,
+ * `unsigned` is rebuilt by the server (only the device's display name goes there, `withNames`).
  */
-function localDeviceKeys(state: ServerState, userId: string, wanted: string[]): Record<string, JsonObject> {
+function localDeviceKeys(
+  state: ServerState,
+  userId: string,
+  wanted: string[],
+  withNames: boolean,
+): Record<string, JsonObject> {
   const ids = wanted.length > 0 ? wanted : state.keys.deviceIdsWithKeys(userId);
   const result: Record<string, JsonObject> = {};
   for (const deviceId of ids) {
     const device = state.accounts.device(userId, deviceId);
     const keys = device ? state.keys.deviceKeys(userId, deviceId) : undefined;
     if (!device || !keys) continue;
-    keys.unsigned = device.displayName !== null ? { device_display_name: device.displayName } : {};
+    keys.unsigned =
+      withNames && device.displayName !== null ? { device_display_name: device.displayName } : {};
     result[deviceId] = keys;
   }
   return result;
 }
 
 function claim(ctx: Ctx): MockResponse {
-  ctx.caller();
+  const caller = ctx.caller();
   optionalIntegerParam(ctx.query, "timeout");
   const body = parseBody(ctx, claimSchema);
   const { state } = ctx;
@@ -197,7 +217,8 @@ function claim(ctx: Ctx): MockResponse {
   for (const [userId] of wanted) requireUserId(userId);
   for (const [userId, devices] of wanted) {
     const server = requireUserId(userId);
-    if (server !== state.serverName) {
+    // Claims of remote users' keys go to their server at once (no cache), if it can be reached.
+    if (!state.remoteDeviceLists.canReach(caller.userId, userId)) {
       failures[server] = { ...unreachableServerFailure };
       continue;
     }

@@ -1,16 +1,13 @@
 import { MatrixError } from "../route.js";
+import { serverNameOf } from "../user-ids.js";
 
 /**
  * User ids in the key and to-device endpoints. Synapse skips ids that do not parse in
  * `keys/query` and `sendToDevice`, and answers 400 `M_INVALID_PARAM` for them in `keys/claim`
- * (`UserID.from_string`); a user on another server is "remote" — the mock has no federation.
+ * (`UserID.from_string`). A user on another server is "remote": reachable only when the mock
+ * hosts that server too (`state/remote-device-lists.ts`).
  */
-const USER_ID = /^@[^:\s]*:([^\s/]+)$/;
-
-/** The server name of a well-formed user id, or `undefined` for a malformed one. */
-export function serverNameOf(userId: string): string | undefined {
-  return USER_ID.exec(userId)?.[1];
-}
+export { serverNameOf };
 
 export function requireUserId(userId: string): string {
   const server = serverNameOf(userId);
@@ -21,9 +18,9 @@ export function requireUserId(userId: string): string {
 }
 
 /**
- * What Synapse reports in `failures` for a server it cannot reach; the mock cannot reach any other
- * server, so every remote user's server gets this entry (a destination in backoff, from
- * `_NOT_READY_FOR_RETRY_FAILURE`).
+ * What Synapse reports in `failures` for a server it cannot reach (a destination in backoff, from
+ * `_NOT_READY_FOR_RETRY_FAILURE`): every server the mock does not host gets this entry, and so
+ * does a hosted remote server made unreachable.
  */
 export const unreachableServerFailure = Object.freeze({ status: 503, message: "Not ready for retry" });
 

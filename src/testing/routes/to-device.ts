@@ -18,7 +18,8 @@ import { serverNameOf } from "./matrix-ids.js";
  *   unknown device id;
  * - messages for devices that do not exist, and for malformed user ids, are dropped silently;
  * - one message over 64 KiB of canonical JSON fails the whole request with 413 `M_TOO_LARGE`;
- * - users on other servers are dropped too: the mock has no federation.
+ * - users on servers the mock does not host are dropped too; those of hosted remote servers get
+ *   the message at once (`state/remote-device-lists.ts`: to-device crosses servers unhindered).
  */
 
 type Ctx = RouteContext<ServerState, Profile>;
@@ -56,7 +57,7 @@ function sendToDevice(ctx: Ctx): MockResponse {
         );
       }
     }
-    if (server !== state.serverName) continue;
+    if (!state.remoteDeviceLists.hosts(server)) continue;
     for (const [deviceId, content] of localRecipients(state, userId, byDevice)) {
       deliveries.push([userId, deviceId, content]);
     }

@@ -1,3 +1,4 @@
+import { serverNameOf } from "../user-ids.js";
 import { canonicalJson, cloneJson } from "./canonical-json.js";
 
 /**
@@ -29,12 +30,23 @@ export interface ClaimedKey {
 export type OneTimeKeyUploadResult = { ok: true; added: number } | { ok: false; conflictingKeyId: string };
 
 /**
+ * Which copy of a remote user's device list a change is about, when the mock hosts other servers
+ * too (`remote-device-lists.ts`): `"true"`, the list on the user's own server, which its users and
+ * those of the other remote servers read; `"cached"`, this server's copy of it, which this
+ * server's users read (Synapse serves remote users' keys from `device_lists_remote_cache`). A local
+ * user's list has one copy and its changes carry none.
+ */
+export type DeviceListCopy = "true" | "cached";
+
+/**
  * A change worth waking a long-poll for. `device-list` changes feed `device_lists.changed`;
  * `onlyFor` marks changes only one user is told about (their own user-signing key, signatures
- * they made on other users' master keys — Synapse's "user signature" stream).
+ * they made on other users' master keys — Synapse's "user signature" stream); `copy` marks a
+ * change of one copy of a remote user's list (`DeviceListCopy`). `visibleTo` says who may learn
+ * of a change.
  */
 export type KeyStoreChange =
-  | { kind: "device-list"; userId: string; position: number; onlyFor?: string }
+  | { kind: "device-list"; userId: string; position: number; onlyFor?: string; copy?: DeviceListCopy }
   | { kind: "key-counts"; userId: string; deviceId: string };
 
 export type KeyStoreListener = (change: KeyStoreChange) => void;
@@ -77,9 +89,12 @@ interface ChangeEntry {
   position: number;
   userId: string;
   onlyFor: string | undefined;
+  copy: DeviceListCopy | undefined;
 }
 
 export class KeyStore {
+  /** This server's name; without one every user is local and changes carry no `copy`. */
+  readonly #serverName: string | undefined;
   #devices = new Map<string, Map<string, DeviceRecord>>();
   #crossSigning = new Map<string, Map<CrossSigningUsage, CrossSigningKeyRecord>>();
   /** `targetUser \0 targetId` (a device id or a cross-signing public key) → signer → key id → signature. */
@@ -92,6 +107,14 @@ export class KeyStore {
   /** `onlyFor \0 userId` → the newest position at which that change was logged. */
   #latest = new Map<string, number>();
   #workDone = 0;
+
+  /**
+   * `serverName` lets the store tell this server's users from remote ones, whose device lists
+   * have two copies (`DeviceListCopy`). Without it every user counts as local.
+   */
+  constructor(options: { serverName?: string } = {}) {
+    this.#serverName = options.serverName;
+  }
 
   /** The current device-list stream position; a sync token (`/sync`, `keys/changes`) carries it. */
   get position(): number {
@@ -285,6 +308,24 @@ export class KeyStore {
     return this.#withSignatures(record.json, userId, record.publicKey, viewer);
   }
 
+  /**
+   * A cross-signing key exactly as uploaded, without anyone's later signatures: what a server sends
+   * of it over federation (Synapse's `query_user_devices` reads it with no `from_user_id`).
+   */
+  crossSigningKeyAsUploaded(userId: string, usage: CrossSigningUsage): JsonObject | undefined {
+    const record = this.#crossSigning.get(userId)?.get(usage);
+    return record ? cloneJson(record.json) : undefined;
+  }
+
+  /**
+   * A copy of `json` — a key of `targetUserId` identified by `targetId` (device id or public key) —
+   * with the signatures `signer` made on it merged in, as `crossSigningKey` merges them; for keys
+   * served from a copy rather than from this store's own records.
+   */
+  withSignaturesBy(json: JsonObject, targetUserId: string, targetId: string, signer: string): JsonObject {
+    return this.#withSignatures(json, targetUserId, targetId, signer);
+  }
+
   /** The unpadded-base64 public part of a stored cross-signing key. */
   crossSigningPublicKey(userId: string, usage: CrossSigningUsage): string | undefined {
     return this.#crossSigning.get(userId)?.get(usage)?.publicKey;
@@ -331,9 +372,28 @@ export class KeyStore {
     this.#signatures.delete(`${userId}\u0000${deviceId}`);
   }
 
-  /** Logs a change of `userId`'s device list (new, deleted or re-keyed device, new master key). */
+  /**
+   * Logs a change of `userId`'s device list (new, deleted or re-keyed device, new master key). For
+   * a remote user this is their true list; this server's users hear of it only once their server's
+   * copy changes (`noteCachedDeviceListChange`).
+   */
   noteDeviceListChange(userId: string): number {
-    return this.#logChange(userId, undefined);
+    return this.#logChange(userId, undefined, this.#isRemote(userId) ? "true" : undefined);
+  }
+
+  /**
+   * Logs that this server's cached copy of remote user `userId`'s device list changed (a federated
+   * update arrived, or a resync found something new): what this server's users see in
+   * `device_lists.changed`, as Synapse's `notify_device_update` tells them.
+   */
+  noteCachedDeviceListChange(userId: string): number {
+    return this.#logChange(userId, undefined, "cached");
+  }
+
+  /** Whether `viewer` may learn of a device-list change (besides sharing a room with its user). */
+  visibleTo(change: Extract<KeyStoreChange, { kind: "device-list" }>, viewer: string): boolean {
+    if (change.onlyFor !== undefined && change.onlyFor !== viewer) return false;
+    return change.copy === undefined || change.copy === this.#copyReadBy(viewer, change.userId);
   }
 
   /**
@@ -355,7 +415,8 @@ export class KeyStore {
       const entry = this.#log[i]!;
       this.#workDone++;
       if (entry.onlyFor !== undefined && entry.onlyFor !== viewer) continue;
-      if (this.#latest.get(changeKey(entry.userId, entry.onlyFor)) !== entry.position) continue;
+      if (entry.copy !== undefined && entry.copy !== this.#copyReadBy(viewer, entry.userId)) continue;
+      if (this.#latest.get(changeKey(entry.userId, entry.onlyFor, entry.copy)) !== entry.position) continue;
       changed.add(entry.userId);
     }
     return [...changed];
@@ -392,23 +453,34 @@ export class KeyStore {
     return copy;
   }
 
-  #logChange(userId: string, onlyFor: string | undefined): number {
+  #logChange(userId: string, onlyFor: string | undefined, copy?: DeviceListCopy): number {
     const position = ++this.#position;
-    this.#log.push({ position, userId, onlyFor });
-    this.#latest.set(changeKey(userId, onlyFor), position);
+    this.#log.push({ position, userId, onlyFor, copy });
+    this.#latest.set(changeKey(userId, onlyFor, copy), position);
     this.#compact();
-    this.#emit(
-      onlyFor === undefined
-        ? { kind: "device-list", userId, position }
-        : { kind: "device-list", userId, position, onlyFor },
-    );
+    const change: KeyStoreChange = { kind: "device-list", userId, position };
+    if (onlyFor !== undefined) change.onlyFor = onlyFor;
+    if (copy !== undefined) change.copy = copy;
+    this.#emit(change);
     return position;
+  }
+
+  #isRemote(userId: string): boolean {
+    return this.#serverName !== undefined && serverNameOf(userId) !== this.#serverName;
+  }
+
+  /** The copy of `userId`'s list `viewer` reads: this server's users read remote users' cached copy. */
+  #copyReadBy(viewer: string, userId: string): DeviceListCopy | undefined {
+    if (!this.#isRemote(userId)) return undefined;
+    return this.#isRemote(viewer) ? "true" : "cached";
   }
 
   /** Drops superseded log entries once they are the majority, so the log stays O(distinct changes). */
   #compact(): void {
     if (this.#log.length < 64 || this.#log.length < 2 * this.#latest.size) return;
-    this.#log = this.#log.filter((e) => this.#latest.get(changeKey(e.userId, e.onlyFor)) === e.position);
+    this.#log = this.#log.filter(
+      (e) => this.#latest.get(changeKey(e.userId, e.onlyFor, e.copy)) === e.position,
+    );
   }
 
   #emit(change: KeyStoreChange): void {
@@ -442,8 +514,8 @@ function oneTimeKeyIdentity(key: unknown): string {
   return canonicalJson(rest);
 }
 
-function changeKey(userId: string, onlyFor: string | undefined): string {
-  return `${onlyFor ?? ""}\u0000${userId}`;
+function changeKey(userId: string, onlyFor: string | undefined, copy: DeviceListCopy | undefined): string {
+  return `${onlyFor ?? ""}\u0000${copy ?? ""}\u0000${userId}`;
 }
 
 /** Index of the first entry with `position > from` (binary search; the log is ascending). */

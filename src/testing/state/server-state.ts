@@ -7,6 +7,7 @@ import { FilterStore } from "./filter-store.js";
 import { InjectedDeviceStore } from "./injected-device-store.js";
 import { KeyStore } from "./key-store.js";
 import { MediaStore } from "./media-store.js";
+import { type FederationOptions, RemoteDeviceLists } from "./remote-device-lists.js";
 import { RoomStore } from "./room-store.js";
 import { SessionTokenStore } from "./session-token-store.js";
 import { SlidingConnectionStore } from "./sliding-connections.js";
@@ -32,26 +33,42 @@ export interface ServerState {
   /** Simplified sliding sync (MSC4186) connections and their positions. */
   slidingSync: SlidingConnectionStore<SlidingConnectionState>;
   toDevice: ToDeviceStore;
+  /** Hosted remote servers and this server's copies of their users' device lists (simulated federation). */
+  remoteDeviceLists: RemoteDeviceLists;
   /** Refresh tokens and access-token expiry (spec "Refreshing access tokens"). */
   sessionTokens: SessionTokenStore;
   uia: UiaStore;
 }
 
-export function createServerState(serverName: string, clock: Clock): ServerState {
+export function createServerState(
+  serverName: string,
+  clock: Clock,
+  federation: FederationOptions = {},
+): ServerState {
+  const accounts = new AccountStore();
+  const keys = new KeyStore({ serverName });
+  const rooms = new RoomStore(clock);
+  const toDevice = new ToDeviceStore(clock);
   return {
     serverName,
     clock,
-    accounts: new AccountStore(),
+    accounts,
     accountData: new AccountDataStore(),
-    keys: new KeyStore(),
+    keys,
     dehydratedDevices: new DehydratedDeviceStore(),
     injectedDevices: new InjectedDeviceStore(),
-    rooms: new RoomStore(clock),
+    rooms,
     filters: new FilterStore(),
     media: new MediaStore(),
     userProfiles: new UserProfileStore(),
     slidingSync: new SlidingConnectionStore(clock),
-    toDevice: new ToDeviceStore(clock),
+    toDevice,
+    remoteDeviceLists: new RemoteDeviceLists(
+      { keys, accounts, rooms, toDevice },
+      clock,
+      serverName,
+      federation,
+    ),
     sessionTokens: new SessionTokenStore(),
     uia: new UiaStore(),
   };

@@ -10,7 +10,7 @@ import type { ServerState } from "./server-state.js";
 export type ToDeviceMessages = Record<string, Record<string, Record<string, unknown>>>;
 
 /**
- * The devices of `userId` (a local user) that `byDevice` reaches, each with its content: `"*"` as
+ * The devices of `userId` (a user of this server or of a hosted remote one) that `byDevice` reaches, each with its content: `"*"` as
  * the only device id means every device of the user, the dehydrated and injected ones included;
  * next to other ids it is just an unknown id. Unknown devices are dropped, as Synapse drops them.
  */

@@ -37,6 +37,8 @@ export interface ToDeviceArrival {
   userId: string;
   deviceId: string;
   streamId: number;
+  /** The message as sent; listeners must not change it. */
+  event: ToDeviceEvent;
 }
 
 export type ToDeviceListener = (arrival: ToDeviceArrival) => void;
@@ -102,7 +104,7 @@ export class ToDeviceStore {
   enqueue(userId: string, deviceId: string, event: ToDeviceEvent): number {
     const streamId = ++this.#streamId;
     this.#queue(userId, deviceId, true).entries.push({ streamId, event: structuredClone(event) });
-    this.#emit({ userId, deviceId, streamId });
+    this.#emit({ userId, deviceId, streamId, event });
     return streamId;
   }
 

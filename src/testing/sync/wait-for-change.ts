@@ -69,10 +69,7 @@ export function waitForChange(state: ServerState, options: WaitForChangeOptions)
         state.keys.onChange((c) => {
           if (c.kind === "key-counts") {
             if (c.userId === userId && c.deviceId === deviceId) finish("changed");
-          } else if (
-            (c.onlyFor === undefined || c.onlyFor === userId) &&
-            state.rooms.sees(userId, c.userId)
-          ) {
+          } else if (state.keys.visibleTo(c, userId) && state.rooms.sees(userId, c.userId)) {
             finish("changed");
           }
         }),

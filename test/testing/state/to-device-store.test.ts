@@ -110,7 +110,7 @@ describe("ToDeviceStore", () => {
     expect(store.hasTransaction(ALICE, "ONE", "m.other/t")).toBe(false);
   });
 
-  it("wakes listeners with the recipient and stream id of each delivery", () => {
+  it("wakes listeners with the recipient, stream id and event of each delivery", () => {
     const store = new ToDeviceStore();
     const arrivals: unknown[] = [];
     const off = store.onChange((a) => arrivals.push(a));
@@ -122,7 +122,7 @@ describe("ToDeviceStore", () => {
     off();
     store.enqueue(ALICE, "DEV", message(2));
 
-    expect(arrivals).toEqual([{ userId: ALICE, deviceId: "DEV", streamId: id }]);
+    expect(arrivals).toEqual([{ userId: ALICE, deviceId: "DEV", streamId: id, event: message(1) }]);
     expect(store.pendingCount(ALICE, "DEV")).toBe(2);
   });
 

@@ -13,27 +13,38 @@ export const expectedE2eeFlags = {
     seedSignedCurve25519Count: true,
     deviceKeysMismatchErrcode: "M_BAD_JSON",
     oneTimeKeyConflict: "reject",
+    remoteDeviceLists: "synapse",
+    deviceListRefresh: false,
   },
   "synapse-1.156": {
     seedSignedCurve25519Count: true,
     deviceKeysMismatchErrcode: "M_BAD_JSON",
     oneTimeKeyConflict: "reject",
+    remoteDeviceLists: "synapse",
+    deviceListRefresh: false,
   },
   tuwunel: {
     seedSignedCurve25519Count: true,
     deviceKeysMismatchErrcode: "M_UNKNOWN",
     oneTimeKeyConflict: "keep-existing",
+    remoteDeviceLists: "federation",
+    deviceListRefresh: false,
   },
-  // Nothing seeds a zero count; the other two are tuwunel's.
+  // Nothing seeds a zero count; it always asks remote servers, as tuwunel; the errcode and conflict
+  // handling are tuwunel's.
   continuwuity: {
     seedSignedCurve25519Count: false,
     deviceKeysMismatchErrcode: "M_UNKNOWN",
     oneTimeKeyConflict: "keep-existing",
+    remoteDeviceLists: "federation",
+    deviceListRefresh: false,
   },
   msc: {
     seedSignedCurve25519Count: false,
     deviceKeysMismatchErrcode: "M_BAD_JSON",
     oneTimeKeyConflict: "reject",
+    remoteDeviceLists: "msc",
+    deviceListRefresh: true,
   },
 } as const satisfies Record<ProfileName, E2eeFlags>;
 
