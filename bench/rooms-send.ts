@@ -36,7 +36,12 @@ async function open(session: { userId: string; deviceId: string; accessToken: st
   return client;
 }
 
-async function call(token: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+async function call(
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Record<string, unknown>> {
   const response = await fetch(`${server.url}${path}`, {
     method,
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
@@ -65,7 +70,11 @@ try {
         identifier: { type: "m.id.user", user: user.userId },
         password: "bench",
       });
-      await open({ userId: user.userId, deviceId: String(login.device_id), accessToken: String(login.access_token) });
+      await open({
+        userId: user.userId,
+        deviceId: String(login.device_id),
+        accessToken: String(login.access_token),
+      });
     }
   }
 
@@ -78,7 +87,9 @@ try {
     const created = await call(senderAccount.accessToken, "POST", "/_matrix/client/v3/createRoom", {
       preset: "private_chat",
       invite: members.map((m) => m.userId),
-      initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+      initial_state: [
+        { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+      ],
     });
     const roomId = String(created.room_id);
     for (const member of members) {
@@ -89,7 +100,8 @@ try {
     const sent = await sender.rooms.send(roomId, "m.room.message", { body: "first" });
     first.push(performance.now() - started);
     const shared = sent.applied.filter((a) => a.outcome === "shared").length;
-    if (shared !== MEMBERS * DEVICES) throw new Error(`the room key reached ${shared} of ${MEMBERS * DEVICES} devices`);
+    if (shared !== MEMBERS * DEVICES)
+      throw new Error(`the room key reached ${shared} of ${MEMBERS * DEVICES} devices`);
 
     for (let i = 0; i < NEXT_SENDS; i++) {
       started = performance.now();
@@ -113,9 +125,15 @@ try {
   }
 
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  console.log(`rooms.send: ${MEMBERS} members × ${DEVICES} devices, ${REPS} rooms, Node ${process.versions.node}`);
-  console.log(`  first send (query, claim ${MEMBERS * DEVICES} sessions, share, send): median ${fmt(median(first))}`);
-  console.log(`  crypto alone for a first message (shareRoomKey + encrypt):           median ${fmt(median(limit))}`);
+  console.log(
+    `rooms.send: ${MEMBERS} members × ${DEVICES} devices, ${REPS} rooms, Node ${process.versions.node}`,
+  );
+  console.log(
+    `  first send (query, claim ${MEMBERS * DEVICES} sessions, share, send): median ${fmt(median(first))}`,
+  );
+  console.log(
+    `  crypto alone for a first message (shareRoomKey + encrypt):           median ${fmt(median(limit))}`,
+  );
   console.log(`  first send / crypto alone: ${(median(first) / median(limit)).toFixed(1)}×`);
   console.log(`  next sends in the same session: median ${fmt(median(next))} (${next.length} sends)`);
 } finally {

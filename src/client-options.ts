@@ -4,6 +4,8 @@ import type { CryptoStoreOptions } from "./crypto/olm-machine.js";
 import type { UiaCallback } from "./crypto/user-interactive-auth.js";
 import type { DehydrationModuleEvents } from "./dehydration/dehydration.js";
 import type { DrainTuning } from "./dehydration/drain/drain-loop.js";
+import type { DeviceListsModuleEvents } from "./device-lists/events.js";
+import type { DeviceListsOptions } from "./device-lists/options.js";
 import type { WithErrorInfoEvents } from "./errors/error-info.js";
 import type { EventSubscriber } from "./events/emitter.js";
 import type { Prefixed } from "./events/prefixed.js";
@@ -81,6 +83,8 @@ export interface CreateE2eeClientOptions {
      */
     sharingStrategy?: SharingStrategy;
   };
+  /** Tuning of `client.deviceLists`: the rate limit, the failure backoff, MSC2638, send waits. */
+  deviceLists?: DeviceListsOptions;
 }
 
 /**
@@ -94,16 +98,18 @@ export type ClientErrorCode = "invalid_options" | "client_closed";
  * The client's one event stream, every module's events under names that say the module:
  * `http.*` (the transport: `requestRetried`, `softLogout`, `loggedOut`, `tokenRefreshed`,
  * `tokenRefreshFailed`), `crypto.*` (the outgoing-request loop: `requestSent`, `requestFailed`,
- * `loopFailed`, `retryScheduled`) and `dehydration.*`, `dehydration.drain.*`,
- * `dehydration.rotation.*`, `sync.*` and `rooms.*`. Payloads are plain data — an `error` field is an
- * `ErrorInfo`, not the thrown object — and never hold key material or tokens.
+ * `loopFailed`, `retryScheduled`, `keysUploaded`, `keysQueried`) and `dehydration.*`,
+ * `dehydration.drain.*`, `dehydration.rotation.*`, `sync.*`, `rooms.*` and `deviceLists.*`.
+ * Payloads are plain data — an `error` field is an `ErrorInfo`, not the thrown object — and never
+ * hold key material or tokens.
  */
 export type E2eeClientEvents = WithErrorInfoEvents<
   Prefixed<"http", MatrixHttpEvents> &
     Prefixed<"crypto", CryptoEvents> &
     DehydrationModuleEvents &
     SyncModuleEvents &
-    RoomsModuleEvents
+    RoomsModuleEvents &
+    DeviceListsModuleEvents
 >;
 
 /** `client.events`: subscribe with `on`/`once` (each returns its unsubscribe) or `off`. */

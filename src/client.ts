@@ -14,6 +14,8 @@ import {
   type DehydrationInternals,
   dehydrationInternals,
 } from "./dehydration/dehydration.js";
+import { DeviceLists, type DeviceListsApi } from "./device-lists/device-lists.js";
+import { type DeviceListsSettings, deviceListsSettings } from "./device-lists/options.js";
 import { withErrorInfo } from "./errors/error-info.js";
 import { SdkError } from "./errors/sdk-error.js";
 import { TypedEmitter } from "./events/emitter.js";
@@ -75,6 +77,8 @@ export interface E2eeClient {
   readonly sync: SyncApi;
   /** Encrypted room messages: the recipient plan, sending, decrypting with reasons. */
   readonly rooms: RoomsApi;
+  /** How current each user's device list is, and resyncs (MSC2638 where the server has it). */
+  readonly deviceLists: DeviceListsApi;
   /**
    * The escape hatch: crypto-wasm's `OlmMachine`, for what this SDK does not wrap (verification,
    * key backup). Not plain data. Do not `close()` it; the client does (when it created it). A
@@ -115,6 +119,8 @@ export async function createE2eeClient(options: CreateE2eeClientOptions): Promis
       `rooms.sharingStrategy must be one of ${SHARING_STRATEGIES.join(", ")}`,
     );
   }
+  const deviceLists = deviceListsSettings(options.deviceLists);
+  if (!deviceLists.ok) throw new SdkError<ClientErrorCode>("invalid_options", deviceLists.problem);
   const logger = options.logger ?? silentLogger;
   const http = createMatrixHttp({
     baseUrl: options.baseUrl,
@@ -142,7 +148,14 @@ export async function createE2eeClient(options: CreateE2eeClientOptions): Promis
     if (options.olmMachine === undefined) machine.close();
     throw error;
   }
-  return new Client(options, { http, machine, logger, stateStore, durability });
+  return new Client(options, {
+    http,
+    machine,
+    logger,
+    stateStore,
+    durability,
+    deviceLists: deviceLists.settings,
+  });
 }
 
 /** The database the default state store of a client with `cryptoStore` lives in. */
@@ -189,6 +202,7 @@ class Client implements E2eeClient {
   readonly dehydration: Dehydration;
   readonly sync: Sync;
   readonly rooms: Rooms;
+  readonly deviceLists: DeviceLists;
   readonly olmMachine: OlmMachine;
   readonly #secretStorage: SecretStorage;
   readonly #outgoingRequests: OutgoingRequestLoop;
@@ -221,6 +235,7 @@ class Client implements E2eeClient {
       logger: Logger;
       stateStore: StateStore;
       durability: "memory" | "durable";
+      deviceLists: DeviceListsSettings;
     },
   ) {
     const { http, machine, logger, stateStore } = parts;
@@ -280,6 +295,21 @@ class Client implements E2eeClient {
       signal: this.#closing.signal,
       emit,
     });
+    const deviceLists = new DeviceLists({
+      machine,
+      keyQueries: this.#outgoingRequests,
+      http,
+      userId: options.userId,
+      deviceId: options.deviceId,
+      settings: parts.deviceLists,
+      clock: options.clock ?? systemClock,
+      logger,
+      signal: this.#closing.signal,
+      assertOpen,
+      emit,
+    });
+    this.deviceLists = deviceLists;
+    const sendTimeoutMs = parts.deviceLists.sendTimeoutMs;
     this.rooms = new Rooms({
       machine,
       http,
@@ -291,6 +321,10 @@ class Client implements E2eeClient {
       signal: this.#closing.signal,
       assertOpen,
       emit,
+      ensureFresh: (userIds, signal) =>
+        deviceLists.ensureFresh(userIds, { timeoutMs: sendTimeoutMs, signal }),
+      // A message from a device the list does not hold is a sign the list is stale.
+      decrypted: (event, result) => deviceLists.roomEventDecrypted(event, result),
     });
     this.crossSigning = new CrossSigning({
       machine,
@@ -305,6 +339,15 @@ class Client implements E2eeClient {
     });
     forwardPrefixed(http.events, "http", emit);
     forwardPrefixed(this.#outgoingRequests.events, "crypto", emit);
+    // What the other modules saw, fed to the device-list detectors: the modules stay unaware of
+    // each other.
+    this.events.on("crypto.keysQueried", ({ users, failedServers }) =>
+      deviceLists.keysQueried(users, failedServers),
+    );
+    this.events.on("sync.deviceListsChanged", ({ changed }) => deviceLists.deviceListsChanged(changed));
+    this.events.on("sync.positionLost", () => deviceLists.positionLost());
+    this.events.on("sync.toDevice", ({ events }) => deviceLists.toDeviceReceived(events));
+    this.events.on("rooms.decrypted", ({ result }) => deviceLists.roomEventDecrypted(undefined, result));
   }
 
   async processOutgoingRequests(): Promise<void> {
@@ -321,6 +364,8 @@ class Client implements E2eeClient {
       await this.rooms.close();
       await this.dehydration.close();
       await this.#outgoingRequests.stop();
+      // After the loop stopped (a resync in flight waits on it), before the machine closes.
+      await this.deviceLists.close();
       if (this.#ownsMachine) this.olmMachine.close();
       await this.#ownedStateStore?.close();
     })();

@@ -76,6 +76,11 @@ export type {
   RotationPassResult,
 } from "./dehydration/rotation/rotation.js";
 export type { RotationRecord } from "./dehydration/rotation/rotation-plan.js";
+export type { DeviceListsApi, EnsureFreshOptions } from "./device-lists/device-lists.js";
+export type { DeviceListErrorCode } from "./device-lists/errors.js";
+export type { DeviceListsEvents, DeviceListsModuleEvents } from "./device-lists/events.js";
+export type { DeviceListsOptions } from "./device-lists/options.js";
+export type { DeviceListStaleReason, DeviceListTrust } from "./device-lists/trust.js";
 export { AbortError, isAbortError } from "./errors/abort-error.js";
 export type { ErrorInfo } from "./errors/error-info.js";
 export {

@@ -19,6 +19,13 @@ export interface CryptoEvents {
    * count is below its target, so a steady stream of these means a server count that never rises.
    */
   keysUploaded: { oneTimeKeys: number; fallbackKeys: number; deviceKeys: boolean };
+  /**
+   * A `keys/query` was answered and handed to the machine: whose keys it asked for, and the
+   * servers its `failures` named. Synapse answers for a remote user from its cache and lists the
+   * user's server there when it could not reach it (`handlers/e2e_keys.py` `query_devices`), so a
+   * named server means those users' lists may be stale however often the client asks again.
+   */
+  keysQueried: { users: string[]; failedServers: string[] };
   /** `outgoingRequests()` itself threw; the loop retries later. */
   loopFailed: { error: unknown };
   /** A pass had failures; the loop runs again after `delayMs` on the injected clock. */

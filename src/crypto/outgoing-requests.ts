@@ -164,10 +164,14 @@ export class OutgoingRequestLoop {
       const requestId = request.id;
       const kind = outgoingRequestKind(request);
       const uploaded = kind === "KeysUpload" ? uploadedKeys(request) : undefined;
+      const queried = kind === "KeysQuery" ? queriedUsers(request) : undefined;
       try {
-        await sendOutgoingRequest(this.#machine, this.#http, request, this.#abort.signal);
+        const response = await sendOutgoingRequest(this.#machine, this.#http, request, this.#abort.signal);
         this.events.emit("requestSent", { requestId, kind });
         if (uploaded !== undefined) this.events.emit("keysUploaded", uploaded);
+        if (queried !== undefined) {
+          this.events.emit("keysQueried", { users: queried, failedServers: failedServers(response) });
+        }
       } catch (error) {
         if (this.stopped) return { kind: "stopped" };
         failed = true;
@@ -229,6 +233,25 @@ function uploadedKeys(request: OutgoingRequest): CryptoEvents["keysUploaded"] | 
   } catch {
     return undefined;
   }
+}
+
+/** The users a `keys/query` body asks for (`device_keys` keys); `undefined` when it cannot be read. */
+function queriedUsers(request: OutgoingRequest): string[] | undefined {
+  try {
+    const body = JSON.parse((request as { body: string }).body) as { device_keys?: unknown };
+    const keys = body.device_keys;
+    return typeof keys === "object" && keys !== null ? Object.keys(keys) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The server names of a `keys/query` answer's `failures` (spec: "keyed by server name"). */
+function failedServers(response: unknown): string[] {
+  const failures = (response as { failures?: unknown } | null)?.failures;
+  return typeof failures === "object" && failures !== null && !Array.isArray(failures)
+    ? Object.keys(failures)
+    : [];
 }
 
 function serverRetryAfterMs(error: unknown): number | undefined {

@@ -131,6 +131,14 @@ export interface RoomsParts {
   signal: AbortSignal;
   assertOpen: () => void;
   emit: (event: string, payload: unknown) => void;
+  /**
+   * Resyncs those of `userIds` whose device lists are known to be stale, waiting a bounded time;
+   * never rejects for a slow server. A sender encrypting to a stale list leaves new devices out, so
+   * a send asks first. Omitted: no such step.
+   */
+  ensureFresh?: ((userIds: readonly string[], signal: AbortSignal) => Promise<unknown>) | undefined;
+  /** Shown every result `decrypt` returns, after it was computed (another module's detectors). */
+  decrypted?: ((event: unknown, result: RoomDecryptResult) => void) | undefined;
 }
 
 /** How long a device read waits for a key query of that user still in flight, seconds. */
@@ -253,7 +261,13 @@ export class Rooms implements RoomsApi {
         this.#parts.logger.warn("tracking a sender failed", errorSummary(error));
       });
     }
-    return this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
+    const result = await this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
+    try {
+      this.#parts.decrypted?.(event, result);
+    } catch (error) {
+      this.#parts.logger.warn("an observer of decrypt results failed", errorSummary(error));
+    }
+    return result;
   }
 
   async devices(userId: string): Promise<DisplayedDevice<DeviceFacts>[]> {
@@ -365,6 +379,11 @@ export class Rooms implements RoomsApi {
     const targets = encryptionTargets(members, room.historyVisibility);
     await this.#track(targets);
     signal.throwIfAborted();
+    // Before the claim: a device a resync brings in needs its Olm session too.
+    if (this.#parts.ensureFresh !== undefined) {
+      await this.#parts.ensureFresh(targets, signal);
+      signal.throwIfAborted();
+    }
     await this.#sessions.claim(machine, http, targets, signal);
     const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
     const users = await readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS);

@@ -52,6 +52,7 @@ function collect(loop: OutgoingRequestLoop) {
     requestSent: [],
     requestFailed: [],
     keysUploaded: [],
+    keysQueried: [],
     loopFailed: [],
     retryScheduled: [],
   };

@@ -71,9 +71,15 @@ async function crossSigningSeedsOf(client: E2eeClient): Promise<string[]> {
   return seeds.filter((s): s is string => s !== undefined);
 }
 
-/** The names in `seen`, each run of `crypto.requestSent` (how many depends on the machine) as one. */
+/**
+ * The names in `seen`, each run of `crypto.requestSent` (how many depends on the machine) as one; a
+ * key query's `crypto.keysQueried` is part of its `requestSent`.
+ */
 const collapsed = (seen: readonly ClientEvent[]) =>
-  seen.map((e) => e.name).filter((name, i, names) => name !== "crypto.requestSent" || names[i - 1] !== name);
+  seen
+    .map((e) => e.name)
+    .filter((name) => name !== "crypto.keysQueried")
+    .filter((name, i, names) => name !== "crypto.requestSent" || names[i - 1] !== name);
 
 /** Where in `seen` the first event named `name` is (-1: none). */
 const indexOf = (seen: readonly ClientEvent[], name: keyof E2eeClientEvents) =>

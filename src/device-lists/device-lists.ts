@@ -1,0 +1,662 @@
+import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { type KeyQueryLoop, refreshDeviceLists } from "../crypto/refresh-device-lists.js";
+import { type ErrorInfo, toErrorInfo } from "../errors/error-info.js";
+import { errorSummary } from "../errors/error-summary.js";
+import { SdkError } from "../errors/sdk-error.js";
+import { TypedEmitter } from "../events/emitter.js";
+import { forwardPrefixed } from "../events/prefixed.js";
+import { type Logger, prefixedLogger } from "../logger.js";
+import type { Clock } from "../time/clock.js";
+import { Coalescer } from "./coalescer.js";
+import {
+  type DecryptOutcome,
+  detectPositionLost,
+  detectQueryFailures,
+  detectReport,
+  detectUnknownSender,
+  detectUnsignedDevices,
+  type ProcessedToDevice,
+  type SenderObservation,
+  senderOfRoomEvent,
+  sendersOfToDevice,
+  wantsServerRefresh,
+} from "./detectors.js";
+import { type EvidenceMachine, listedDevices, signingSnapshot, trackedUserIds } from "./device-evidence.js";
+import type { DeviceListErrorCode } from "./errors.js";
+import type { DeviceListsEvents } from "./events.js";
+import { EvidenceMemo } from "./evidence-memo.js";
+import { Msc2638Client, type Msc2638Parts, type RefreshAnswer } from "./msc2638.js";
+import { type DeviceListsSettings, MAX_REFRESH_RETRY_AFTER_MS } from "./options.js";
+import { ResyncRateLimit } from "./rate-limit.js";
+import { RefreshArrivals } from "./refresh-arrivals.js";
+import { RequeryBatcher } from "./requery-batcher.js";
+import { ServerBackoff, type ServerFailure } from "./server-backoff.js";
+import { isUserId, serverNameOf } from "./server-name.js";
+import {
+  type DeviceListStaleReason,
+  type DeviceListTrust,
+  needsResync,
+  reasonsOf,
+  reduceTrust,
+  sameTrust,
+  type TrustInput,
+} from "./trust.js";
+
+/** Options of `ensureFresh`. */
+export interface EnsureFreshOptions {
+  /** The longest wait, ms on the client's clock; the trust as it stands then is returned. */
+  timeoutMs: number;
+  /** Stops waiting (the resync goes on); the trust as it stands then is returned. */
+  signal?: AbortSignal;
+}
+
+/**
+ * `client.deviceLists`: how current each user's device list is, and resyncs. A sender encrypting
+ * to a stale list leaves new devices out, and a homeserver can keep a remote user's list stale for
+ * years (Synapse serves `keys/query` for remote users from its cache). The SDK watches for signs
+ * of staleness and resyncs by itself; the app can read the trust, report what its users say, and
+ * ask for resyncs. Every result is plain data.
+ */
+export interface DeviceListsApi {
+  /** The user's trust now; `unknown` for a user never judged. Throws `invalid_argument` for a bad id. */
+  trust(userId: string): DeviceListTrust;
+  /** Every user judged so far (not `unknown`), by user id. */
+  trustAll(): DeviceListTrust[];
+  /**
+   * The app's evidence: e.g. the user says they have a device we don't see. Marks the list stale
+   * (reason `reported`, with `note` cut to 200 characters) and resyncs it in the background;
+   * returns the trust right after. Rate-limited like every resync.
+   */
+  report(userId: string, note?: string): DeviceListTrust;
+  /**
+   * Resyncs these users: by MSC2638 where the homeserver supports it (for users of other
+   * servers), else by re-querying their keys — all of them in as few `keys/query` as the crypto
+   * layer needs (250 users each). A user in flight joins that resync; one resynced less than
+   * `minResyncIntervalMs` ago, or whose server backs off, is not asked for again. Resolves with
+   * each user's trust afterwards, in order; rejects only for bad input (`invalid_argument`) or a
+   * closed client.
+   */
+  requestResync(userIds: readonly string[]): Promise<DeviceListTrust[]>;
+  /**
+   * For a sender about to encrypt: resyncs those of `userIds` whose list is stale (or failed, or
+   * refreshing), waits for them at most `timeoutMs` on the clock, and returns every user's trust.
+   * Never rejects for a slow or failing server; only for bad input or a closed client.
+   */
+  ensureFresh(userIds: readonly string[], options: EnsureFreshOptions): Promise<DeviceListTrust[]>;
+}
+
+/** The machine calls this module makes (`OlmMachine` fits). */
+export type DeviceListsMachine = EvidenceMachine &
+  Pick<OlmMachine, "updateTrackedUsers" | "receiveSyncChangesMsc4186">;
+
+export interface DeviceListsParts {
+  machine: DeviceListsMachine;
+  /** The outgoing-request loop: the only path of key queries (`refreshDeviceLists`). */
+  keyQueries: KeyQueryLoop;
+  http: Msc2638Parts["http"];
+  userId: string;
+  deviceId: string;
+  settings: DeviceListsSettings;
+  clock: Clock;
+  logger: Logger;
+  /** The owner's lifetime: every wait ends once it fires. */
+  signal: AbortSignal;
+  assertOpen: () => void;
+  emit: (event: string, payload: unknown) => void;
+}
+
+/** How one user came out of a re-query. */
+type RequeryOutcome = { ok: true } | { ok: false; server: string; error: ErrorInfo; remote: boolean };
+
+/**
+ * The state of every judged user and the machinery that resyncs them: detectors in, trust out.
+ * The facade feeds it what the other modules saw (`keysQueried`, `deviceListsChanged`,
+ * `positionLost`, decrypted senders); it never reaches into them.
+ */
+export class DeviceLists implements DeviceListsApi {
+  readonly #parts: DeviceListsParts;
+  readonly #logger: Logger;
+  readonly #events: TypedEmitter<DeviceListsEvents>;
+  readonly #ownServer: string;
+  readonly #trust = new Map<string, DeviceListTrust>();
+  readonly #flights = new Coalescer<string>();
+  readonly #rate: ResyncRateLimit;
+  readonly #backoff: ServerBackoff;
+  readonly #memo = new EvidenceMemo();
+  readonly #msc2638: Msc2638Client;
+  readonly #arrivals = new RefreshArrivals();
+  readonly #requeries: RequeryBatcher<RequeryOutcome>;
+  /** The last answered key query of each user: its sequence number and, if failed, the server. */
+  readonly #lastQuery = new Map<string, { seq: number; failedServer: string | undefined }>();
+  #querySeq = 0;
+  /** `#querySeq` when the sync position was last lost: later answers are the re-query it started. */
+  #positionLostAt: number | undefined;
+  /** Users waiting for their rate window to end, to be resynced then if still stale. */
+  readonly #deferred = new Set<string>();
+  /** Servers whose retry is scheduled, with the time. */
+  readonly #retries = new Map<string, number>();
+  /** Detector reads of the machine, one after another. */
+  #inspections: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(parts: DeviceListsParts) {
+    this.#parts = parts;
+    this.#logger = prefixedLogger(parts.logger, "[device lists]");
+    this.#events = new TypedEmitter<DeviceListsEvents>(parts.logger);
+    forwardPrefixed(this.#events, "deviceLists", parts.emit);
+    this.#ownServer = serverNameOf(parts.userId) ?? "";
+    this.#rate = new ResyncRateLimit(parts.settings.minResyncIntervalMs);
+    this.#backoff = new ServerBackoff(parts.settings.serverBackoff);
+    this.#msc2638 = new Msc2638Client({ http: parts.http, signal: parts.signal });
+    this.#requeries = new RequeryBatcher((users) => this.#requeryBatch(users));
+  }
+
+  trust(userId: string): DeviceListTrust {
+    this.#parts.assertOpen();
+    checkUserId(userId);
+    return this.#trustOf(userId);
+  }
+
+  trustAll(): DeviceListTrust[] {
+    this.#parts.assertOpen();
+    return [...this.#trust.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  }
+
+  report(userId: string, note?: string): DeviceListTrust {
+    this.#parts.assertOpen();
+    checkUserId(userId);
+    if (note !== undefined && typeof note !== "string") throw invalid("note must be a string");
+    this.#signal(new Map([[userId, [detectReport(note)]]]));
+    return this.#trustOf(userId);
+  }
+
+  async requestResync(userIds: readonly string[]): Promise<DeviceListTrust[]> {
+    this.#parts.assertOpen();
+    const users = checkUserIds(userIds);
+    await this.#resync(users);
+    return users.map((u) => this.#trustOf(u));
+  }
+
+  async ensureFresh(userIds: readonly string[], options: EnsureFreshOptions): Promise<DeviceListTrust[]> {
+    this.#parts.assertOpen();
+    const users = checkUserIds(userIds);
+    const timeoutMs = options?.timeoutMs;
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) {
+      throw invalid("timeoutMs must be a non-negative integer");
+    }
+    const due = users.filter((u) => needsResync(this.#trustOf(u)));
+    if (due.length > 0) await this.#atMost(this.#resync(due), timeoutMs, options.signal);
+    return users.map((u) => this.#trustOf(u));
+  }
+
+  // Inputs from the facade: what the other modules saw.
+
+  /** A `keys/query` was answered (`crypto.keysQueried`): detectors (b) and (c), refresh arrivals. */
+  keysQueried(users: readonly string[], failedServers: readonly string[]): void {
+    if (this.#closed) return;
+    const seq = ++this.#querySeq;
+    const failures = detectQueryFailures(users, failedServers);
+    for (const user of users) this.#lastQuery.set(user, { seq, failedServer: failures.get(user)?.server });
+    this.#arrivals.queried(users, (u) => failures.get(u)?.server);
+    const now = this.#parts.clock.now();
+    for (const [user, reason] of failures) {
+      // A resync in flight reads this answer itself.
+      if (this.#flights.inFlight(user) === undefined) {
+        this.#fail(user, reason.server, unreachable(reason.server), reason, now);
+      }
+    }
+    const answered = users.filter((u) => !failures.has(u));
+    for (const user of answered) {
+      const trust = this.#trust.get(user);
+      // A lost position leaves only this client behind: the crypto layer's own re-query (the
+      // sync loop marks every tracked user dirty) is all it takes.
+      if (
+        trust?.state === "stale" &&
+        trust.reasons.every((r) => r.kind === "position_lost") &&
+        this.#flights.inFlight(user) === undefined
+      ) {
+        this.#apply(user, { type: "refreshed", cleared: "client_only", at: now });
+      }
+    }
+    if (answered.length > 0) this.#inspectSigning(answered);
+  }
+
+  /** Sync announced changed lists (`sync.deviceListsChanged`): what an accepted refresh waits for. */
+  deviceListsChanged(changed: readonly string[]): void {
+    if (this.#closed) return;
+    this.#arrivals.changed(changed);
+  }
+
+  /** The sync position was lost (`sync.positionLost`): detector (d). */
+  positionLost(): void {
+    if (this.#closed) return;
+    // The sync layer has marked every tracked user dirty and sends their re-query next.
+    this.#positionLostAt = this.#querySeq;
+    this.#queue(async () => {
+      const tracked = await trackedUserIds(this.#parts.machine);
+      const reasons = new Map([...detectPositionLost(tracked)].map(([u, r]) => [u, [r]]));
+      this.#signal(reasons);
+    });
+  }
+
+  /** A room event was decrypted, or failed to (`client.rooms.decrypt`, `rooms.decrypted`): detector (a). */
+  roomEventDecrypted(event: unknown, outcome: DecryptOutcome): void {
+    if (this.#closed) return;
+    const sender = senderOfRoomEvent(event, outcome);
+    if (sender !== undefined) this.#inspectSenders([sender]);
+  }
+
+  /** To-device events the crypto layer processed (`sync.toDevice`): detector (a). */
+  toDeviceReceived(events: readonly ProcessedToDevice[]): void {
+    if (this.#closed) return;
+    const senders = sendersOfToDevice(events);
+    if (senders.length > 0) this.#inspectSenders(senders);
+  }
+
+  /**
+   * Ends every wait (the owner's signal has fired) and waits for the resyncs and machine reads in
+   * flight; nothing touches the machine afterwards. Call before the machine is closed, after the
+   * outgoing-request loop stopped (a resync in flight waits on that loop).
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled(this.#flights.all());
+    await this.#inspections;
+  }
+
+  // The detectors' shells.
+
+  #inspectSenders(senders: readonly SenderObservation[]): void {
+    this.#queue(async () => {
+      const found = new Map<string, DeviceListStaleReason[]>();
+      let tracked: Set<string> | undefined;
+      for (const sender of senders) {
+        if (this.#closed) return;
+        if (sender.userId === this.#parts.userId && sender.deviceId === this.#parts.deviceId) continue;
+        const listed = await listedDevices(this.#parts.machine, sender.userId);
+        if (listed.length === 0) {
+          // A user the machine does not follow has no list to be stale: a stranger's message must
+          // not make the SDK start tracking (and querying) them.
+          tracked ??= new Set(await trackedUserIds(this.#parts.machine));
+          if (!tracked.has(sender.userId)) continue;
+        }
+        const detection = detectUnknownSender(sender, listed, this.#memo.seen(sender.userId));
+        if (detection.reasons.length === 0) continue;
+        this.#memo.record(sender.userId, detection.evidence);
+        found.set(sender.userId, [...(found.get(sender.userId) ?? []), ...detection.reasons]);
+      }
+      this.#signal(found);
+    });
+  }
+
+  #inspectSigning(users: readonly string[]): void {
+    this.#queue(async () => {
+      const found = new Map<string, DeviceListStaleReason[]>();
+      for (const user of users) {
+        if (this.#closed) return;
+        const snapshot = await signingSnapshot(this.#parts.machine, user, this.#parts);
+        const detection = detectUnsignedDevices(snapshot, this.#memo.seen(user));
+        if (detection.reasons.length === 0) continue;
+        this.#memo.record(user, detection.evidence);
+        found.set(user, detection.reasons);
+      }
+      this.#signal(found);
+    });
+  }
+
+  /** Runs a machine read after the earlier ones; never rejects, skipped once closed. */
+  #queue(work: () => Promise<void>): void {
+    this.#inspections = this.#inspections.then(async () => {
+      if (this.#closed) return;
+      try {
+        await work();
+      } catch (error) {
+        this.#logger.warn("reading the device lists failed", errorSummary(error));
+      }
+    });
+  }
+
+  /** Records evidence and resyncs the users it names — each signal on its own. */
+  #signal(found: ReadonlyMap<string, readonly DeviceListStaleReason[]>): void {
+    if (found.size === 0 || this.#closed) return;
+    for (const [user, reasons] of found) this.#apply(user, { type: "evidence", reasons });
+    void this.#resync([...found.keys()]);
+  }
+
+  // Resyncs.
+
+  /**
+   * Resyncs `users` as far as the limits allow; resolves when every resync it started or joined
+   * is over. Never rejects.
+   */
+  #resync(users: readonly string[]): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const now = this.#parts.clock.now();
+    const waits: Promise<void>[] = [];
+    const starting: string[] = [];
+    for (const user of new Set(users)) {
+      const running = this.#flights.inFlight(user);
+      if (running !== undefined) {
+        waits.push(running);
+        continue;
+      }
+      const limitedUntil = this.#rate.blockedUntil(user, now);
+      if (limitedUntil !== undefined) {
+        this.#deferTo(user, limitedUntil, now);
+        continue;
+      }
+      const blocked = this.#blockedServer(user, now);
+      if (blocked !== undefined) {
+        this.#apply(user, failedInput(blocked));
+        this.#scheduleRetry(blocked, now);
+        continue;
+      }
+      starting.push(user);
+    }
+    if (starting.length > 0) waits.push(...this.#start(starting, now));
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  /** Starts one resync for `users` together; returns each user's flight. */
+  #start(users: readonly string[], now: number): Promise<void>[] {
+    const done = new Map<string, () => void>();
+    const flights: Promise<void>[] = [];
+    for (const user of users) {
+      this.#rate.record(user, now);
+      const { flight } = this.#flights.run(
+        user,
+        () =>
+          new Promise<void>((resolve) => {
+            done.set(user, resolve);
+          }),
+      );
+      flights.push(flight);
+    }
+    void this.#runGroup(users, done);
+    return flights;
+  }
+
+  async #runGroup(users: readonly string[], done: Map<string, () => void>): Promise<void> {
+    const finish = (user: string) => {
+      done.get(user)?.();
+      done.delete(user);
+    };
+    try {
+      // The homeserver's own users' lists are authoritative there: only remote users' can be stale
+      // on the server. An ask with no evidence (`requestResync` on a fresh user) counts as wanting one.
+      const wantsServer = (u: string) => {
+        const reasons = reasonsOf(this.#trustOf(u));
+        return serverNameOf(u) !== this.#ownServer && (reasons.length === 0 || wantsServerRefresh(reasons));
+      };
+      const candidates = this.#parts.settings.msc2638 ? users.filter(wantsServer) : [];
+      const supported = candidates.length > 0 && (await this.#msc2638.supported());
+      const viaServer = new Set(supported ? candidates : []);
+      const requery = users.filter((u) => !viaServer.has(u));
+      const work: Promise<void>[] = [];
+      if (requery.length > 0) work.push(this.#requery(requery).then(() => requery.forEach(finish)));
+      for (const user of viaServer) work.push(this.#viaMsc2638(user).then(() => finish(user)));
+      await Promise.all(work);
+    } catch (error) {
+      this.#logger.warn("a device-list resync failed", errorSummary(error));
+    } finally {
+      for (const user of [...done.keys()]) finish(user);
+    }
+  }
+
+  /** Asks the homeserver to refresh (MSC2638) and waits for the list to arrive; re-queries otherwise. */
+  async #viaMsc2638(user: string): Promise<void> {
+    this.#apply(user, { type: "started", via: "msc2638" });
+    const { arrival, cancel } = this.#arrivals.expect(user);
+    let answer: RefreshAnswer = await this.#msc2638.refresh(user);
+    if (answer.kind === "rate_limited" && !this.#closed) {
+      // MSC2638 sets no limit, but a server that does has said when to come back.
+      const waitMs = Math.min(answer.retryAfterMs ?? 1_000, MAX_REFRESH_RETRY_AFTER_MS);
+      if (await this.#sleep(waitMs)) answer = await this.#msc2638.refresh(user);
+    }
+    if (this.#closed) return cancel();
+    if (answer.kind !== "accepted") {
+      cancel();
+      if (answer.kind !== "unsupported") {
+        this.#logger.info("the homeserver did not take a device-list refresh; re-querying", {
+          kind: answer.kind,
+        });
+      }
+      await this.#requery([user]);
+      return;
+    }
+    const outcome = await Promise.race([
+      arrival,
+      this.#sleep(this.#parts.settings.refreshArrivalTimeoutMs).then(() => undefined),
+    ]);
+    cancel();
+    if (this.#closed) return;
+    if (outcome === undefined) {
+      // Accepted but not relayed in time (the sync may not run, or the server's fetch is slow):
+      // what a re-query gives is still better than the list we had.
+      await this.#requery([user]);
+      return;
+    }
+    // The answer that completed the arrival is read by the signing detector first.
+    await this.#inspections;
+    const now = this.#parts.clock.now();
+    if (outcome.kind === "arrived") {
+      const server = serverNameOf(user);
+      if (server !== undefined) this.#backoff.success(server);
+      this.#apply(user, { type: "refreshed", cleared: "server_and_client", at: now });
+    } else {
+      this.#fail(user, outcome.server, unreachable(outcome.server), keyQueryFailed(outcome.server), now);
+    }
+  }
+
+  /** Re-queries `users` (batched with other re-queries) and records how each came out. */
+  async #requery(users: readonly string[]): Promise<void> {
+    for (const user of users) this.#apply(user, { type: "started", via: "requery" });
+    const outcomes = await this.#requeries.requery(users);
+    if (this.#closed) return;
+    const now = this.#parts.clock.now();
+    for (const user of users) {
+      const outcome = outcomes.get(user) ?? { ok: true };
+      if (outcome.ok) {
+        const server = serverNameOf(user);
+        if (server !== undefined) this.#backoff.success(server);
+        this.#backoff.success(this.#ownServer);
+        this.#apply(user, { type: "refreshed", cleared: "client_only", at: now });
+      } else {
+        const reason = outcome.remote ? keyQueryFailed(outcome.server) : undefined;
+        this.#fail(user, outcome.server, outcome.error, reason, now);
+      }
+    }
+  }
+
+  /**
+   * One re-query batch through the crypto layer; the `keysQueried` answers say who failed. Users
+   * stale only for a lost position are already queued for a query by the sync layer (it marks every
+   * tracked user dirty, `SyncProcessor.positionLost`): marking them again would query each twice,
+   * so their batch only sends what is due and reads the answers since the loss.
+   */
+  async #requeryBatch(users: string[]): Promise<Map<string, RequeryOutcome>> {
+    const since = this.#querySeq;
+    const lost = this.#positionLostAt;
+    const queued = new Set(lost === undefined ? [] : users.filter((u) => this.#onlyPositionLost(u)));
+    const after = (user: string) => (queued.has(user) ? (lost as number) : since);
+    const answer = (user: string) => {
+      const last = this.#lastQuery.get(user);
+      return last !== undefined && last.seq > after(user) ? last : undefined;
+    };
+    let thrown: unknown;
+    const ask = async (batch: string[]) => {
+      try {
+        await refreshDeviceLists(this.#parts.machine, this.#parts.keyQueries, batch, this.#parts.signal);
+      } catch (error) {
+        thrown ??= error;
+      }
+    };
+    const marked = users.filter((u) => !queued.has(u));
+    if (marked.length > 0) await ask(marked);
+    else if (!this.#parts.keyQueries.stopped) await this.#parts.keyQueries.run();
+    // Queued users the sync layer's query did not reach (it failed, or came before): asked after all.
+    const missed = [...queued].filter((u) => answer(u) === undefined);
+    if (missed.length > 0 && !this.#closed) await ask(missed);
+    // The signing detector reads each answer before the batch counts as done.
+    await this.#inspections;
+    const out = new Map<string, RequeryOutcome>();
+    for (const user of users) {
+      const last = answer(user);
+      if (last !== undefined) {
+        out.set(
+          user,
+          last.failedServer === undefined
+            ? { ok: true }
+            : { ok: false, server: last.failedServer, error: unreachable(last.failedServer), remote: true },
+        );
+        continue;
+      }
+      // Not in any answer: crypto-wasm leaves out the users of a server that failed before,
+      // until its own backoff expires (see `ServerBackoff`), so that server still counts as down.
+      const server = serverNameOf(user);
+      const earlier = server === undefined ? undefined : this.#backoff.lastFailure(server);
+      if (server !== undefined && earlier !== undefined && server !== this.#ownServer) {
+        out.set(user, { ok: false, server, error: earlier.error, remote: true });
+      } else if (thrown !== undefined) {
+        // This client's own homeserver failed the query (or the loop stopped).
+        out.set(user, { ok: false, server: this.#ownServer, error: toErrorInfo(thrown), remote: false });
+      } else {
+        out.set(user, { ok: true });
+      }
+    }
+    return out;
+  }
+
+  #onlyPositionLost(user: string): boolean {
+    const reasons = reasonsOf(this.#trustOf(user));
+    return reasons.length > 0 && reasons.every((r) => r.kind === "position_lost");
+  }
+
+  // Limits.
+
+  /** A failing server `user` depends on: their own, or this client's homeserver. */
+  #blockedServer(user: string, now: number): ServerFailure | undefined {
+    const own = this.#backoff.blocked(this.#ownServer, now);
+    if (own !== undefined) return own;
+    const server = serverNameOf(user);
+    return server === undefined ? undefined : this.#backoff.blocked(server, now);
+  }
+
+  #fail(
+    user: string,
+    server: string,
+    error: ErrorInfo,
+    reason: DeviceListStaleReason | undefined,
+    now: number,
+  ): void {
+    const failure = this.#backoff.failure(server, now, error);
+    this.#apply(user, failedInput(failure, reason));
+    this.#scheduleRetry(failure, now);
+  }
+
+  /** Once a server may be asked again, its failed users are resynced (and back off further if it still fails). */
+  #scheduleRetry(failure: ServerFailure, now: number): void {
+    const scheduled = this.#retries.get(failure.server);
+    if (scheduled !== undefined && scheduled <= failure.nextRetryAt) return;
+    this.#retries.set(failure.server, failure.nextRetryAt);
+    void this.#sleep(failure.nextRetryAt - now).then((woke) => {
+      if (this.#retries.get(failure.server) === failure.nextRetryAt) this.#retries.delete(failure.server);
+      if (!woke || this.#closed) return;
+      const users = [...this.#trust.values()]
+        .filter((t) => t.state === "failed" && t.server === failure.server)
+        .map((t) => t.userId);
+      if (users.length > 0) void this.#resync(users);
+    });
+  }
+
+  /**
+   * A user found stale (or due a retry) inside their rate window is resynced when it ends, so no
+   * signal is lost to the limit.
+   */
+  #deferTo(user: string, at: number, now: number): void {
+    const due = () => ["stale", "failed"].includes(this.#trustOf(user).state);
+    if (!due() || this.#deferred.has(user)) return;
+    this.#deferred.add(user);
+    void this.#sleep(at - now).then((woke) => {
+      this.#deferred.delete(user);
+      if (woke && !this.#closed && due()) void this.#resync([user]);
+    });
+  }
+
+  // Helpers.
+
+  #trustOf(userId: string): DeviceListTrust {
+    return this.#trust.get(userId) ?? { state: "unknown", userId };
+  }
+
+  #apply(userId: string, input: TrustInput): void {
+    const current = this.#trustOf(userId);
+    const next = reduceTrust(current, input);
+    if (sameTrust(current, next)) return;
+    this.#trust.set(userId, next);
+    if (!this.#closed) this.#events.emit("trustChanged", { userId, trust: next });
+  }
+
+  /** Sleeps on the clock; `false` when the owner closed first. */
+  async #sleep(ms: number): Promise<boolean> {
+    try {
+      await this.#parts.clock.sleep(ms, this.#parts.signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** `work`, or whatever is done after `timeoutMs` on the clock (or the caller's abort). */
+  async #atMost(work: Promise<void>, timeoutMs: number, caller: AbortSignal | undefined): Promise<void> {
+    const timer = new AbortController();
+    const signal = caller
+      ? AbortSignal.any([timer.signal, caller, this.#parts.signal])
+      : AbortSignal.any([timer.signal, this.#parts.signal]);
+    try {
+      await Promise.race([work, this.#parts.clock.sleep(timeoutMs, signal).catch(() => undefined)]);
+    } finally {
+      timer.abort();
+    }
+  }
+}
+
+function failedInput(failure: ServerFailure, reason?: DeviceListStaleReason): TrustInput {
+  return {
+    type: "failed",
+    server: failure.server,
+    nextRetryAt: failure.nextRetryAt,
+    error: failure.error,
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
+function keyQueryFailed(server: string): DeviceListStaleReason {
+  return { kind: "key_query_failed", server };
+}
+
+function unreachable(server: string): ErrorInfo {
+  return toErrorInfo(
+    new SdkError<DeviceListErrorCode>(
+      "server_unreachable",
+      "the homeserver could not reach the user's server",
+      {
+        details: { server },
+      },
+    ),
+  );
+}
+
+function invalid(message: string): SdkError<DeviceListErrorCode> {
+  return new SdkError<DeviceListErrorCode>("invalid_argument", message);
+}
+
+function checkUserId(userId: unknown): asserts userId is string {
+  if (!isUserId(userId)) throw invalid("userId must be a user id (@user:server)");
+}
+
+function checkUserIds(userIds: unknown): string[] {
+  if (!Array.isArray(userIds)) throw invalid("userIds must be an array of user ids");
+  for (const userId of userIds) checkUserId(userId);
+  return userIds as string[];
+}

@@ -1,0 +1,17 @@
+/**
+ * The server name of a user id (`@localpart:server`, Client-Server spec "User Identifiers"): all
+ * after the first colon, port included. `undefined` for anything that is not a user id.
+ */
+export function serverNameOf(userId: string): string | undefined {
+  if (typeof userId !== "string" || !userId.startsWith("@")) return undefined;
+  const colon = userId.indexOf(":");
+  if (colon < 2 || colon === userId.length - 1) return undefined;
+  return userId.slice(colon + 1);
+}
+
+/** Whether `value` looks like a user id: `@`, a localpart, a colon, a server name; at most 255 bytes. */
+export function isUserId(value: unknown): value is string {
+  return (
+    typeof value === "string" && value.length <= 255 && serverNameOf(value) !== undefined && !/\s/.test(value)
+  );
+}
