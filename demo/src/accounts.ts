@@ -15,6 +15,10 @@ export interface Session {
 /** A user of the demo; the password is random and stays in memory, as a password manager's would. */
 export interface Account {
   userId: string;
+  /**
+   * What the user signs in with (`m.id.user`): the localpart on this server, the whole user id for
+   * a user of another server (Dave, card 5), whose server this page plays at the same URL.
+   */
   localpart: string;
   password: string;
 }
@@ -38,7 +42,7 @@ export function matrixCalls(server: Homeserver, actor: string, session?: Session
   });
 }
 
-function randomPassword(): string {
+export function randomPassword(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(18));
   return btoa(String.fromCharCode(...bytes));
 }

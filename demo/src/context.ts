@@ -4,6 +4,7 @@ import type { Account, Homeserver, Session } from "./accounts.js";
 import type { LogPanel } from "./log-panel.js";
 import type { RetryCounter } from "./observe.js";
 import type { NewLoginProgress } from "./steps/new-login.js";
+import type { DaveProgress } from "./steps/remote-friend.js";
 
 /**
  * What the steps share: the in-page server, the log, and how far each step got. The SDK retries
@@ -28,6 +29,8 @@ export interface DemoContext extends Homeserver {
   waitingToDevice?: number;
   /** Step 4's login, kept across failed attempts: a retry resumes on the same device. */
   newLogin?: NewLoginProgress;
+  /** Card 5: Dave, a user of another server, and the room Bob shares with him. */
+  dave?: DaveProgress;
 }
 
 export interface BobProgress {

@@ -6,6 +6,7 @@ import { byId, element } from "./dom.js";
 import { startEmbeddedServer } from "./embedded-server.js";
 import { describeError, LogPanel } from "./log-panel.js";
 import { RecipientsPanel } from "./recipients.js";
+import { RemoteFriendPanel } from "./remote-friend-panel.js";
 import {
   clearResults,
   showDrainPage,
@@ -21,8 +22,18 @@ import { ServerPanel } from "./server-panel.js";
 import { registerAndBootstrap, uploadDehydratedDeviceAndLeave } from "./steps/alice-first-device.js";
 import { bobLooksAgain, bobSendsAnother, bobSendsWhileAliceIsAway } from "./steps/bob-sends.js";
 import { type NewLoginView, newLoginWithRecoveryKey } from "./steps/new-login.js";
+import {
+  bobWritesToDave,
+  closeDave,
+  daveAddsDeviceUpdateLost,
+  daveJoinsAndBobWrites,
+  daveSaysNewPhone,
+} from "./steps/remote-friend.js";
 
-/** Wires the page: four steps in order, the recipients card, the server panel, the log. */
+/**
+ * Wires the page: four steps in order, the recipients card, card 5 (a remote friend's new device,
+ * on its own), the server panel, the log.
+ */
 
 type StepNumber = 1 | 2 | 3 | 4;
 type StepState = "locked" | "ready" | "running" | "done" | "failed";
@@ -41,6 +52,10 @@ const recoveryKeyInput = byId("recovery-key-input", HTMLInputElement);
 const roomCount = byId("room-count", HTMLInputElement);
 const injectRogue = byId("inject-rogue", HTMLButtonElement);
 const bobSendsMore = byId("bob-sends-more", HTMLButtonElement);
+const daveJoins = byId("dave-joins", HTMLButtonElement);
+const daveNewDevice = byId("dave-new-device", HTMLButtonElement);
+const daveSays = byId("dave-says", HTMLButtonElement);
+const bobWritesDave = byId("bob-writes-dave", HTMLButtonElement);
 
 /** What the dehydrated device's display name is when the SDK makes one; the rogue copies it. */
 const DEHYDRATED_DISPLAY_NAME = "Dehydrated device";
@@ -80,6 +95,8 @@ const recipients = new RecipientsPanel({
           ? "rogue"
           : "other",
 });
+
+const remoteFriend = new RemoteFriendPanel();
 
 const steps: Record<StepNumber, { title: string; run: () => Promise<void>; repeatable: boolean }> = {
   1: {
@@ -166,6 +183,13 @@ function refreshButtons(): void {
   // The server can play foul once Alice has a dehydrated device, before or after Bob writes.
   injectRogue.disabled = running || states.get(2) !== "done" || ctx.rogueDeviceId !== undefined;
   bobSendsMore.disabled = running || states.get(3) !== "done" || ctx.bob?.client === undefined;
+  // Card 5 in its own order: Dave and Bob's room first, then the lost update, then the rest.
+  const dave = ctx.dave;
+  const welcomed = dave !== undefined && dave.sent > 0 && ctx.bob?.client !== undefined;
+  daveJoins.disabled = running || welcomed;
+  daveNewDevice.disabled = running || !welcomed || dave?.second?.keysUp === true;
+  daveSays.disabled = running || !welcomed || dave?.second?.keysUp !== true;
+  bobWritesDave.disabled = running || !welcomed;
   byId("restart", HTMLButtonElement).disabled = running;
 }
 
@@ -217,6 +241,34 @@ async function runAction(title: string, work: () => Promise<void>): Promise<void
   }
 }
 
+/** Runs one of card 5's actions, under the same lock as the steps; its error shows in the card. */
+async function runRemoteFriend(title: string, work: () => Promise<void>): Promise<void> {
+  if (running) return;
+  running = true;
+  const card = byId("step-5", HTMLLIElement);
+  const box = byId("step-5-error", HTMLDivElement);
+  card.dataset.state = "running";
+  card.dataset.action = "running";
+  showError(box, undefined, "");
+  refreshButtons();
+  log.write("step", `Step 5 · ${title}`);
+  try {
+    await work();
+    card.dataset.action = "done";
+    // Done once the story ends well: the server holds a room key from Bob for Dave's new device.
+    card.dataset.state = ctx.dave?.newDeviceHasKey === true ? "done" : "ready";
+  } catch (error) {
+    log.write("error", `${title} failed: ${describeError(error)}`);
+    log.write("info", "click the button again to retry");
+    showError(box, error, "Click the button again to retry.");
+    card.dataset.action = "failed";
+    card.dataset.state = "failed";
+  } finally {
+    running = false;
+    refreshButtons();
+  }
+}
+
 /** The server adds an unsigned dehydrated device to Alice's device list; Bob's client, if open, looks again. */
 async function serverInjectsRogueDevice(): Promise<void> {
   const alice = ctx.alice;
@@ -247,6 +299,7 @@ function closeClients(previous: DemoContext | undefined): void {
   for (const client of [previous.aliceFirst?.client, previous.bob?.client, previous.newLogin?.client]) {
     void client?.close().catch(() => {});
   }
+  closeDave(previous.dave);
 }
 
 function startOver(profile: ProfileName): void {
@@ -266,6 +319,11 @@ function startOver(profile: ProfileName): void {
     setState(step, step === 1 ? "ready" : "locked");
     showStepError(step, undefined);
   }
+  const card5 = byId("step-5", HTMLLIElement);
+  card5.dataset.state = "ready";
+  delete card5.dataset.action;
+  showError(byId("step-5-error", HTMLDivElement), undefined, "");
+  remoteFriend.clear(profile, hs.profile);
   refreshButtons();
   panel.attach(ctx);
 }
@@ -282,6 +340,28 @@ injectRogue.addEventListener(
 bobSendsMore.addEventListener(
   "click",
   () => void runAction("Bob · sends another message", () => bobSendsAnother(ctx, recipients)),
+);
+daveJoins.addEventListener(
+  "click",
+  () =>
+    void runRemoteFriend("Dave joins Bob's room; Bob writes to him", () =>
+      daveJoinsAndBobWrites(ctx, remoteFriend),
+    ),
+);
+daveNewDevice.addEventListener(
+  "click",
+  () =>
+    void runRemoteFriend("Dave adds a new device — the update is lost", () =>
+      daveAddsDeviceUpdateLost(ctx, remoteFriend),
+    ),
+);
+daveSays.addEventListener(
+  "click",
+  () => void runRemoteFriend("Dave says he has a new phone", () => daveSaysNewPhone(ctx, remoteFriend)),
+);
+bobWritesDave.addEventListener(
+  "click",
+  () => void runRemoteFriend("Bob sends Dave a message", () => bobWritesToDave(ctx, remoteFriend)),
 );
 byId("paste-key", HTMLButtonElement).addEventListener("click", () => {
   recoveryKeyInput.value = recoveryKeyOutput.value;

@@ -301,7 +301,13 @@ export class CrossSigning implements CrossSigningApi {
    */
   async #requeryOwnKeys(): Promise<void> {
     const { machine, userId } = this.#parts;
-    await machine.receiveSyncChangesMsc4186("[]", new DeviceLists([new UserId(userId)]), new Map());
+    const lists = new DeviceLists([new UserId(userId)]);
+    try {
+      await machine.receiveSyncChangesMsc4186("[]", lists, new Map());
+    } finally {
+      // Borrowed by the call (its `UserId`s are consumed by the constructor).
+      lists.free();
+    }
     await this.#parts.runOutgoingRequests();
   }
 

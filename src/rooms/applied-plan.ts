@@ -88,6 +88,9 @@ export function planDifferences(plan: RecipientPlan, applied: readonly AppliedRe
 function agrees(decision: RecipientDecision | undefined, entry: AppliedRecipient): boolean {
   if (decision === undefined) return false;
   if (entry.outcome === "shared") return decision.decision === "share";
+  // Whether an Olm session can be set up is known only once the crypto layer tried: a device
+  // planned to share that it could not reach got nothing, which contradicts no one's intent.
+  if (entry.code === "m.no_olm" && decision.decision === "share") return true;
   return decision.decision === "withhold" && decision.code === entry.code;
 }
 

@@ -29,12 +29,17 @@ export async function readUserFacts(
   const users: UserFacts[] = [];
   for (const userId of userIds) {
     const identity = await readIdentity(machine, userId);
-    const listed = await machine.getUserDevices(toUserId(userId), waitSecs);
+    // Borrowed by the call, so freed here.
+    const wasmUserId = toUserId(userId);
+    const listed = await machine.getUserDevices(wasmUserId, waitSecs).finally(() => wasmUserId.free());
     const devices: DeviceFacts[] = [];
     try {
       for (const device of listed.devices()) {
         try {
-          const deviceId = device.deviceId.toString();
+          // The getter hands out a new wasm id on each read.
+          const wasmDeviceId = device.deviceId;
+          const deviceId = wasmDeviceId.toString();
+          wasmDeviceId.free();
           if (device.isDeleted() || (userId === own.userId && deviceId === own.deviceId)) continue;
           devices.push(deviceFacts(device, userId, deviceId, olmSession(userId, deviceId)));
         } finally {
@@ -55,9 +60,10 @@ export async function readIdentity(
   machine: FactsMachine,
   userId: string,
 ): Promise<IdentityFacts | undefined> {
-  const identity: OwnUserIdentity | OtherUserIdentity | undefined = await machine.getIdentity(
-    toUserId(userId),
-  );
+  const wasmUserId = toUserId(userId);
+  const identity: OwnUserIdentity | OtherUserIdentity | undefined = await machine
+    .getIdentity(wasmUserId)
+    .finally(() => wasmUserId.free());
   if (identity === undefined) return undefined;
   try {
     return { verified: identity.isVerified(), wasPreviouslyVerified: identity.wasPreviouslyVerified() };

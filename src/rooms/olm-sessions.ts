@@ -13,6 +13,11 @@ import type { DeviceFacts } from "./recipient-plan.js";
 export class OlmSessions {
   readonly #unavailable = new Set<string>();
   readonly #available = new Set<string>();
+  /**
+   * crypto-wasm wants one `getMissingSessions` at a time (matrix-js-sdk's `KeyClaimManager` says
+   * the same): two sends to two rooms would otherwise claim keys for the same device twice.
+   */
+  #claiming: Promise<void> = Promise.resolve();
 
   state(userId: string, deviceId: string): DeviceFacts["olmSession"] {
     const key = deviceKey(userId, deviceId);
@@ -24,16 +29,39 @@ export class OlmSessions {
    * Claims one-time keys for the devices of `userIds` that have no session (`keys/claim`, sent once,
    * never replayed: a replay burns keys). A device asked for and not answered has no session.
    */
-  async claim(
+  claim(
     machine: Pick<OlmMachine, "getMissingSessions" | "outgoingRequests" | "markRequestAsSent">,
     http: MatrixHttp,
     userIds: readonly string[],
     signal: AbortSignal,
   ): Promise<void> {
+    const run = () => this.#claim(machine, http, userIds, signal);
+    const next = this.#claiming.then(run, run);
+    this.#claiming = next.catch(() => undefined);
+    return next;
+  }
+
+  async #claim(
+    machine: Pick<OlmMachine, "getMissingSessions" | "outgoingRequests" | "markRequestAsSent">,
+    http: MatrixHttp,
+    userIds: readonly string[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    signal.throwIfAborted();
     const request = await machine.getMissingSessions(userIds.map(toUserId));
+    // A device not asked for has a session by now — one it opened to us, say — even if a claim
+    // once found no key for it.
+    const asked = request
+      ? devicesIn((JSON.parse(request.body) as { one_time_keys?: unknown }).one_time_keys)
+      : [];
+    const askedKeys = new Set(asked.map(([u, d]) => deviceKey(u, d)));
+    const users = new Set(userIds);
+    for (const key of this.#unavailable) {
+      if (users.has(key.slice(0, key.indexOf("\u0000"))) && !askedKeys.has(key))
+        this.#unavailable.delete(key);
+    }
     if (!request) return;
     try {
-      const asked = devicesIn((JSON.parse(request.body) as { one_time_keys?: unknown }).one_time_keys);
       const response = (await sendOutgoingRequest(machine, http, request, signal)) as {
         one_time_keys?: unknown;
       };

@@ -68,6 +68,7 @@ export interface UserFacts {
 }
 
 export interface PolicyInput {
+  roomId: string;
   strategy: SharingStrategy;
   /** This device's own identity; `undefined` when cross-signing is not set up. */
   ownIdentity: IdentityFacts | undefined;
@@ -89,7 +90,8 @@ export type RecipientRule =
   | "no_olm_session"
   | "unsigned_device_of_verified_user"
   | "verified_user_changed_identity"
-  | "own_identity_not_ready";
+  | "own_identity_not_ready"
+  | "trusted_unsigned_dehydrated_device";
 
 export interface RecipientDecision {
   userId: string;
@@ -111,13 +113,16 @@ export interface PlanRefusal {
     | "cross_signing_not_set_up"
     | "sending_from_unverified_device"
     | "verified_user_changed_identity"
-    | "verified_user_has_unsigned_device";
+    | "verified_user_has_unsigned_device"
+    | "trusted_unsigned_dehydrated_device";
   reason: string;
   /** The users the refusal names (none for a problem of our own identity). */
   userIds: string[];
 }
 
 export interface RecipientPlan {
+  /** The room the plan is for: a plan checks a send to that room only. */
+  roomId: string;
   strategy: SharingStrategy;
   devices: RecipientDecision[];
   refusal?: PlanRefusal;
@@ -144,6 +149,8 @@ const REASONS: Record<RecipientRule, string> = {
     "a verified user changed their identity: verify the new identity or withdraw the verification to send",
   own_identity_not_ready:
     "nothing is sent until this device's own cross-signing identity is set up and verified",
+  trusted_unsigned_dehydrated_device:
+    "a dehydrated device its owner did not cross-sign, marked ignored or verified here: this SDK never sends it a room key — remove the mark to send",
 };
 
 /**
@@ -152,7 +159,7 @@ const REASONS: Record<RecipientRule, string> = {
  * get the key but has no Olm session. Pure: the same facts give the same plan.
  */
 export function planRecipients(input: PolicyInput): RecipientPlan {
-  const { strategy, ownIdentity } = input;
+  const { roomId, strategy, ownIdentity } = input;
   const devices: RecipientDecision[] = [];
   if (strategy === "identity_based" && !ownIdentity?.verified) {
     const code = ownIdentity ? "sending_from_unverified_device" : "cross_signing_not_set_up";
@@ -161,10 +168,11 @@ export function planRecipients(input: PolicyInput): RecipientPlan {
       : "cross-signing is not set up: the identity-based strategy needs it";
     for (const user of input.users)
       for (const device of user.devices) devices.push(refuse(device, "own_identity_not_ready"));
-    return { strategy, devices, refusal: { code, reason, userIds: [] } };
+    return { roomId, strategy, devices, refusal: { code, reason, userIds: [] } };
   }
   const changedIdentity: string[] = [];
   const unsignedOfVerified = new Set<string>();
+  const trustedUnsignedDehydrated = new Set<string>();
   for (const user of input.users) {
     const violation = identityViolation(user.identity);
     if (violation && (strategy === "error_on_verified_user_problem" || strategy === "identity_based")) {
@@ -173,27 +181,44 @@ export function planRecipients(input: PolicyInput): RecipientPlan {
       continue;
     }
     for (const device of user.devices) {
-      const decision = decideForStrategy(strategy, device, user.identity);
+      let decision = decideForStrategy(strategy, device, user.identity);
       if (decision.decision === "refuse") unsignedOfVerified.add(user.userId);
+      // The strategies let a locally ignored or verified device through whatever it is. A
+      // dehydrated device its owner did not cross-sign is what a server injects to collect keys
+      // (MSC3814, "Security considerations"): no local mark makes this SDK send it one.
+      if (
+        decision.decision === "share" &&
+        device.dehydrated &&
+        !(user.identity && device.crossSignedByOwner)
+      ) {
+        decision = refuse(device, "trusted_unsigned_dehydrated_device");
+        trustedUnsignedDehydrated.add(user.userId);
+      }
       devices.push(decision);
     }
   }
   // matrix-sdk-crypto reports unsigned devices of verified users before changed identities.
   const refusal: PlanRefusal | undefined =
-    unsignedOfVerified.size > 0
+    trustedUnsignedDehydrated.size > 0
       ? {
-          code: "verified_user_has_unsigned_device",
-          reason: REASONS.unsigned_device_of_verified_user,
-          userIds: [...unsignedOfVerified],
+          code: "trusted_unsigned_dehydrated_device",
+          reason: REASONS.trusted_unsigned_dehydrated_device,
+          userIds: [...trustedUnsignedDehydrated],
         }
-      : changedIdentity.length > 0
+      : unsignedOfVerified.size > 0
         ? {
-            code: "verified_user_changed_identity",
-            reason: REASONS.verified_user_changed_identity,
-            userIds: changedIdentity,
+            code: "verified_user_has_unsigned_device",
+            reason: REASONS.unsigned_device_of_verified_user,
+            userIds: [...unsignedOfVerified],
           }
-        : undefined;
-  return refusal ? { strategy, devices, refusal } : { strategy, devices };
+        : changedIdentity.length > 0
+          ? {
+              code: "verified_user_changed_identity",
+              reason: REASONS.verified_user_changed_identity,
+              userIds: changedIdentity,
+            }
+          : undefined;
+  return refusal ? { roomId, strategy, devices, refusal } : { roomId, strategy, devices };
 }
 
 /** A user we verified whose identity is no longer the verified one. */
@@ -268,7 +293,11 @@ function decide(device: DeviceFacts, rule: RecipientRule): RecipientDecision {
 
 function refuse(
   device: DeviceFacts,
-  rule: "unsigned_device_of_verified_user" | "verified_user_changed_identity" | "own_identity_not_ready",
+  rule:
+    | "unsigned_device_of_verified_user"
+    | "verified_user_changed_identity"
+    | "own_identity_not_ready"
+    | "trusted_unsigned_dehydrated_device",
 ): RecipientDecision {
   return {
     userId: device.userId,

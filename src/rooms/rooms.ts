@@ -1,4 +1,4 @@
-import { type OlmMachine, RoomId } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { type OlmMachine, RoomId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { toUserId } from "../crypto/identifiers.js";
 import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
 import { isAbortError } from "../errors/abort-error.js";
@@ -169,6 +169,8 @@ export class Rooms implements RoomsApi {
   readonly #strategy: SharingStrategy;
   /** Users this client tracked (members of rooms it sent to or was told of, senders it decrypted). */
   readonly #tracked = new Set<string>();
+  /** Calls outside the queues that use the machine; `close()` waits for them. */
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(parts: RoomsParts) {
     this.#parts = parts;
@@ -197,7 +199,7 @@ export class Rooms implements RoomsApi {
     this.#known.set(roomId, known);
     if (members !== undefined) {
       const visibility = (known.historyVisibility?.history_visibility ?? "shared") as HistoryVisibility;
-      await this.#track(encryptionTargets(members, visibility));
+      await this.#guarded(() => this.#track(encryptionTargets(members, visibility)));
     }
   }
 
@@ -210,7 +212,8 @@ export class Rooms implements RoomsApi {
   async encryption(roomId: string, options: { signal?: AbortSignal } = {}): Promise<RoomEncryption> {
     this.#parts.assertOpen();
     checkRoomId(roomId);
-    return this.#encryption(roomId, this.#signal(options.signal));
+    const signal = this.#signal(options.signal);
+    return this.#guarded(() => this.#encryption(roomId, signal));
   }
 
   async planRecipients(roomId: string, options: RoomPlanOptions = {}): Promise<RecipientPlan> {
@@ -240,7 +243,13 @@ export class Rooms implements RoomsApi {
     const txnId = options.txnId ?? randomTxnId();
     if (typeof txnId !== "string" || txnId === "") throw invalid("txnId must be a non-empty string");
     const expected = options.expectedPlan;
-    if (expected !== undefined && !isPlan(expected)) throw invalid("expectedPlan is not a plan");
+    if (expected !== undefined) {
+      if (!isPlan(expected)) throw invalid("expectedPlan is not a plan");
+      if (expected.roomId !== roomId) throw invalid("expectedPlan is another room's plan");
+      if (expected.strategy !== strategy) throw invalid("expectedPlan was made for another sharing strategy");
+      if (expected.refusal !== undefined)
+        throw invalid("expectedPlan refuses to send: resolve its refusal and plan again");
+    }
     const plaintext = JSON.stringify(content);
     const signal = this.#signal(options.signal);
     return this.#inQueue(roomId, () =>
@@ -253,15 +262,16 @@ export class Rooms implements RoomsApi {
     options?: Parameters<RoomDecryptor["decrypt"]>[1],
   ): Promise<RoomDecryptResult> {
     this.#parts.assertOpen();
-    // The sender's cross-signing identity is known only once they are tracked and queried; without
-    // it a properly signed sender's device reads as unsigned (a red shield). Once per sender.
-    const sender = (event as { sender?: unknown } | null)?.sender;
-    if (typeof sender === "string" && USER_ID.test(sender) && !this.#tracked.has(sender)) {
-      await this.#track([sender]).catch((error: unknown) => {
-        this.#parts.logger.warn("tracking a sender failed", errorSummary(error));
-      });
-    }
-    const result = await this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
+    const result = await this.#guarded(async () => {
+      // The sender's cross-signing identity is known only once they are tracked and queried;
+      // without it a properly signed sender's device reads as unsigned (a red shield). Once per
+      // sender of an encrypted room event, as other clients track the members of encrypted rooms.
+      const { type, sender } = (event ?? {}) as { type?: unknown; sender?: unknown };
+      if (type === "m.room.encrypted" && typeof sender === "string" && !this.#tracked.has(sender)) {
+        await this.#track([sender]);
+      }
+      return this.#decryptor.decrypt(event as EncryptedRoomEvent, options);
+    });
     try {
       this.#parts.decrypted?.(event, result);
     } catch (error) {
@@ -272,23 +282,50 @@ export class Rooms implements RoomsApi {
 
   async devices(userId: string): Promise<DisplayedDevice<DeviceFacts>[]> {
     this.#parts.assertOpen();
-    if (typeof userId !== "string" || !USER_ID.test(userId)) throw invalid("userId must be a user id");
-    // A user not tracked yet is queried first, as a send to them would.
-    await this.#track([userId]);
-    const [user] = await readUserFacts(
-      this.#parts.machine,
-      this.#parts,
-      [userId],
-      (u, d) => this.#sessions.state(u, d),
-      DEVICE_QUERY_WAIT_SECS,
-    );
-    return displayDevices(user?.devices ?? []);
+    if (typeof userId !== "string" || !isValidUserId(userId)) throw invalid("userId must be a user id");
+    return this.#guarded(async () => {
+      // A user not tracked yet is queried first, as a send to them would.
+      await this.#track([userId]);
+      const [user] = await readUserFacts(
+        this.#parts.machine,
+        this.#parts,
+        [userId],
+        (u, d) => this.#sessions.state(u, d),
+        DEVICE_QUERY_WAIT_SECS,
+      );
+      return displayDevices(user?.devices ?? []);
+    });
   }
 
-  /** Waits for the sends and plans in flight (aborted with the owner's signal), then drops waiting events. */
+  /** Waits for the calls in flight (aborted with the owner's signal), then drops waiting events. */
   async close(): Promise<void> {
-    await Promise.all(this.#queues.values());
+    await Promise.all([...this.#queues.values(), ...this.#inFlight]);
     this.#decryptor.close();
+  }
+
+  /**
+   * Runs a call that reaches the machine outside the per-room queues: `close()` waits for it
+   * before the machine closes, and whatever step the close interrupted, it rejects with the
+   * close's reason.
+   */
+  async #guarded<T>(job: () => Promise<T>): Promise<T> {
+    const { signal } = this.#parts;
+    const running = (async () => {
+      signal.throwIfAborted();
+      try {
+        return await job();
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        throw error;
+      }
+    })();
+    const settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inFlight.add(settled);
+    void settled.then(() => this.#inFlight.delete(settled));
+    return running;
   }
 
   async #send(
@@ -308,66 +345,93 @@ export class Rooms implements RoomsApi {
       throw new RoomError(
         "sharing_refused",
         `the ${plan.strategy} strategy refuses to share: ${plan.refusal.reason}`,
-        {
-          details: { plan },
-        },
+        { details: { plan } },
       );
     }
-    const settings = encryptionSettings(room, call.strategy);
-    let requests: Awaited<ReturnType<OlmMachine["shareRoomKey"]>>;
+    // crypto-wasm borrows the id in each call below; one object serves them all.
+    const wasmRoomId = new RoomId(roomId);
     try {
-      requests = await machine.shareRoomKey(toRoomId(roomId), targets.map(toUserId), settings);
+      // A session this client has no record of was shared before (another run of the app): who
+      // holds it is unknown, so a plan the user confirmed cannot be checked against it. A new
+      // session is; only its own shares count.
+      if (call.expected !== undefined && !this.#applied.has(roomId)) {
+        await cryptoStep("discarding the room's session", roomId, machine.invalidateGroupSession(wasmRoomId));
+      }
+      const settings = encryptionSettings(room, call.strategy);
+      let requests: Awaited<ReturnType<OlmMachine["shareRoomKey"]>>;
+      try {
+        requests = await machine.shareRoomKey(wasmRoomId, targets.map(toUserId), settings);
+      } catch (cause) {
+        // The prediction had no refusal, so the crypto layer decided otherwise than planned.
+        throw planMismatch(plan, [], [], cause);
+      } finally {
+        settings.free();
+      }
+      try {
+        return await this.#shareAndSend(wasmRoomId, roomId, type, plaintext, call, plan, requests);
+      } finally {
+        for (const request of requests) request.free();
+      }
+    } finally {
+      wasmRoomId.free();
+    }
+  }
+
+  async #shareAndSend(
+    wasmRoomId: RoomId,
+    roomId: string,
+    type: string,
+    plaintext: string,
+    call: { txnId: string; expected: RecipientPlan | undefined; signal: AbortSignal },
+    plan: RecipientPlan,
+    requests: Awaited<ReturnType<OlmMachine["shareRoomKey"]>>,
+  ): Promise<RoomSendResult> {
+    const { machine, http } = this.#parts;
+    const now = appliedFromRequests(requests);
+    const encrypted = JSON.parse(
+      await cryptoStep("encrypting the event", roomId, machine.encryptRoomEvent(wasmRoomId, type, plaintext)),
+    ) as { session_id?: unknown };
+    const sessionId = typeof encrypted.session_id === "string" ? encrypted.session_id : "";
+    const record = this.#applied.get(roomId);
+    const earlier = record?.sessionId === sessionId ? record.recipients : new Map<string, AppliedRecipient>();
+    // Everyone who holds the session, not only this call's shares: a plan that withholds from a
+    // device an earlier send of the session reached is contradicted just the same.
+    const holders = [...mergeApplied({ ...plan, devices: [] }, earlier, now).values()];
+    const checked = call.expected ?? plan;
+    const differences: PlanDifference[] = planDifferences(checked, holders);
+    // An app's plan can be stale; our own prediction disagreeing means the rules drifted from
+    // the crypto layer's, which must never pass silently either.
+    const own = call.expected === undefined ? [] : planDifferences(plan, holders);
+    if (differences.length > 0 || own.length > 0) {
+      // The session's pending key shares were never sent; discarding it keeps them from being
+      // sent by a later call.
+      await cryptoStep("discarding the room's session", roomId, machine.invalidateGroupSession(wasmRoomId));
+      this.#applied.delete(roomId);
+      throw differences.length > 0
+        ? planMismatch(checked, holders, differences)
+        : planMismatch(plan, holders, own);
+    }
+    try {
+      for (const request of requests) await sendOutgoingRequest(machine, http, request, call.signal);
     } catch (cause) {
-      // The prediction had no refusal, so the crypto layer decided otherwise than planned.
-      throw planMismatch(plan, [], [], cause);
-    } finally {
-      settings.free();
+      throw sendFailed("the room key could not be sent to every device", roomId, cause);
     }
+    const recipients = mergeApplied(plan, earlier, now);
+    this.#applied.set(roomId, { sessionId, recipients });
+    let eventId: string;
     try {
-      const now = appliedFromRequests(requests);
-      const encrypted = JSON.parse(await machine.encryptRoomEvent(toRoomId(roomId), type, plaintext)) as {
-        session_id?: unknown;
-      };
-      const sessionId = typeof encrypted.session_id === "string" ? encrypted.session_id : "";
-      const record = this.#applied.get(roomId);
-      const earlier =
-        record?.sessionId === sessionId ? record.recipients : new Map<string, AppliedRecipient>();
-      const checked = call.expected ?? plan;
-      const differences: PlanDifference[] = planDifferences(checked, now);
-      // An app's plan can be stale; our own prediction disagreeing means the rules above drifted
-      // from the crypto layer's, which must never pass silently either.
-      const own = call.expected === undefined ? [] : planDifferences(plan, now);
-      if (differences.length > 0 || own.length > 0) {
-        // The session's pending key shares were never sent; discarding it keeps them from being
-        // sent by a later call.
-        await machine.invalidateGroupSession(toRoomId(roomId));
-        this.#applied.delete(roomId);
-        throw differences.length > 0 ? planMismatch(checked, now, differences) : planMismatch(plan, now, own);
-      }
-      try {
-        for (const request of requests) await sendOutgoingRequest(machine, http, request, call.signal);
-      } catch (cause) {
-        throw sendFailed("the room key could not be sent to every device", roomId, cause);
-      }
-      const recipients = mergeApplied(plan, earlier, now);
-      this.#applied.set(roomId, { sessionId, recipients });
-      let eventId: string;
-      try {
-        ({ event_id: eventId } = await http.request({
-          method: "PUT",
-          path: matrixPath`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${call.txnId}`,
-          body: encrypted,
-          schema: roomSendResponseSchema,
-          retry: "safe",
-          signal: call.signal,
-        }));
-      } catch (cause) {
-        throw sendFailed("the encrypted event could not be sent", roomId, cause);
-      }
-      return { eventId, txnId: call.txnId, sessionId, plan, applied: [...recipients.values()] };
-    } finally {
-      for (const request of requests) request.free();
+      ({ event_id: eventId } = await http.request({
+        method: "PUT",
+        path: matrixPath`/_matrix/client/v3/rooms/${roomId}/send/m.room.encrypted/${call.txnId}`,
+        body: encrypted,
+        schema: roomSendResponseSchema,
+        retry: "safe",
+        signal: call.signal,
+      }));
+    } catch (cause) {
+      throw sendFailed("the encrypted event could not be sent", roomId, cause);
     }
+    return { eventId, txnId: call.txnId, sessionId, plan, applied: [...recipients.values()] };
   }
 
   /** Tracks the members, queries their keys, claims sessions, and predicts the plan. */
@@ -376,19 +440,31 @@ export class Rooms implements RoomsApi {
     const room = await this.#encryption(roomId, signal);
     const members =
       this.#known.get(roomId)?.members ?? (await readRoom(roomId, fetchMembers(http, roomId, signal)));
-    const targets = encryptionTargets(members, room.historyVisibility);
+    // A member id crypto-wasm refuses cannot have devices it knows: left out, not fatal.
+    const targets = encryptionTargets(members, room.historyVisibility).filter(isValidUserId);
     await this.#track(targets);
     signal.throwIfAborted();
     // Before the claim: a device a resync brings in needs its Olm session too.
     if (this.#parts.ensureFresh !== undefined) {
-      await this.#parts.ensureFresh(targets, signal);
+      try {
+        await this.#parts.ensureFresh(targets, signal);
+      } catch (error) {
+        // A list that could not be refreshed is encrypted to as it is known: never a failed send.
+        if (signal.aborted) throw error;
+        this.#parts.logger.warn("refreshing the members' device lists failed", errorSummary(error));
+      }
       signal.throwIfAborted();
     }
-    await this.#sessions.claim(machine, http, targets, signal);
+    try {
+      await this.#sessions.claim(machine, http, targets, signal);
+    } catch (cause) {
+      if (isAbortError(cause)) throw cause;
+      throw sendFailed("Olm sessions with the members' devices could not be set up", roomId, cause);
+    }
     const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
     const users = await readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS);
     const ownIdentity = await readIdentity(machine, this.#parts.userId);
-    return { room, targets, plan: planRecipients({ strategy, ownIdentity, users }) };
+    return { room, targets, plan: planRecipients({ roomId, strategy, ownIdentity, users }) };
   }
 
   async #encryption(roomId: string, signal: AbortSignal): Promise<RoomEncryption> {
@@ -410,9 +486,10 @@ export class Rooms implements RoomsApi {
    * outgoing-request loop, and what the machine knows once this pass is over is what callers read.
    */
   async #track(userIds: readonly string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    await this.#parts.machine.updateTrackedUsers(userIds.map(toUserId));
-    for (const userId of userIds) this.#tracked.add(userId);
+    const valid = userIds.filter(isValidUserId);
+    if (valid.length === 0) return;
+    await this.#parts.machine.updateTrackedUsers(valid.map(toUserId));
+    for (const userId of valid) this.#tracked.add(userId);
     await this.#parts.runOutgoingRequests();
   }
 
@@ -444,12 +521,25 @@ export class Rooms implements RoomsApi {
   }
 }
 
-/** A fresh wasm `RoomId` per call: crypto-wasm consumes the ones it is given. */
-function toRoomId(roomId: string): RoomId {
-  return new RoomId(roomId);
+/** A crypto call of the send; its failure is `send_failed` with the cause. */
+async function cryptoStep<T>(what: string, roomId: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (cause) {
+    throw sendFailed(`${what} failed`, roomId, cause);
+  }
 }
 
-const USER_ID = /^@[^:]+:.+$/;
+/** A user id crypto-wasm accepts (the grammar of the spec's "User Identifiers", with its limits). */
+function isValidUserId(userId: string): boolean {
+  if (!/^@[^:]+:.+$/.test(userId)) return false;
+  try {
+    new UserId(userId).free();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The spec caps an event at 65,535 bytes of canonical JSON. Megolm turns the cleartext event into
@@ -533,7 +623,7 @@ function checkMembers(members: unknown): Map<string, string> {
   }
   const out = new Map<string, string>();
   for (const [userId, membership] of Object.entries(members)) {
-    if (!/^@[^:]+:.+$/.test(userId) || typeof membership !== "string") {
+    if (!isValidUserId(userId) || typeof membership !== "string") {
       throw invalid("members must map user ids to memberships");
     }
     out.set(userId, membership);

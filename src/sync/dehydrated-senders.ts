@@ -66,10 +66,16 @@ async function isDehydrated(
   deviceId: string,
 ): Promise<boolean> {
   let device: Awaited<ReturnType<OlmMachine["getDevice"]>>;
+  let ids: [ReturnType<typeof toUserId>, ReturnType<typeof toDeviceId>] | undefined;
   try {
-    device = await machine.getDevice(toUserId(userId), toDeviceId(deviceId));
+    ids = [toUserId(userId), toDeviceId(deviceId)];
+    device = await machine.getDevice(ids[0], ids[1]);
   } catch {
     return false;
+  } finally {
+    // Borrowed by the call.
+    ids?.[0].free();
+    ids?.[1].free();
   }
   if (device === undefined) return false;
   try {

@@ -12,10 +12,13 @@ import { useBrowserSuite } from "./support/browser-suite.js";
  * `npm run demo` in a real Chromium: the demo's own Vite set-up serves it, the test clicks through
  * every step as a developer would, and checks what the page shows — Bob's messages decrypted on
  * Alice's new device, the drain's live progress, a failed step's error, a retried step resuming on
- * the same device, a phone-width layout — and what it must not show: no key, recovery key or token.
+ * the same device, a phone-width layout, a remote friend's new device that a stale device list
+ * leaves out unless the SDK can repair the list — and what it must not show: no key, recovery key
+ * or token, and no ✓ for a device that did not get the room key.
  *
  * Set `DEMO_SCREENSHOT=/path/to/file.png` to keep a screenshot of the finished flow; the runs with a
- * rogue device keep theirs beside it (`file-rogue.png`, `file-rogue-phone.png`).
+ * rogue device and card 5's keep theirs beside it (`file-rogue.png`, `file-rogue-phone.png`,
+ * `file-remote-friend.png`, `file-remote-friend-phone.png`).
  */
 
 const browser = useBrowserSuite();
@@ -310,6 +313,119 @@ async function keepScreenshot(page: Page, suffix?: string): Promise<void> {
   if (!path) return;
   const named = suffix === undefined ? path : path.replace(/(\.png)?$/, `-${suffix}.png`);
   await page.screenshot({ path: named, fullPage: true });
+}
+
+/** Clicks one of card 5's buttons and waits until its action is done; a failure fails the test with the log. */
+async function clickRemoteFriend(page: Page, button: string): Promise<void> {
+  await page.click(button);
+  await page.waitForSelector('#step-5:is([data-action="done"], [data-action="failed"])', {
+    timeout: STEP_TIMEOUT_MS,
+  });
+  const state = await page.locator("#step-5").getAttribute("data-action");
+  if (state !== "done") {
+    throw new Error(`${button} ended ${state}; the log says:\n${await logText(page)}`);
+  }
+}
+
+interface DaveRow {
+  deviceId: string;
+  /** `first`, `new` (the one logged in while updates were lost) or `other`. */
+  kind: string;
+  listed: string;
+  /** The latest send's outcome for it: `shared`, `withheld`, `unchanged` or `none`. */
+  outcome: string;
+  outcomeText: string;
+  /** `m.room.encrypted` from Bob in its inbox, as the card counted them. */
+  inbox: string;
+  inboxText: string;
+  text: string;
+}
+
+/** The rows of card 5's table of Dave's devices. */
+async function daveTable(page: Page): Promise<DaveRow[]> {
+  return page.locator("#dave-devices tbody tr").evaluateAll((rows) =>
+    rows.map((tr) => {
+      const row = tr as HTMLElement;
+      const cell = (col: string) => tr.querySelector(`[data-col="${col}"]`)?.textContent ?? "";
+      return {
+        deviceId: row.dataset.deviceId ?? "",
+        kind: row.dataset.kind ?? "",
+        listed: row.dataset.listed ?? "",
+        outcome: row.dataset.outcome ?? "",
+        outcomeText: cell("outcome"),
+        inbox: row.dataset.inbox ?? "",
+        inboxText: cell("inbox"),
+        text: row.textContent ?? "",
+      };
+    }),
+  );
+}
+
+/** Card 5's trust line and the history of `deviceLists.trustChanged` it showed. */
+async function daveTrust(page: Page) {
+  const line = page.locator('[data-testid="dave-trust"]');
+  return {
+    state: await line.getAttribute("data-state"),
+    cleared: await line.getAttribute("data-cleared"),
+    text: (await line.textContent()) ?? "",
+    history: await page.locator("#dave-trust-history li").evaluateAll((items) =>
+      items.map((li) => ({
+        state: (li as HTMLElement).dataset.state ?? "",
+        via: (li as HTMLElement).dataset.via,
+        cleared: (li as HTMLElement).dataset.cleared,
+        text: li.textContent ?? "",
+      })),
+    ),
+  };
+}
+
+const DAVE = "@dave:remote.example";
+
+/** What Dave's device holds on the server, from Bob, counted from the mock's control API. */
+async function daveInboxFromBob(page: Page, deviceId: string): Promise<Record<string, number>> {
+  return page.evaluate(
+    ({ userId, deviceId }) => {
+      const counts: Record<string, number> = {};
+      for (const e of window.demo!.homeserver.control.toDeviceInbox(userId, deviceId).events)
+        if (e.sender === "@bob:localhost") counts[e.type] = (counts[e.type] ?? 0) + 1;
+      return counts;
+    },
+    { userId: DAVE, deviceId },
+  );
+}
+
+/**
+ * Card 5 up to the point where Dave's list is stale: Dave joins, Bob writes (Dave's first device
+ * gets the key), Dave logs in a new phone while his list's updates are lost. Returns the new
+ * device's id.
+ */
+async function daveWithStaleNewDevice(page: Page): Promise<string> {
+  await clickRemoteFriend(page, "#dave-joins");
+  const [first] = await daveTable(page);
+  expect(first).toMatchObject({ kind: "first", listed: "true", outcome: "shared", inbox: "1" });
+  expect((await daveTrust(page)).state).toBe("unknown");
+
+  await clickRemoteFriend(page, "#dave-new-device");
+  const rows = await daveTable(page);
+  const fresh = rowOfDave(rows, "new");
+  // Bob's client does not list it, and the server's copy lacks it too.
+  expect(fresh).toMatchObject({ listed: "false", outcome: "none", inbox: "0" });
+  expect(rowOfDave(rows, "first").listed).toBe("true");
+  const copy = page.locator('[data-testid="dave-server-copy"]');
+  expect(await copy.getAttribute("data-stale")).toBe("true");
+  expect(await copy.textContent()).toMatch(
+    /copy of Dave's list: 1 device .*lists 2 devices .*the copy is stale/,
+  );
+  expect(
+    await page.evaluate((userId) => window.demo!.homeserver.control.remoteCache(userId), DAVE),
+  ).toMatchObject({ stale: true, losingUpdates: true });
+  return fresh.deviceId;
+}
+
+function rowOfDave(rows: readonly DaveRow[], kind: string): DaveRow {
+  const row = rows.find((r) => r.kind === kind);
+  if (row === undefined) throw new Error(`no ${kind} row in ${JSON.stringify(rows)}`);
+  return row;
 }
 
 async function drainStats(page: Page): Promise<Record<string, string>> {
@@ -644,6 +760,99 @@ describe("the demo", () => {
       const secrets = await aliceSecrets(page, recoveryKey);
       await expectNoSecretInLogOrPage(page, await logText(page), secrets);
       await keepScreenshot(page, "rogue-phone");
+    },
+  );
+  itOnDemo(
+    "card 5 on msc: Dave's new device, missed by a lost update, is reported, refreshed by MSC2638 (server and client) and gets the room key",
+    async (page) => {
+      await page.selectOption("#profile", "msc");
+      await expect
+        .poll(() => page.locator("#remote-profile").textContent())
+        .toMatch(/^msc: .*offers MSC2638/);
+      const newDevice = await daveWithStaleNewDevice(page);
+
+      await clickRemoteFriend(page, "#dave-says");
+      const trust = await daveTrust(page);
+      expect(trust).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+      expect(trust.text).toContain("fresh — cleared: server and client");
+      expect(trust.history.map((t) => t.state)).toEqual(["stale", "refreshing", "fresh"]);
+      expect(trust.history[0]!.text).toContain("reported: “Dave says he has a new phone”");
+      expect(trust.history[1]!.via).toBe("msc2638");
+      expect(trust.history[2]!.cleared).toBe("server_and_client");
+      // Bob's client lists the new device now, and the server's copy is repaired.
+      expect(rowOfDave(await daveTable(page), "new")).toMatchObject({ listed: "true", outcome: "none" });
+      expect(await page.locator('[data-testid="dave-server-copy"]').getAttribute("data-stale")).toBe("false");
+      const refreshes = await page.evaluate(() =>
+        window
+          .demo!.homeserver.control.requestLog()
+          .filter((e) => e.method === "POST" && /\/user\/[^/]+\/devices\/refresh$/.test(e.path)),
+      );
+      expect(refreshes.map((e) => e.status)).toEqual([202]);
+
+      await clickRemoteFriend(page, "#bob-writes-dave");
+      const rows = await daveTable(page);
+      expect(rowOfDave(rows, "new")).toMatchObject({
+        deviceId: newDevice,
+        listed: "true",
+        outcome: "shared",
+        outcomeText: "got the room key",
+        inbox: "1",
+        inboxText: "✓ 1 m.room.encrypted",
+      });
+      // `applied` covers the room's whole session: the first device got its key with Bob's first
+      // message, and its inbox holds that one only.
+      expect(rowOfDave(rows, "first")).toMatchObject({ outcome: "shared", inbox: "1" });
+      const verdict = page.locator('[data-testid="dave-new-device-outcome"]');
+      expect(await verdict.getAttribute("data-got")).toBe("true");
+      expect(await verdict.textContent()).toMatch(
+        /^✓ Dave's new phone \S+ got the room key: Bob's send shared it/,
+      );
+      // The server's side agrees: a room key (Olm-encrypted) from Bob waits for the new device.
+      expect(await daveInboxFromBob(page, newDevice)).toEqual({ "m.room.encrypted": 1 });
+      expect(await page.locator("#step-5").getAttribute("data-state")).toBe("done");
+
+      const log = await logText(page);
+      expect(log).toContain("deviceLists.trustChanged: Dave's list is refreshing via MSC2638");
+      expect(log).toContain(`Dave's new phone ${newDevice} holds 1 m.room.encrypted from Bob`);
+      await expectNoSecretInLogOrPage(page, log, [], "body");
+      await keepScreenshot(page, "remote-friend");
+    },
+  );
+
+  itOnDemo(
+    "card 5 on synapse-1.157 at phone width: the re-query is answered from the stale copy, the trust says client only, and the new device is never shown as having the key",
+    async (page) => {
+      await page.setViewportSize(PHONE);
+      expect(await page.locator("#profile").inputValue()).toBe("synapse-1.157");
+      expect(await page.locator("#remote-profile").textContent()).toMatch(/^synapse-1\.157: .*no MSC2638/);
+      const newDevice = await daveWithStaleNewDevice(page);
+
+      await clickRemoteFriend(page, "#dave-says");
+      await clickRemoteFriend(page, "#bob-writes-dave");
+      const trust = await daveTrust(page);
+      // Whatever the SDK reports, the card shows it; here a re-query, and honestly client only.
+      expect(trust).toMatchObject({ state: "fresh", cleared: "client_only" });
+      expect(trust.text).toContain("client only — the server's copy may still be stale");
+      expect(trust.history.map((t) => t.state)).toEqual(["stale", "refreshing", "fresh"]);
+      expect(trust.history[1]!.via).toBe("requery");
+
+      const fresh = rowOfDave(await daveTable(page), "new");
+      expect(fresh).toMatchObject({ deviceId: newDevice, listed: "false", outcome: "none", inbox: "0" });
+      expect(fresh.inboxText).toBe("✗ none");
+      expect(fresh.text).not.toContain("✓");
+      const verdict = page.locator('[data-testid="dave-new-device-outcome"]');
+      expect(await verdict.getAttribute("data-got")).toBe("false");
+      const said = (await verdict.textContent()) ?? "";
+      expect(said).toMatch(/^✗ Dave's new phone \S+ did not get the room key: Bob's client does not list it/);
+      expect(said).toContain("client only — the server's copy may still be stale");
+      expect(await daveInboxFromBob(page, newDevice)).toEqual({});
+      expect(
+        await page.evaluate((userId) => window.demo!.homeserver.control.remoteCache(userId), DAVE),
+      ).toMatchObject({ stale: true });
+      expect(await page.locator("#step-5").getAttribute("data-state")).not.toBe("done");
+      await expectFitsPhoneWidth(page, "with card 5 filled in");
+      await expectNoSecretInLogOrPage(page, await logText(page), [], "body");
+      await keepScreenshot(page, "remote-friend-phone");
     },
   );
 });

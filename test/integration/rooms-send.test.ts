@@ -316,6 +316,77 @@ describe("client.rooms.send", () => {
     const tracked = [...(await aliceClient.olmMachine.trackedUsers())].map((u) => u.toString());
     expect(tracked).toContain(bob.userId);
   });
+
+  it("checks a confirmed plan against everyone holding the session, not only this send's shares", async () => {
+    const { bob, aliceClient, roomId } = await aliceAndBob();
+    await aliceClient.rooms.planRecipients(roomId); // Alice's machine learns Bob's device
+    const device = await aliceClient.olmMachine.getDevice(new UserId(bob.userId), new DeviceId(bob.deviceId));
+    await device!.setLocalTrust(LocalTrust.BlackListed);
+    const shown = await aliceClient.rooms.planRecipients(roomId);
+    expect(shown.devices.map((d) => d.code)).toEqual(["m.blacklisted"]);
+    await device!.setLocalTrust(LocalTrust.Unset);
+    device!.free();
+    // A send the user did not confirm shares the session with Bob …
+    await aliceClient.rooms.send(roomId, "m.room.message", { body: "quick" });
+    // … so the plan they saw (Bob withheld) no longer describes the session: refused, nothing sent.
+    await expect(
+      aliceClient.rooms.send(roomId, "m.room.message", { body: "confirmed" }, { expectedPlan: shown }),
+    ).rejects.toMatchObject({
+      code: "plan_mismatch",
+      details: {
+        differences: [
+          expect.objectContaining({ deviceId: bob.deviceId, predicted: "withhold", applied: "shared" }),
+        ],
+      },
+    });
+    const fresh = await aliceClient.rooms.planRecipients(roomId);
+    await expect(
+      aliceClient.rooms.send(
+        roomId,
+        "m.room.message",
+        { body: "x" },
+        { expectedPlan: { ...fresh, roomId: "!other:hs" } },
+      ),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      aliceClient.rooms.send(
+        roomId,
+        "m.room.message",
+        { body: "x" },
+        { expectedPlan: fresh, strategy: "identity_based" },
+      ),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      aliceClient.rooms.send(
+        roomId,
+        "m.room.message",
+        { body: "x" },
+        {
+          expectedPlan: { ...fresh, refusal: { code: "cross_signing_not_set_up", reason: "r", userIds: [] } },
+        },
+      ),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    const sent = await aliceClient.rooms.send(
+      roomId,
+      "m.room.message",
+      { body: "confirmed" },
+      { expectedPlan: fresh },
+    );
+    expect(sent.eventId).toMatch(/^\$/);
+  });
+
+  it("claims one-time keys once per device when sends to several rooms run at once", async () => {
+    const { alice, bob, aliceClient } = await aliceAndBob();
+    const rooms = await Promise.all([1, 2, 3].map(() => encryptedRoom(setup.server, alice, [bob])));
+    setup.server.homeserver.control.clearRequestLog();
+    await Promise.all(
+      rooms.map((roomId) => aliceClient.rooms.send(roomId, "m.room.message", { body: roomId })),
+    );
+    const claims = setup.server.homeserver.control
+      .requestLog()
+      .filter((e) => e.path === "/_matrix/client/v3/keys/claim");
+    expect(claims).toHaveLength(1);
+  });
 });
 
 function cyclic(): Record<string, unknown> {

@@ -24,7 +24,11 @@ const decision = (deviceId: string, d: Partial<RecipientDecision>): RecipientDec
   reason: "r",
   ...d,
 });
-const planOf = (...devices: RecipientDecision[]): RecipientPlan => ({ strategy: "all_devices", devices });
+const planOf = (...devices: RecipientDecision[]): RecipientPlan => ({
+  roomId: "!r:hs",
+  strategy: "all_devices",
+  devices,
+});
 
 describe("appliedFromRequests", () => {
   it("reads shares from m.room.encrypted and codes from m.room_key.withheld, ignoring the rest", () => {

@@ -33,6 +33,7 @@ const plan = (
   ownIdentity: IdentityFacts | null = verified,
 ) =>
   planRecipients({
+    roomId: "!r:hs",
     strategy,
     ownIdentity: ownIdentity ?? undefined,
     users: [{ userId: d.userId, identity: owner, devices: [d] }],
@@ -132,11 +133,25 @@ const rows: [string, SharingStrategy, DeviceFacts, IdentityFacts | undefined, Ex
     { decision: "withhold", rule: "blacklisted", code: "m.blacklisted" },
   ],
   [
-    "ignored, even dehydrated and unsigned",
+    "ignored, ordinary and unsigned",
+    "error_on_verified_user_problem",
+    device({ localTrust: "ignored", crossSignedByOwner: false }),
+    verified,
+    { decision: "share", rule: "ignored_by_user" },
+  ],
+  [
+    "ignored, dehydrated and unsigned: crypto-wasm would share, the SDK refuses",
     "error_on_verified_user_problem",
     device({ localTrust: "ignored", dehydrated: true, crossSignedByOwner: false }),
     verified,
-    { decision: "share", rule: "ignored_by_user" },
+    { decision: "refuse", rule: "trusted_unsigned_dehydrated_device" },
+  ],
+  [
+    "locally verified, dehydrated and unsigned: crypto-wasm would share, the SDK refuses",
+    "only_trusted_devices",
+    device({ localTrust: "verified", dehydrated: true, crossSignedByOwner: false }),
+    unverified,
+    { decision: "refuse", rule: "trusted_unsigned_dehydrated_device" },
   ],
   [
     "unsigned device of a verified user",
@@ -297,6 +312,7 @@ describe("planRecipients: refusals the plan says up front", () => {
 
   it("error_on_verified_user_problem names the users with an unsigned device or a changed identity", () => {
     const input: PolicyInput = {
+      roomId: "!r:hs",
       strategy: "error_on_verified_user_problem",
       ownIdentity: verified,
       users: [
@@ -343,7 +359,7 @@ describe("planRecipients: invariants", () => {
     nil: undefined,
   });
 
-  it("never shares with a dehydrated device its owner did not cross-sign, unless the user chose to", () => {
+  it("never shares with a dehydrated device its owner did not cross-sign, whatever the local marks", () => {
     fc.assert(
       fc.property(
         fc.constantFrom(...SHARING_STRATEGIES),
@@ -357,8 +373,7 @@ describe("planRecipients: invariants", () => {
             : { ...generated, crossSignedByOwner: false, crossSigningTrusted: false };
           const [decision] = plan(strategy, d, owner, own ?? null).devices;
           const unsigned = d.dehydrated && (owner === undefined || !d.crossSignedByOwner);
-          const chosen = d.localTrust === "ignored" || d.localTrust === "verified";
-          if (unsigned && !chosen) expect(decision?.decision).not.toBe("share");
+          if (unsigned) expect(decision?.decision).not.toBe("share");
         },
       ),
     );
@@ -372,6 +387,7 @@ describe("planRecipients: invariants", () => {
         identity,
         (strategy, ds, owner) => {
           const result = planRecipients({
+            roomId: "!r:hs",
             strategy,
             ownIdentity: verified,
             users: [{ userId: "@a:hs", identity: owner, devices: ds }],

@@ -111,8 +111,8 @@ export async function bobLooksAgain(ctx: DemoContext, view: RecipientsView): Pro
   await catchUp(ctx, progress, view);
 }
 
-/** Registers Bob and opens his client, once. */
-async function bobOnline(ctx: DemoContext): Promise<BobProgress> {
+/** Registers Bob and opens his client, once (step 3 and card 5 share him). */
+export async function bobOnline(ctx: DemoContext): Promise<BobProgress> {
   const { log } = ctx;
   if (ctx.bob === undefined) {
     const { account, session } = await register(ctx, "bob", "Bob");
@@ -133,9 +133,7 @@ async function bobOnline(ctx: DemoContext): Promise<BobProgress> {
  */
 async function catchUp(ctx: DemoContext, progress: BobProgress, view: RecipientsView): Promise<void> {
   const bob = progress.client!;
-  const { nextBatch, response } = await syncOnce(matrixCalls(ctx, "Bob", progress.session), progress.since);
-  await bob.sync.receiveClassic(response);
-  progress.since = nextBatch;
+  await bobSyncsOnce(ctx, progress);
   const aliceId = ctx.alice!.userId;
   const devices = await bob.rooms.devices(aliceId);
   view.devices(aliceId, devices);
@@ -155,6 +153,28 @@ async function catchUp(ctx: DemoContext, progress: BobProgress, view: Recipients
     );
   }
 }
+
+/**
+ * One `/sync` of Bob's app, continuing from the last, its encryption data handed to his client
+ * (`sync.receiveClassic`). The only place Bob's app syncs, one request after the other: each
+ * continues from the `since` the last one returned.
+ */
+export function bobSyncsOnce(ctx: DemoContext, progress: BobProgress): Promise<void> {
+  const previous = syncing.get(progress) ?? Promise.resolve();
+  const next = previous
+    .catch(() => {})
+    .then(async () => {
+      const calls = matrixCalls(ctx, "Bob", progress.session);
+      const { nextBatch, response } = await syncOnce(calls, progress.since);
+      await progress.client!.sync.receiveClassic(response);
+      progress.since = nextBatch;
+    });
+  syncing.set(progress, next);
+  return next;
+}
+
+/** Bob's `/sync` under way, if any: the next waits for it (one `since` at a time). */
+const syncing = new WeakMap<BobProgress, Promise<void>>();
 
 /** The plan Bob's client shows before a room's first message; the send must keep to it. */
 async function planned(ctx: DemoContext, bob: E2eeClient, room: BobRoom): Promise<RecipientPlan> {
@@ -191,7 +211,7 @@ async function fillRoom(
   const current = progress.current;
   const room: BobRoom = { roomId: current.roomId, name, index };
   // Bob made the room, so his app knows its state: the SDK need not ask the server for it.
-  bob.rooms.updateRoom(room.roomId, {
+  await bob.rooms.updateRoom(room.roomId, {
     encryption: ROOM_ENCRYPTION,
     historyVisibility: ROOM_HISTORY_VISIBILITY,
     members: { [progress.session.userId]: "join", [aliceId]: "invite" },
