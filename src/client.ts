@@ -344,7 +344,9 @@ class Client implements E2eeClient {
     this.events.on("crypto.keysQueried", ({ users, failedServers }) =>
       deviceLists.keysQueried(users, failedServers),
     );
-    this.events.on("sync.deviceListsChanged", ({ changed }) => deviceLists.deviceListsChanged(changed));
+    this.events.on("sync.deviceListsChanged", ({ changed, left }) =>
+      deviceLists.deviceListsChanged(changed, left),
+    );
     this.events.on("sync.positionLost", () => deviceLists.positionLost());
     this.events.on("sync.toDevice", ({ events }) => deviceLists.toDeviceReceived(events));
     this.events.on("rooms.decrypted", ({ result }) => deviceLists.roomEventDecrypted(undefined, result));

@@ -49,9 +49,16 @@ export async function refreshDeviceLists(
   });
   try {
     // A user the machine does not track yet would be ignored by a device-list change; tracking
-    // flags it for a query by itself. Both calls consume the ids they are given.
+    // flags it for a query by itself. `updateTrackedUsers` and the `DeviceLists` constructor take
+    // over the ids they are given; `receiveSyncChangesMsc4186` only borrows the `DeviceLists`, so
+    // it is freed here once the call settled.
     await machine.updateTrackedUsers(userIds.map(toUserId));
-    await machine.receiveSyncChangesMsc4186("[]", new DeviceLists(userIds.map(toUserId)), new Map());
+    const changed = new DeviceLists(userIds.map(toUserId));
+    try {
+      await machine.receiveSyncChangesMsc4186("[]", changed, new Map());
+    } finally {
+      changed.free();
+    }
     await loop.run();
   } finally {
     offSent();

@@ -1,12 +1,14 @@
+import type { SeenEvidence } from "./evidence-memo.js";
 import { serverNameOf } from "./server-name.js";
 import { type DeviceListStaleReason, MAX_NOTE_LENGTH } from "./trust.js";
 
 /**
  * The staleness signs a client can see (MSC2638's discussion; PROTOCOL.md "MSC2638"), each a pure
  * function of what was observed and of the evidence already acted on. A detector returns the
- * reasons to record and the evidence keys behind them; the caller remembers those keys, so the
- * same evidence never triggers twice — a user with a legitimately unsigned old device, or a device
- * whose keys were never published, cannot cause a resync storm.
+ * reasons to record and the evidence keys behind them; the caller remembers those keys once a
+ * resync that began after the evidence has run (`EvidenceMemo`), so the same evidence never
+ * triggers twice — a user with a legitimately unsigned old device, or a device whose keys were
+ * never published, cannot cause a resync storm.
  */
 
 /** What a detector found: reasons to record, and the evidence keys to remember as acted on. */
@@ -39,7 +41,7 @@ export interface SenderObservation {
 export function detectUnknownSender(
   observation: SenderObservation,
   listed: readonly ListedDevice[],
-  seen: ReadonlySet<string>,
+  seen: SeenEvidence,
 ): Detection {
   const { deviceId, senderKey } = observation;
   const unknownId = deviceId !== undefined && !listed.some((d) => d.deviceId === deviceId);
@@ -66,9 +68,10 @@ export interface SigningSnapshot {
 /**
  * (b) Devices with no cross-signing signature while the user has cross-signing keys: a signature
  * uploaded after the list was cached is missing from a stale copy. Fires only for unsigned devices
- * not acted on before, so the same unsigned set never triggers again.
+ * not acted on before, so the same unsigned set never triggers again; the evidence names the whole
+ * unsigned set, which the memo keeps in place of the one before.
  */
-export function detectUnsignedDevices(snapshot: SigningSnapshot, seen: ReadonlySet<string>): Detection {
+export function detectUnsignedDevices(snapshot: SigningSnapshot, seen: SeenEvidence): Detection {
   if (!snapshot.hasCrossSigningKeys) return NOTHING;
   const unsigned = snapshot.devices
     .filter((d) => !d.crossSignedByOwner)

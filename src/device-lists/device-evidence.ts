@@ -1,4 +1,4 @@
-import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import type { DeviceId, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { toUserId } from "../crypto/identifiers.js";
 import type { ListedDevice, SigningSnapshot } from "./detectors.js";
 
@@ -12,14 +12,14 @@ export type EvidenceMachine = Pick<OlmMachine, "getUserDevices" | "getIdentity" 
 
 /** The user's devices as listed now, without waiting for a query in flight; deleted ones left out. */
 export async function listedDevices(machine: EvidenceMachine, userId: string): Promise<ListedDevice[]> {
-  const listed = await machine.getUserDevices(toUserId(userId));
+  const listed = await withUserId(userId, (id) => machine.getUserDevices(id));
   const out: ListedDevice[] = [];
   try {
     for (const device of listed.devices()) {
       try {
         if (device.isDeleted()) continue;
         const curve = device.curve25519Key;
-        out.push({ deviceId: device.deviceId.toString(), curve25519Key: curve?.toBase64() });
+        out.push({ deviceId: deviceIdOf(device), curve25519Key: curve?.toBase64() });
         curve?.free();
       } finally {
         device.free();
@@ -40,16 +40,17 @@ export async function signingSnapshot(
   userId: string,
   own: { userId: string; deviceId: string },
 ): Promise<SigningSnapshot> {
-  const identity = await machine.getIdentity(toUserId(userId));
+  const identity = await withUserId(userId, (id) => machine.getIdentity(id));
   if (identity === undefined) return { hasCrossSigningKeys: false, devices: [] };
   identity.free();
-  const listed = await machine.getUserDevices(toUserId(userId));
+  const listed = await withUserId(userId, (id) => machine.getUserDevices(id));
   const devices: { deviceId: string; crossSignedByOwner: boolean }[] = [];
   try {
     for (const device of listed.devices()) {
       try {
-        const deviceId = device.deviceId.toString();
-        if (device.isDeleted() || (userId === own.userId && deviceId === own.deviceId)) continue;
+        if (device.isDeleted()) continue;
+        const deviceId = deviceIdOf(device);
+        if (userId === own.userId && deviceId === own.deviceId) continue;
         devices.push({ deviceId, crossSignedByOwner: device.isCrossSignedByOwner() });
       } finally {
         device.free();
@@ -70,4 +71,28 @@ export async function trackedUserIds(machine: EvidenceMachine): Promise<string[]
     user.free();
   }
   return out;
+}
+
+/**
+ * `read` with a wasm `UserId` for `userId`, freed once the read settled: `getUserDevices` and
+ * `getIdentity` only borrow the id they are given (their glue asserts the class and reads the
+ * pointer, it never takes the object over), so it is ours to free.
+ */
+async function withUserId<T>(userId: string, read: (id: UserId) => Promise<T>): Promise<T> {
+  const id = toUserId(userId);
+  try {
+    return await read(id);
+  } finally {
+    id.free();
+  }
+}
+
+/** A device's id as text: the `deviceId` getter hands out a new wasm `DeviceId` on every read. */
+function deviceIdOf(device: { readonly deviceId: DeviceId }): string {
+  const id = device.deviceId;
+  try {
+    return id.toString();
+  } finally {
+    id.free();
+  }
 }

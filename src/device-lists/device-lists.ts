@@ -2,6 +2,7 @@ import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { type KeyQueryLoop, refreshDeviceLists } from "../crypto/refresh-device-lists.js";
 import { type ErrorInfo, toErrorInfo } from "../errors/error-info.js";
 import { errorSummary } from "../errors/error-summary.js";
+import { isMatrixApiError } from "../errors/matrix-api-error.js";
 import { SdkError } from "../errors/sdk-error.js";
 import { TypedEmitter } from "../events/emitter.js";
 import { forwardPrefixed } from "../events/prefixed.js";
@@ -24,9 +25,10 @@ import {
 import { type EvidenceMachine, listedDevices, signingSnapshot, trackedUserIds } from "./device-evidence.js";
 import type { DeviceListErrorCode } from "./errors.js";
 import type { DeviceListsEvents } from "./events.js";
-import { EvidenceMemo } from "./evidence-memo.js";
+import { EvidenceMemo, MAX_CLAIMS_PER_USER } from "./evidence-memo.js";
 import { Msc2638Client, type Msc2638Parts, type RefreshAnswer } from "./msc2638.js";
-import { type DeviceListsSettings, MAX_REFRESH_RETRY_AFTER_MS } from "./options.js";
+import type { DeviceListsSettings } from "./options.js";
+import { type QueryMark, sentAfter, settledAfter } from "./query-order.js";
 import { ResyncRateLimit } from "./rate-limit.js";
 import { RefreshArrivals } from "./refresh-arrivals.js";
 import { RequeryBatcher } from "./requery-batcher.js";
@@ -91,8 +93,11 @@ export type DeviceListsMachine = EvidenceMachine &
 
 export interface DeviceListsParts {
   machine: DeviceListsMachine;
-  /** The outgoing-request loop: the only path of key queries (`refreshDeviceLists`). */
-  keyQueries: KeyQueryLoop;
+  /**
+   * The outgoing-request loop: the only path of key queries (`refreshDeviceLists`). Its events
+   * and `running` tell which answers came from queries sent after a given moment (`query-order.ts`).
+   */
+  keyQueries: KeyQueryLoop & { readonly running: boolean };
   http: Msc2638Parts["http"];
   userId: string;
   deviceId: string;
@@ -105,13 +110,38 @@ export interface DeviceListsParts {
   emit: (event: string, payload: unknown) => void;
 }
 
-/** How one user came out of a re-query. */
-type RequeryOutcome = { ok: true } | { ok: false; server: string; error: ErrorInfo; remote: boolean };
+/** How one user came out of a re-query; `seq` numbers the answer it rests on, if there was one. */
+type RequeryOutcome =
+  | { ok: true; seq: number | undefined }
+  | { ok: false; server: string; error: ErrorInfo; remote: boolean; retryAfterMs?: number | undefined };
+
+/** Evidence from a message, with the moment it was seen. */
+interface SenderEvidence {
+  sender: SenderObservation;
+  mark: QueryMark;
+}
+
+/**
+ * Evidence found while a resync of the user ran (`flight`), judged once it is over: it is taken as
+ * handled only if the resync's answer came from a query sent after it.
+ */
+interface HeldEvidence {
+  flight: Promise<void>;
+  /** By evidence keys; at most `MAX_CLAIMS_PER_USER`. */
+  senders: Map<string, SenderEvidence & { evidence: string[] }>;
+  /** What the signing detector found in the latest answer read during the flight, numbered `seq`. */
+  signing: { seq: number; evidence: string[] } | undefined;
+}
 
 /**
  * The state of every judged user and the machinery that resyncs them: detectors in, trust out.
  * The facade feeds it what the other modules saw (`keysQueried`, `deviceListsChanged`,
  * `positionLost`, decrypted senders); it never reaches into them.
+ *
+ * What it keeps per user is bounded by the users: a trust and an evidence memo per judged user,
+ * both dropped when the user is in `device_lists.left` (no encrypted room shared any more); the
+ * last key-query answer only of users whose answers a re-query or a lost position waits for,
+ * dropped once that is over; rate windows and held evidence only while they last.
  */
 export class DeviceLists implements DeviceListsApi {
   readonly #parts: DeviceListsParts;
@@ -126,11 +156,26 @@ export class DeviceLists implements DeviceListsApi {
   readonly #msc2638: Msc2638Client;
   readonly #arrivals = new RefreshArrivals();
   readonly #requeries: RequeryBatcher<RequeryOutcome>;
-  /** The last answered key query of each user: its sequence number and, if failed, the server. */
+  /**
+   * The last answered key query of each user, while a re-query batch runs or a lost position waits
+   * for answers: its number and, if failed, the server.
+   */
   readonly #lastQuery = new Map<string, { seq: number; failedServer: string | undefined }>();
+  /** Completions of the outgoing-request loop (`query-order.ts`). */
   #querySeq = 0;
-  /** `#querySeq` when the sync position was last lost: later answers are the re-query it started. */
-  #positionLostAt: number | undefined;
+  /** Failed `keys/query` requests. */
+  #keyQueryFailures = 0;
+  /** Re-query batches running. */
+  #batches = 0;
+  /** When the sync position was last lost, while users may still wait for the re-query it started. */
+  #positionLost: QueryMark | undefined;
+  /** Losses whose users are not judged yet. */
+  #lossesPending = 0;
+  /** Evidence found while the user's resync ran, to be judged once it is over. */
+  readonly #held = new Map<string, HeldEvidence>();
+  /** The answer each finished resync rests on, until its evidence is judged. */
+  readonly #results = new Map<string, number | undefined>();
+  readonly #offLoop: () => void;
   /** Users waiting for their rate window to end, to be resynced then if still stale. */
   readonly #deferred = new Set<string>();
   /** Servers whose retry is scheduled, with the time. */
@@ -147,8 +192,20 @@ export class DeviceLists implements DeviceListsApi {
     this.#ownServer = serverNameOf(parts.userId) ?? "";
     this.#rate = new ResyncRateLimit(parts.settings.minResyncIntervalMs);
     this.#backoff = new ServerBackoff(parts.settings.serverBackoff);
-    this.#msc2638 = new Msc2638Client({ http: parts.http, signal: parts.signal });
+    this.#msc2638 = new Msc2638Client({ http: parts.http, clock: parts.clock, signal: parts.signal });
     this.#requeries = new RequeryBatcher((users) => this.#requeryBatch(users));
+    // Every completion of the loop is numbered; an answered keys/query is numbered by `keysQueried`.
+    const offSent = parts.keyQueries.events.on("requestSent", ({ kind }) => {
+      if (kind !== "KeysQuery") this.#querySeq++;
+    });
+    const offFailed = parts.keyQueries.events.on("requestFailed", ({ kind }) => {
+      this.#querySeq++;
+      if (kind === "KeysQuery") this.#keyQueryFailures++;
+    });
+    this.#offLoop = () => {
+      offSent();
+      offFailed();
+    };
   }
 
   trust(userId: string): DeviceListTrust {
@@ -196,8 +253,10 @@ export class DeviceLists implements DeviceListsApi {
     if (this.#closed) return;
     const seq = ++this.#querySeq;
     const failures = detectQueryFailures(users, failedServers);
-    for (const user of users) this.#lastQuery.set(user, { seq, failedServer: failures.get(user)?.server });
-    this.#arrivals.queried(users, (u) => failures.get(u)?.server);
+    if (this.#batches > 0 || this.#positionLost !== undefined) {
+      for (const user of users) this.#lastQuery.set(user, { seq, failedServer: failures.get(user)?.server });
+    }
+    this.#arrivals.queried(users, seq, (u) => failures.get(u)?.server);
     const now = this.#parts.clock.now();
     for (const [user, reason] of failures) {
       // A resync in flight reads this answer itself.
@@ -206,36 +265,56 @@ export class DeviceLists implements DeviceListsApi {
       }
     }
     const answered = users.filter((u) => !failures.has(u));
-    for (const user of answered) {
-      const trust = this.#trust.get(user);
-      // A lost position leaves only this client behind: the crypto layer's own re-query (the
-      // sync loop marks every tracked user dirty) is all it takes.
-      if (
-        trust?.state === "stale" &&
-        trust.reasons.every((r) => r.kind === "position_lost") &&
-        this.#flights.inFlight(user) === undefined
-      ) {
-        this.#apply(user, { type: "refreshed", cleared: "client_only", at: now });
+    // A lost position leaves only this client behind: the crypto layer's own re-query (the sync
+    // loop marks every tracked user dirty) is all it takes — if it was sent after the loss.
+    const lost = this.#positionLost;
+    if (lost !== undefined && sentAfter(lost, seq)) {
+      for (const user of answered) {
+        const trust = this.#trust.get(user);
+        if (
+          trust?.state === "stale" &&
+          trust.reasons.every((r) => r.kind === "position_lost") &&
+          this.#flights.inFlight(user) === undefined
+        ) {
+          this.#apply(user, { type: "refreshed", cleared: "client_only", at: now });
+        }
       }
     }
-    if (answered.length > 0) this.#inspectSigning(answered);
+    if (answered.length > 0) this.#inspectSigning(answered, seq);
   }
 
-  /** Sync announced changed lists (`sync.deviceListsChanged`): what an accepted refresh waits for. */
-  deviceListsChanged(changed: readonly string[]): void {
+  /**
+   * Sync announced changed lists (`sync.deviceListsChanged`): what an accepted refresh waits for.
+   * Users in `left` share no encrypted room with this client any more: what is kept about them is
+   * dropped (see `#forget`).
+   */
+  deviceListsChanged(changed: readonly string[], left: readonly string[] = []): void {
     if (this.#closed) return;
-    this.#arrivals.changed(changed);
+    const suspect = this.#arrivals.changed(changed, this.#mark());
+    if (suspect.length > 0) {
+      // A query in flight now went out before the announcement: a pass that starts after it tells
+      // which answer is the refreshed list (`RefreshArrivals.drained`).
+      void this.#parts.keyQueries.run().then(() => {
+        if (!this.#closed) this.#arrivals.drained(suspect, this.#keyQueryFailures);
+      });
+    }
+    for (const user of left) this.#forget(user);
   }
 
   /** The sync position was lost (`sync.positionLost`): detector (d). */
   positionLost(): void {
     if (this.#closed) return;
     // The sync layer has marked every tracked user dirty and sends their re-query next.
-    this.#positionLostAt = this.#querySeq;
+    this.#positionLost = this.#mark();
+    this.#lossesPending++;
     this.#queue(async () => {
-      const tracked = await trackedUserIds(this.#parts.machine);
-      const reasons = new Map([...detectPositionLost(tracked)].map(([u, r]) => [u, [r]]));
-      this.#signal(reasons);
+      try {
+        const tracked = await trackedUserIds(this.#parts.machine);
+        const reasons = new Map([...detectPositionLost(tracked)].map(([u, r]) => [u, [r]]));
+        this.#signal(reasons);
+      } finally {
+        this.#lossesPending--;
+      }
     });
   }
 
@@ -243,14 +322,15 @@ export class DeviceLists implements DeviceListsApi {
   roomEventDecrypted(event: unknown, outcome: DecryptOutcome): void {
     if (this.#closed) return;
     const sender = senderOfRoomEvent(event, outcome);
-    if (sender !== undefined) this.#inspectSenders([sender]);
+    if (sender !== undefined) this.#inspectSenders([{ sender, mark: this.#mark() }]);
   }
 
   /** To-device events the crypto layer processed (`sync.toDevice`): detector (a). */
   toDeviceReceived(events: readonly ProcessedToDevice[]): void {
     if (this.#closed) return;
     const senders = sendersOfToDevice(events);
-    if (senders.length > 0) this.#inspectSenders(senders);
+    const mark = this.#mark();
+    if (senders.length > 0) this.#inspectSenders(senders.map((sender) => ({ sender, mark })));
   }
 
   /**
@@ -260,17 +340,18 @@ export class DeviceLists implements DeviceListsApi {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#offLoop();
     await Promise.allSettled(this.#flights.all());
     await this.#inspections;
   }
 
   // The detectors' shells.
 
-  #inspectSenders(senders: readonly SenderObservation[]): void {
+  #inspectSenders(items: readonly SenderEvidence[]): void {
     this.#queue(async () => {
       const found = new Map<string, DeviceListStaleReason[]>();
       let tracked: Set<string> | undefined;
-      for (const sender of senders) {
+      for (const { sender, mark } of items) {
         if (this.#closed) return;
         if (sender.userId === this.#parts.userId && sender.deviceId === this.#parts.deviceId) continue;
         const listed = await listedDevices(this.#parts.machine, sender.userId);
@@ -282,26 +363,83 @@ export class DeviceLists implements DeviceListsApi {
         }
         const detection = detectUnknownSender(sender, listed, this.#memo.seen(sender.userId));
         if (detection.reasons.length === 0) continue;
-        this.#memo.record(sender.userId, detection.evidence);
+        const flight = this.#flights.inFlight(sender.userId);
+        if (flight === undefined) {
+          // The resync this starts (now, or when the limits allow) comes after the evidence.
+          this.#memo.record(sender.userId, detection.evidence);
+        } else {
+          const held = this.#heldFor(sender.userId, flight);
+          const key = detection.evidence.join("\u0000");
+          held.senders.delete(key);
+          held.senders.set(key, { sender, mark, evidence: detection.evidence });
+          if (held.senders.size > MAX_CLAIMS_PER_USER)
+            held.senders.delete(held.senders.keys().next().value as string);
+        }
         found.set(sender.userId, [...(found.get(sender.userId) ?? []), ...detection.reasons]);
       }
       this.#signal(found);
     });
   }
 
-  #inspectSigning(users: readonly string[]): void {
+  /** The signing detector on the users of the answer numbered `seq`. */
+  #inspectSigning(users: readonly string[], seq: number): void {
     this.#queue(async () => {
       const found = new Map<string, DeviceListStaleReason[]>();
       for (const user of users) {
         if (this.#closed) return;
         const snapshot = await signingSnapshot(this.#parts.machine, user, this.#parts);
         const detection = detectUnsignedDevices(snapshot, this.#memo.seen(user));
+        const flight = this.#flights.inFlight(user);
+        if (flight !== undefined) {
+          // The latest answer read during the flight replaces what an earlier one showed.
+          const signing = detection.reasons.length > 0 ? { seq, evidence: detection.evidence } : undefined;
+          if (signing !== undefined) this.#heldFor(user, flight).signing = signing;
+          else {
+            const held = this.#held.get(user);
+            if (held?.flight === flight) held.signing = undefined;
+          }
+        }
         if (detection.reasons.length === 0) continue;
-        this.#memo.record(user, detection.evidence);
+        if (flight === undefined) this.#memo.record(user, detection.evidence);
         found.set(user, detection.reasons);
       }
       this.#signal(found);
     });
+  }
+
+  #heldFor(user: string, flight: Promise<void>): HeldEvidence {
+    let held = this.#held.get(user);
+    if (held?.flight !== flight) {
+      held = { flight, senders: new Map(), signing: undefined };
+      this.#held.set(user, held);
+    }
+    return held;
+  }
+
+  /**
+   * A resync of `user` is over (`flight`). Evidence found meanwhile was recorded as handled only if
+   * the answer the resync rests on came from a query sent after it; anything else — the answer came
+   * first, or there was none — is judged again on the list as it is now, and triggers again if the
+   * list still lacks what the evidence names.
+   */
+  #afterFlight(user: string, flight: Promise<void>): void {
+    const result = this.#results.get(user);
+    this.#results.delete(user);
+    const held = this.#held.get(user);
+    if (held === undefined || held.flight !== flight) return;
+    this.#held.delete(user);
+    if (this.#closed) return;
+    const again: SenderEvidence[] = [];
+    for (const item of held.senders.values()) {
+      if (result !== undefined && sentAfter(item.mark, result)) this.#memo.record(user, item.evidence);
+      else again.push(item);
+    }
+    if (again.length > 0) this.#inspectSenders(again);
+    const signing = held.signing;
+    if (signing !== undefined) {
+      if (result !== undefined && result >= signing.seq) this.#memo.record(user, signing.evidence);
+      else this.#inspectSigning([user], signing.seq);
+    }
   }
 
   /** Runs a machine read after the earlier ones; never rejects, skipped once closed. */
@@ -370,6 +508,8 @@ export class DeviceLists implements DeviceListsApi {
             done.set(user, resolve);
           }),
       );
+      // Runs once the flight is forgotten, so a resync the held evidence asks for starts afresh.
+      void flight.then(() => this.#afterFlight(user, flight));
       flights.push(flight);
     }
     void this.#runGroup(users, done);
@@ -377,9 +517,12 @@ export class DeviceLists implements DeviceListsApi {
   }
 
   async #runGroup(users: readonly string[], done: Map<string, () => void>): Promise<void> {
-    const finish = (user: string) => {
-      done.get(user)?.();
+    const finish = (user: string, result?: number) => {
+      const resolve = done.get(user);
+      if (resolve === undefined) return;
       done.delete(user);
+      this.#results.set(user, result);
+      resolve();
     };
     try {
       // The homeserver's own users' lists are authoritative there: only remote users' can be stale
@@ -393,8 +536,14 @@ export class DeviceLists implements DeviceListsApi {
       const viaServer = new Set(supported ? candidates : []);
       const requery = users.filter((u) => !viaServer.has(u));
       const work: Promise<void>[] = [];
-      if (requery.length > 0) work.push(this.#requery(requery).then(() => requery.forEach(finish)));
-      for (const user of viaServer) work.push(this.#viaMsc2638(user).then(() => finish(user)));
+      if (requery.length > 0) {
+        work.push(
+          this.#requery(requery).then((results) => {
+            for (const user of requery) finish(user, results.get(user));
+          }),
+        );
+      }
+      for (const user of viaServer) work.push(this.#viaMsc2638(user).then((result) => finish(user, result)));
       await Promise.all(work);
     } catch (error) {
       this.#logger.warn("a device-list resync failed", errorSummary(error));
@@ -403,38 +552,36 @@ export class DeviceLists implements DeviceListsApi {
     }
   }
 
-  /** Asks the homeserver to refresh (MSC2638) and waits for the list to arrive; re-queries otherwise. */
-  async #viaMsc2638(user: string): Promise<void> {
+  /**
+   * Asks the homeserver to refresh (MSC2638) and waits for the list to arrive; re-queries
+   * otherwise. Resolves with the number of the answer the resync rests on, if any.
+   */
+  async #viaMsc2638(user: string): Promise<number | undefined> {
     this.#apply(user, { type: "started", via: "msc2638" });
-    const { arrival, cancel } = this.#arrivals.expect(user);
     let answer: RefreshAnswer = await this.#msc2638.refresh(user);
-    if (answer.kind === "rate_limited" && !this.#closed) {
-      // MSC2638 sets no limit, but a server that does has said when to come back.
-      const waitMs = Math.min(answer.retryAfterMs ?? 1_000, MAX_REFRESH_RETRY_AFTER_MS);
-      if (await this.#sleep(waitMs)) answer = await this.#msc2638.refresh(user);
-    }
-    if (this.#closed) return cancel();
+    // The client holds every refresh until a 429's wait is over; then this one is asked once more.
+    if (answer.kind === "rate_limited" && !this.#closed) answer = await this.#msc2638.refresh(user);
+    if (this.#closed) return undefined;
     if (answer.kind !== "accepted") {
-      cancel();
       if (answer.kind !== "unsupported") {
         this.#logger.info("the homeserver did not take a device-list refresh; re-querying", {
           kind: answer.kind,
         });
       }
-      await this.#requery([user]);
-      return;
+      return (await this.#requery([user])).get(user);
     }
+    // Only what sync and the key queries tell after the 202 is this refresh's.
+    const { arrival, cancel } = this.#arrivals.expect(user, this.#mark());
     const outcome = await Promise.race([
       arrival,
       this.#sleep(this.#parts.settings.refreshArrivalTimeoutMs).then(() => undefined),
     ]);
     cancel();
-    if (this.#closed) return;
+    if (this.#closed) return undefined;
     if (outcome === undefined) {
       // Accepted but not relayed in time (the sync may not run, or the server's fetch is slow):
       // what a re-query gives is still better than the list we had.
-      await this.#requery([user]);
-      return;
+      return (await this.#requery([user])).get(user);
     }
     // The answer that completed the arrival is read by the signing detector first.
     await this.#inspections;
@@ -443,45 +590,67 @@ export class DeviceLists implements DeviceListsApi {
       const server = serverNameOf(user);
       if (server !== undefined) this.#backoff.success(server);
       this.#apply(user, { type: "refreshed", cleared: "server_and_client", at: now });
-    } else {
-      this.#fail(user, outcome.server, unreachable(outcome.server), keyQueryFailed(outcome.server), now);
+      return outcome.seq;
     }
+    this.#fail(user, outcome.server, unreachable(outcome.server), keyQueryFailed(outcome.server), now);
+    return undefined;
   }
 
-  /** Re-queries `users` (batched with other re-queries) and records how each came out. */
-  async #requery(users: readonly string[]): Promise<void> {
+  /**
+   * Re-queries `users` (batched with other re-queries) and records how each came out. Resolves
+   * with the number of the answer each user's outcome rests on, if any.
+   */
+  async #requery(users: readonly string[]): Promise<Map<string, number | undefined>> {
+    const results = new Map<string, number | undefined>();
     for (const user of users) this.#apply(user, { type: "started", via: "requery" });
     const outcomes = await this.#requeries.requery(users);
-    if (this.#closed) return;
+    if (this.#closed) return results;
     const now = this.#parts.clock.now();
     for (const user of users) {
-      const outcome = outcomes.get(user) ?? { ok: true };
+      const outcome: RequeryOutcome = outcomes.get(user) ?? { ok: true, seq: undefined };
       if (outcome.ok) {
         const server = serverNameOf(user);
         if (server !== undefined) this.#backoff.success(server);
         this.#backoff.success(this.#ownServer);
         this.#apply(user, { type: "refreshed", cleared: "client_only", at: now });
+        results.set(user, outcome.seq);
       } else {
         const reason = outcome.remote ? keyQueryFailed(outcome.server) : undefined;
-        this.#fail(user, outcome.server, outcome.error, reason, now);
+        this.#fail(user, outcome.server, outcome.error, reason, now, outcome.retryAfterMs);
       }
     }
+    return results;
   }
 
   /**
    * One re-query batch through the crypto layer; the `keysQueried` answers say who failed. Users
    * stale only for a lost position are already queued for a query by the sync layer (it marks every
    * tracked user dirty, `SyncProcessor.positionLost`): marking them again would query each twice,
-   * so their batch only sends what is due and reads the answers since the loss.
+   * so their batch only sends what is due and reads the answers to queries sent since the loss.
+   * An answer counts for a user only if it came from a query sent after the batch began (or the
+   * loss), as `settledAfter` judges once the batch's own pass is over.
    */
   async #requeryBatch(users: string[]): Promise<Map<string, RequeryOutcome>> {
-    const since = this.#querySeq;
-    const lost = this.#positionLostAt;
+    this.#batches++;
+    try {
+      return await this.#requeryBatchRun(users);
+    } finally {
+      this.#batches--;
+      this.#pruneQueries();
+    }
+  }
+
+  async #requeryBatchRun(users: string[]): Promise<Map<string, RequeryOutcome>> {
+    const since = this.#mark();
+    const lost = this.#positionLost;
     const queued = new Set(lost === undefined ? [] : users.filter((u) => this.#onlyPositionLost(u)));
-    const after = (user: string) => (queued.has(user) ? (lost as number) : since);
     const answer = (user: string) => {
+      const mark = lost !== undefined && queued.has(user) ? lost : since;
       const last = this.#lastQuery.get(user);
-      return last !== undefined && last.seq > after(user) ? last : undefined;
+      if (last === undefined || last.seq <= mark.seq) return undefined;
+      // A failure is never mistaken for a fresh list, whichever query it answered.
+      if (last.failedServer !== undefined) return last;
+      return settledAfter(mark, last.seq, this.#keyQueryFailures) ? last : undefined;
     };
     let thrown: unknown;
     const ask = async (batch: string[]) => {
@@ -506,7 +675,7 @@ export class DeviceLists implements DeviceListsApi {
         out.set(
           user,
           last.failedServer === undefined
-            ? { ok: true }
+            ? { ok: true, seq: last.seq }
             : { ok: false, server: last.failedServer, error: unreachable(last.failedServer), remote: true },
         );
         continue;
@@ -519,12 +688,39 @@ export class DeviceLists implements DeviceListsApi {
         out.set(user, { ok: false, server, error: earlier.error, remote: true });
       } else if (thrown !== undefined) {
         // This client's own homeserver failed the query (or the loop stopped).
-        out.set(user, { ok: false, server: this.#ownServer, error: toErrorInfo(thrown), remote: false });
+        out.set(user, {
+          ok: false,
+          server: this.#ownServer,
+          error: toErrorInfo(thrown),
+          remote: false,
+          retryAfterMs: retryAfterOf(thrown),
+        });
       } else {
-        out.set(user, { ok: true });
+        out.set(user, { ok: true, seq: undefined });
       }
     }
     return out;
+  }
+
+  /**
+   * Drops the key-query answers nobody waits for any more: every one once no batch runs, but those
+   * since a lost position while some user still waits for its re-query.
+   */
+  #pruneQueries(): void {
+    if (this.#batches > 0) return;
+    if (
+      this.#positionLost !== undefined &&
+      this.#lossesPending === 0 &&
+      ![...this.#trust.keys()].some((u) => this.#onlyPositionLost(u))
+    ) {
+      this.#positionLost = undefined;
+    }
+    const lost = this.#positionLost;
+    if (lost === undefined) {
+      this.#lastQuery.clear();
+      return;
+    }
+    for (const [user, last] of this.#lastQuery) if (last.seq <= lost.seq) this.#lastQuery.delete(user);
   }
 
   #onlyPositionLost(user: string): boolean {
@@ -548,8 +744,9 @@ export class DeviceLists implements DeviceListsApi {
     error: ErrorInfo,
     reason: DeviceListStaleReason | undefined,
     now: number,
+    retryAfterMs?: number,
   ): void {
-    const failure = this.#backoff.failure(server, now, error);
+    const failure = this.#backoff.failure(server, now, error, retryAfterMs);
     this.#apply(user, failedInput(failure, reason));
     this.#scheduleRetry(failure, now);
   }
@@ -583,7 +780,37 @@ export class DeviceLists implements DeviceListsApi {
     });
   }
 
+  /**
+   * Forgets `user`, who shares no encrypted room with this client any more: their trust is
+   * `unknown` again and their evidence memo goes. A user whose resync runs is forgotten once it
+   * is over, so it does not record them again.
+   */
+  #forget(user: string): void {
+    const flight = this.#flights.inFlight(user);
+    if (flight !== undefined) {
+      void flight.then(() => {
+        if (!this.#closed && this.#flights.inFlight(user) === undefined) this.#forget(user);
+      });
+      return;
+    }
+    this.#memo.forget(user);
+    this.#lastQuery.delete(user);
+    this.#held.delete(user);
+    if (this.#trust.delete(user) && !this.#closed) {
+      this.#events.emit("trustChanged", { userId: user, trust: { state: "unknown", userId: user } });
+    }
+  }
+
   // Helpers.
+
+  /** Where the outgoing-request loop stands now (`query-order.ts`). */
+  #mark(): QueryMark {
+    return {
+      seq: this.#querySeq,
+      inFlight: this.#parts.keyQueries.running,
+      failures: this.#keyQueryFailures,
+    };
+  }
 
   #trustOf(userId: string): DeviceListTrust {
     return this.#trust.get(userId) ?? { state: "unknown", userId };
@@ -629,6 +856,16 @@ function failedInput(failure: ServerFailure, reason?: DeviceListStaleReason): Tr
     error: failure.error,
     ...(reason === undefined ? {} : { reason }),
   };
+}
+
+/** How long the server asked to wait (429 `retry_after_ms`), read through the error's causes. */
+function retryAfterOf(error: unknown): number | undefined {
+  let current = error;
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    if (isMatrixApiError(current) && current.retryAfterMs !== undefined) return current.retryAfterMs;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 function keyQueryFailed(server: string): DeviceListStaleReason {

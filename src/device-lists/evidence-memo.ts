@@ -1,33 +1,67 @@
+/** What a detector checks its evidence against (a `Set` fits). */
+export interface SeenEvidence {
+  has(key: string): boolean;
+}
+
+/** Unknown-device claims remembered per user; see `EvidenceMemo`. */
+export const MAX_CLAIMS_PER_USER = 256;
+
+const UNSIGNED = "unsigned:";
+
+interface UserEvidence {
+  /** The unsigned-device keys last acted on: the whole unsigned set of one list, replaced as a whole. */
+  unsigned: Set<string>;
+  /** Unknown-device claims acted on (`device:…`, `key:…`), oldest first. */
+  claims: Set<string>;
+}
+
 /**
  * The evidence already acted on, per user, so a detector fires once per piece of evidence (see
- * `detectors.ts`). Bounded: at most `perUser` keys per user, the oldest forgotten first — a
- * forgotten key can trigger one more resync, never a storm (the rate limit still holds).
+ * `detectors.ts`). One entry per user, dropped with `forget` (a user who left every shared room).
+ *
+ * Unsigned devices are remembered exactly, however many: the detector names the user's whole
+ * unsigned set each time it fires, and that set replaces the one before, so what is kept never
+ * outgrows the user's device list. Unknown-device claims come from messages, which anyone in a
+ * room can make up by the thousand: the newest `MAX_CLAIMS_PER_USER` are kept, and a claim seen
+ * again only after that many newer ones can trigger one more resync, within the rate limit.
  */
 export class EvidenceMemo {
-  readonly #perUser: number;
-  readonly #seen = new Map<string, Set<string>>();
+  readonly #users = new Map<string, UserEvidence>();
 
-  constructor(perUser = 64) {
-    this.#perUser = perUser;
+  /** The keys recorded for `userId` (none for a user never seen). */
+  seen(userId: string): SeenEvidence {
+    const entry = this.#users.get(userId);
+    if (entry === undefined) return { has: () => false };
+    return { has: (key) => (key.startsWith(UNSIGNED) ? entry.unsigned : entry.claims).has(key) };
   }
 
-  /** The keys recorded for `userId` (an empty set for a user never seen). */
-  seen(userId: string): ReadonlySet<string> {
-    return this.#seen.get(userId) ?? new Set();
-  }
-
-  /** Remembers `keys` as acted on for `userId`. */
+  /** Remembers `keys` as acted on for `userId`. Unsigned-device keys replace the unsigned set. */
   record(userId: string, keys: readonly string[]): void {
     if (keys.length === 0) return;
-    let set = this.#seen.get(userId);
-    if (set === undefined) {
-      set = new Set();
-      this.#seen.set(userId, set);
+    let entry = this.#users.get(userId);
+    if (entry === undefined) {
+      entry = { unsigned: new Set(), claims: new Set() };
+      this.#users.set(userId, entry);
     }
+    const unsigned = keys.filter((k) => k.startsWith(UNSIGNED));
+    if (unsigned.length > 0) entry.unsigned = new Set(unsigned);
     for (const key of keys) {
-      set.delete(key);
-      set.add(key);
+      if (key.startsWith(UNSIGNED)) continue;
+      entry.claims.delete(key);
+      entry.claims.add(key);
     }
-    while (set.size > this.#perUser) set.delete(set.values().next().value as string);
+    while (entry.claims.size > MAX_CLAIMS_PER_USER) {
+      entry.claims.delete(entry.claims.values().next().value as string);
+    }
+  }
+
+  /** Drops everything remembered of `userId`. */
+  forget(userId: string): void {
+    this.#users.delete(userId);
+  }
+
+  /** How many users have an entry. */
+  get size(): number {
+    return this.#users.size;
   }
 }

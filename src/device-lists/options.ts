@@ -30,7 +30,10 @@ export interface DeviceListsSettings {
   sendTimeoutMs: number;
 }
 
-/** The longest 429 `retry_after_ms` a refresh waits out before it re-queries instead. */
+/**
+ * The longest wait a 429 on a refresh imposes (its `retry_after_ms`, capped here): every refresh
+ * waits it out, the refused one is asked once more, and re-queried if refused again.
+ */
 export const MAX_REFRESH_RETRY_AFTER_MS = 60_000;
 
 /** The settings, or what is wrong with the options (for the client's `invalid_options`). */

@@ -25,7 +25,8 @@ export interface ServerFailure {
  * (`identities/manager.rs` `users_for_key_query`), so asking sooner would send nothing anyway.
  * The wait doubles with each failure in a row, up to the cap;
  * a failure reported while the server is already waiting (many users of one answer, a query the
- * crypto layer sent on its own) does not double it again. Times are the clock's.
+ * crypto layer sent on its own) does not double it again. A server that said how long to wait
+ * (429 `retry_after_ms`) is not asked sooner than that, within the cap. Times are the clock's.
  */
 export class ServerBackoff {
   readonly #config: BackoffConfig;
@@ -35,12 +36,24 @@ export class ServerBackoff {
     this.#config = config;
   }
 
-  /** Records a failure at `now`; returns where the server stands. */
-  failure(server: string, now: number, error: ErrorInfo): ServerFailure {
+  /**
+   * Records a failure at `now`; returns where the server stands. `retryAfterMs` is how long the
+   * server asked us to wait (a 429's `retry_after_ms`): a longer wait than the backoff's is
+   * honoured, up to the cap, even while the server already waits.
+   */
+  failure(server: string, now: number, error: ErrorInfo, retryAfterMs?: number): ServerFailure {
+    const asked =
+      now + Math.min(retryAfterMs !== undefined && retryAfterMs > 0 ? retryAfterMs : 0, this.#config.capMs);
     const current = this.#servers.get(server);
-    if (current !== undefined && now < current.nextRetryAt) return current;
+    if (current !== undefined && now < current.nextRetryAt) {
+      if (asked <= current.nextRetryAt) return current;
+      const extended: ServerFailure = { ...current, nextRetryAt: asked, error };
+      this.#servers.set(server, extended);
+      return extended;
+    }
     const failures = (current?.failures ?? 0) + 1;
-    const next: ServerFailure = { server, failures, nextRetryAt: now + this.delayMs(failures), error };
+    const nextRetryAt = Math.max(now + this.delayMs(failures), asked);
+    const next: ServerFailure = { server, failures, nextRetryAt, error };
     this.#servers.set(server, next);
     return next;
   }

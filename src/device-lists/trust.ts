@@ -29,8 +29,9 @@ export type DeviceListStaleReason =
  *   the user. The crypto layer still follows the user's list through sync as always; `unknown`
  *   only says this module has no evidence either way, so it is not resynced before a send.
  * - `fresh`: a resync finished. `cleared` says which staleness it could clear: `server_and_client`
- *   only after the homeserver accepted an MSC2638 refresh (202) and the refreshed list arrived
- *   through `device_lists.changed` and was queried; `client_only` after a plain re-query, which
+ *   only after the homeserver accepted an MSC2638 refresh (202), announced the user in a
+ *   `device_lists.changed` seen after the 202, and answered a `keys/query` sent after that
+ *   announcement (`RefreshArrivals`); `client_only` after a plain re-query, which
  *   fixes this client's copy but not a stale server cache (Synapse answers a remote user's
  *   `keys/query` from its cache, `handlers/e2e_keys.py` `query_devices`). For a user of this
  *   client's own homeserver the server's list is the authoritative one, so `client_only` is all
@@ -81,8 +82,10 @@ export const MAX_NOTE_LENGTH = 200;
 /**
  * The next trust of one user. Pure: the same inputs always give the same trust.
  *
- * Evidence never interrupts a resync (its reasons join it: the resync under way answers them) and
- * never lifts a failure early (the server's backoff decides when to ask again).
+ * Evidence never interrupts a resync (its reasons join it) and never lifts a failure early (the
+ * server's backoff decides when to ask again). A resync whose answer came from a query sent before
+ * the evidence cannot have answered it: `DeviceLists` judges such evidence again once the resync
+ * is over, and it makes the list stale again if the list still lacks what it names.
  */
 export function reduceTrust(current: DeviceListTrust, input: TrustInput): DeviceListTrust {
   const { userId } = current;

@@ -24,7 +24,7 @@ export async function readUserFacts(
   own: { userId: string; deviceId: string },
   userIds: readonly string[],
   olmSession: OlmSessionState,
-  waitSecs: number,
+  waitSecs: number | undefined,
 ): Promise<UserFacts[]> {
   const users: UserFacts[] = [];
   for (const userId of userIds) {

@@ -141,8 +141,13 @@ export interface RoomsParts {
   decrypted?: ((event: unknown, result: RoomDecryptResult) => void) | undefined;
 }
 
-/** How long a device read waits for a key query of that user still in flight, seconds. */
-const DEVICE_QUERY_WAIT_SECS = 2;
+/**
+ * How long a device read waits for a key query of that user still in flight: not at all. Every
+ * read follows a pass of the outgoing-request loop that sent the queries tracking queued; a query
+ * still due then is one that failed (a member's server unreachable), and waiting on it would only
+ * delay every send to the room.
+ */
+const DEVICE_QUERY_WAIT_SECS = undefined;
 
 interface KnownRoom {
   encryption?: Record<string, unknown> | null;

@@ -13,6 +13,7 @@ import {
   sendersOfToDevice,
   wantsServerRefresh,
 } from "../../src/device-lists/detectors.js";
+import { EvidenceMemo, MAX_CLAIMS_PER_USER } from "../../src/device-lists/evidence-memo.js";
 import type { DeviceListStaleReason } from "../../src/device-lists/trust.js";
 
 /**
@@ -240,6 +241,46 @@ describe("(b) detectUnsignedDevices", () => {
   ];
   it.each(cases)("$name", ({ snapshot, seen, reasons, evidence }) => {
     expect(detectUnsignedDevices(snapshot, new Set(seen))).toEqual({ reasons, evidence });
+  });
+});
+
+describe("EvidenceMemo", () => {
+  it("remembers a whole unsigned set however large: it fires once, then never for the same set", () => {
+    const memo = new EvidenceMemo();
+    const devices = Array.from({ length: 1_000 }, (_, i) => ({
+      deviceId: `D${i}`,
+      crossSignedByOwner: false,
+    }));
+    const snapshot: SigningSnapshot = { hasCrossSigningKeys: true, devices };
+    const first = detectUnsignedDevices(snapshot, memo.seen(DAVE));
+    expect(first.evidence).toHaveLength(1_000);
+    memo.record(DAVE, first.evidence);
+    expect(detectUnsignedDevices(snapshot, memo.seen(DAVE)).reasons).toEqual([]);
+  });
+
+  it("keeps only the latest unsigned set: what it holds never outgrows the user's list", () => {
+    const memo = new EvidenceMemo();
+    memo.record(DAVE, ["unsigned:OLD", "unsigned:GONE"]);
+    memo.record(DAVE, ["unsigned:OLD", "unsigned:NEW"]);
+    expect(["unsigned:OLD", "unsigned:NEW", "unsigned:GONE"].map((k) => memo.seen(DAVE).has(k))).toEqual([
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it("keeps the newest unknown-device claims per user, and users apart; forget drops a user", () => {
+    const memo = new EvidenceMemo();
+    const claims = Array.from({ length: MAX_CLAIMS_PER_USER + 1 }, (_, i) => `key:k${i}`);
+    for (const claim of claims) memo.record(DAVE, [claim]);
+    memo.record(DAVE, ["unsigned:OLD"]);
+    expect(memo.seen(DAVE).has("key:k0")).toBe(false);
+    expect(claims.slice(1).every((c) => memo.seen(DAVE).has(c))).toBe(true);
+    expect(memo.seen(DAVE).has("unsigned:OLD")).toBe(true);
+    expect(memo.seen("@bob:home.example").has("key:k1")).toBe(false);
+    memo.forget(DAVE);
+    expect(memo.seen(DAVE).has("key:k1")).toBe(false);
+    expect(memo.size).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isSdkError } from "../../src/errors/sdk-error.js";
-import { apiError } from "../crypto/support/fake-matrix-http.js";
+import { apiError, deferred } from "../crypto/support/fake-matrix-http.js";
 import { deviceListsOver, settle } from "./support/fakes.js";
 
 /**
@@ -17,6 +17,12 @@ beforeAll(async () => {
 const BOB = "@bob:home.example";
 const DAVE = "@dave:remote.example";
 const ERIN = "@erin:remote.example";
+const FRED = "@fred:remote.example";
+
+/** A to-device message from `userId`'s device with Curve25519 key `key`, as the crypto layer decrypted it. */
+function fromDevice(userId: string, key: string, deviceId?: string) {
+  return [{ kind: "decrypted", sender: { userId, deviceId, curve25519Key: key } }] as const;
+}
 
 const opened: { close: () => Promise<void> }[] = [];
 function open(options: Parameters<typeof deviceListsOver>[0] = {}) {
@@ -126,6 +132,32 @@ describe("requestResync by re-query", () => {
     await clock.advance(15_000);
     await settle(clock);
     expect(lists.trust(BOB)).toMatchObject({ state: "fresh", cleared: "client_only" });
+  });
+
+  it("this client's homeserver answering 429: nothing sent before its retry_after_ms, capped at the backoff's cap", async () => {
+    const { lists, loop, clock } = open();
+    const limited = (ms: number) =>
+      apiError("POST", "/_matrix/client/v3/keys/query", 429, { errcode: "M_LIMIT_EXCEEDED" }, ms);
+    loop.homeserverDown = true;
+    loop.failWith = limited(120_000);
+    const [trust] = await lists.requestResync([BOB]);
+    expect(trust).toMatchObject({
+      state: "failed",
+      server: "home.example",
+      nextRetryAt: clock.now() + 120_000,
+    });
+    loop.homeserverDown = false;
+    await clock.advance(119_999);
+    expect(loop.queries).toHaveLength(1);
+    await clock.advance(1);
+    expect(loop.queries).toHaveLength(2);
+    expect(lists.trust(BOB)).toMatchObject({ state: "fresh" });
+
+    loop.homeserverDown = true;
+    loop.failWith = limited(10 * 60 * 60_000);
+    await clock.advance(10_000);
+    const [again] = await lists.requestResync([BOB]);
+    expect(again).toMatchObject({ state: "failed", nextRetryAt: clock.now() + 15 * 60_000 });
   });
 });
 
@@ -345,6 +377,202 @@ describe("MSC2638", () => {
   });
 });
 
+describe("MSC2638: server_and_client rests on a query sent after the announcement", () => {
+  it("a change announced while the refresh was being asked for is some other change", async () => {
+    const accepted = deferred<unknown>();
+    const { lists, refreshes, clock } = open({ msc2638: true, refresh: () => accepted.promise });
+    const pending = lists.requestResync([DAVE]);
+    await settle(clock);
+    expect(refreshes).toEqual([DAVE]);
+    lists.deviceListsChanged([DAVE]);
+    accepted.resolve({});
+    await settle(clock);
+    lists.keysQueried([DAVE], []);
+    await settle(clock);
+    expect(lists.trust(DAVE)).toMatchObject({ state: "refreshing", via: "msc2638" });
+    // The announcement after the 202, then a query: the refreshed list.
+    lists.deviceListsChanged([DAVE]);
+    lists.keysQueried([DAVE], []);
+    expect((await pending)[0]).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+  });
+
+  it("a keys/query already in flight at the announcement does not count; the one sent after it does", async () => {
+    const { lists, loop, machine, clock } = open({ msc2638: true });
+    const pending = lists.requestResync([DAVE]);
+    await settle(clock);
+    // The crypto layer's own query for Dave is in flight, answered from the server's old copy.
+    const first = deferred();
+    loop.gate = first.promise;
+    machine.dirty.add(DAVE);
+    void loop.run();
+    await settle(clock);
+    expect(loop.queries).toEqual([[DAVE]]);
+    // Sync announces the refreshed list; the machine marks Dave due again.
+    machine.dirty.add(DAVE);
+    lists.deviceListsChanged([DAVE]);
+    const second = deferred();
+    loop.gate = second.promise;
+    first.resolve();
+    await settle(clock);
+    expect(lists.trust(DAVE)).toMatchObject({ state: "refreshing", via: "msc2638" });
+    expect(loop.queries).toEqual([[DAVE], [DAVE]]);
+    second.resolve();
+    expect((await pending)[0]).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+  });
+
+  it("a query in flight at the announcement that left nobody due was already the refreshed one", async () => {
+    const { lists, loop, machine, clock } = open({ msc2638: true });
+    const pending = lists.requestResync([DAVE]);
+    await settle(clock);
+    const gate = deferred();
+    loop.gate = gate.promise;
+    machine.dirty.add(DAVE);
+    void loop.run();
+    await settle(clock);
+    // The machine took the announcement before it made this query: Dave is not due again.
+    lists.deviceListsChanged([DAVE]);
+    loop.gate = undefined;
+    gate.resolve();
+    expect((await pending)[0]).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+    expect(loop.queries).toEqual([[DAVE]]);
+  });
+
+  it("a 429 is waited out once for the whole batch: N users cost N + 1 refreshes, not 2N", async () => {
+    let limitedUntil = 0;
+    const setup = open({
+      msc2638: true,
+      refresh: (userId) => {
+        const left = limitedUntil - setup.clock.now();
+        if (left > 0) throw apiError("POST", userId, 429, { errcode: "M_LIMIT_EXCEEDED" }, left);
+        return {};
+      },
+    });
+    const { lists, refreshes, clock } = setup;
+    const users = [DAVE, ERIN, FRED];
+    limitedUntil = clock.now() + 4_000;
+    const pending = lists.requestResync(users);
+    await clock.advance(3_999);
+    expect(refreshes).toEqual([DAVE]);
+    await clock.advance(1);
+    lists.deviceListsChanged(users);
+    lists.keysQueried(users, []);
+    const trusts = await pending;
+    expect(refreshes).toHaveLength(users.length + 1);
+    expect(trusts.every((t) => t.state === "fresh" && t.cleared === "server_and_client")).toBe(true);
+  });
+});
+
+describe("evidence found while a resync runs", () => {
+  it("a message from an unknown device while the re-query is in flight is judged again after it", async () => {
+    const { lists, machine, loop, clock } = open();
+    machine.tracked.add(BOB);
+    machine.devices.set(BOB, [{ deviceId: "BOB1", curve25519Key: "curveA" }]);
+    const gate = deferred();
+    loop.gate = gate.promise;
+    lists.report(BOB);
+    await settle(clock);
+    expect(loop.queries).toEqual([[BOB]]);
+    lists.toDeviceReceived(fromDevice(BOB, "curveZ"));
+    await settle(clock);
+    loop.gate = undefined;
+    gate.resolve();
+    await settle(clock);
+    // The resync's query went out before the message: the list it brought still lacks the
+    // device, so the list is stale again, and resynced once the rate window is over.
+    expect(lists.trust(BOB)).toMatchObject({
+      state: "stale",
+      reasons: [{ kind: "unknown_device", senderKey: "curveZ" }],
+    });
+    await clock.advance(10_000);
+    expect(loop.queries).toEqual([[BOB], [BOB]]);
+    expect(lists.trust(BOB).state).toBe("fresh");
+    // Handled now: the same evidence never triggers again.
+    await clock.advance(60_000);
+    lists.toDeviceReceived(fromDevice(BOB, "curveZ"));
+    await settle(clock);
+    expect(loop.queries).toHaveLength(2);
+  });
+
+  it("during the MSC2638 wait, evidence seen after the arrival's query went out is judged again", async () => {
+    const { lists, machine, loop, refreshes, clock } = open({ msc2638: true });
+    machine.tracked.add(DAVE);
+    machine.devices.set(DAVE, [{ deviceId: "DAVE1", curve25519Key: "curveA" }]);
+    const pending = lists.requestResync([DAVE]);
+    await settle(clock);
+    lists.deviceListsChanged([DAVE]);
+    const gate = deferred();
+    loop.gate = gate.promise;
+    machine.dirty.add(DAVE);
+    void loop.run();
+    await settle(clock);
+    lists.toDeviceReceived(fromDevice(DAVE, "curveZ"));
+    await settle(clock);
+    loop.gate = undefined;
+    gate.resolve();
+    expect((await pending)[0]).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+    await settle(clock);
+    expect(lists.trust(DAVE)).toMatchObject({ state: "stale", reasons: [{ kind: "unknown_device" }] });
+    await clock.advance(10_000);
+    expect(refreshes).toEqual([DAVE, DAVE]);
+  });
+
+  it("evidence seen before the resync's query went out is answered by it: no second resync", async () => {
+    const { lists, machine, loop, refreshes, clock } = open({ msc2638: true });
+    machine.tracked.add(DAVE);
+    machine.devices.set(DAVE, [{ deviceId: "DAVE1", curve25519Key: "curveA" }]);
+    const pending = lists.requestResync([DAVE]);
+    await settle(clock);
+    lists.toDeviceReceived(fromDevice(DAVE, "curveB", "DAVE2"));
+    await settle(clock);
+    // The refreshed list arrives, still without that device (its keys were never published).
+    lists.deviceListsChanged([DAVE]);
+    lists.keysQueried([DAVE], []);
+    expect((await pending)[0]).toMatchObject({ state: "fresh", cleared: "server_and_client" });
+    await clock.advance(60_000);
+    lists.toDeviceReceived(fromDevice(DAVE, "curveB", "DAVE2"));
+    await settle(clock);
+    expect(refreshes).toEqual([DAVE]);
+    expect(loop.queries).toEqual([]);
+    expect(lists.trust(DAVE).state).toBe("fresh");
+  });
+});
+
+describe("users who left", () => {
+  it("a user in device_lists.left is forgotten: unknown again, and their evidence with them", async () => {
+    const { lists, machine, loop, clock, events } = open();
+    machine.tracked.add(BOB);
+    machine.identities.add(BOB);
+    machine.devices.set(BOB, [{ deviceId: "OLD", curve25519Key: "a", signed: false }]);
+    lists.keysQueried([BOB], []);
+    await settle(clock);
+    expect(loop.queries).toEqual([[BOB]]);
+    expect(lists.trust(BOB).state).toBe("fresh");
+    lists.deviceListsChanged([], [BOB]);
+    expect(lists.trust(BOB)).toEqual({ state: "unknown", userId: BOB });
+    expect(lists.trustAll()).toEqual([]);
+    expect(events.at(-1)).toEqual({ userId: BOB, trust: { state: "unknown", userId: BOB } });
+    // Sharing a room again, the same evidence is new evidence (once).
+    await clock.advance(60_000);
+    lists.keysQueried([BOB], []);
+    await settle(clock);
+    expect(loop.queries).toHaveLength(2);
+  });
+
+  it("a user who left while their resync runs is forgotten once it is over", async () => {
+    const { lists, loop, clock } = open();
+    const gate = deferred();
+    loop.gate = gate.promise;
+    const pending = lists.requestResync([BOB]);
+    await settle(clock);
+    lists.deviceListsChanged([], [BOB]);
+    expect(lists.trust(BOB).state).toBe("refreshing");
+    gate.resolve();
+    await pending;
+    await settle(clock);
+    expect(lists.trust(BOB)).toEqual({ state: "unknown", userId: BOB });
+  });
+});
+
 describe("ensureFresh", () => {
   it("resyncs only stale users, waits at most timeoutMs on the clock and never throws for a slow server", async () => {
     const { lists, refreshes, clock } = open({ msc2638: true });
@@ -432,6 +660,53 @@ describe("detectors, wired", () => {
     lists.keysQueried([BOB], []);
     await settle(clock);
     expect(loop.queries).toHaveLength(2);
+  });
+
+  it("(b) fires once for a user with more unsigned devices than any cap", async () => {
+    const { lists, machine, loop, clock } = open();
+    machine.identities.add(BOB);
+    machine.devices.set(
+      BOB,
+      Array.from({ length: 100 }, (_, i) => ({ deviceId: `OLD${i}`, curve25519Key: `k${i}`, signed: false })),
+    );
+    lists.keysQueried([BOB], []);
+    await settle(clock);
+    expect(loop.queries).toEqual([[BOB]]);
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(60_000);
+      lists.keysQueried([BOB], []);
+      await settle(clock);
+    }
+    expect(loop.queries).toHaveLength(1);
+    machine.devices.get(BOB)?.push({ deviceId: "NEW", curve25519Key: "c", signed: false });
+    lists.keysQueried([BOB], []);
+    await settle(clock);
+    expect(loop.queries).toHaveLength(2);
+  });
+
+  it("(d) a query sent before the loss does not clear it; the re-query after it does", async () => {
+    const { lists, machine, loop, clock } = open();
+    machine.tracked.add(BOB);
+    // Resynced just now: the resync the loss asks for waits for the rate window.
+    await lists.requestResync([BOB]);
+    const gate = deferred();
+    loop.gate = gate.promise;
+    machine.dirty.add(BOB);
+    void loop.run();
+    await settle(clock);
+    // The position is lost while that query is in flight; the sync layer marks everyone dirty.
+    machine.dirty.add(BOB);
+    lists.positionLost();
+    await settle(clock);
+    expect(lists.trust(BOB)).toMatchObject({ state: "stale", reasons: [{ kind: "position_lost" }] });
+    loop.gate = undefined;
+    gate.resolve();
+    await settle(clock);
+    expect(lists.trust(BOB)).toMatchObject({ state: "stale", reasons: [{ kind: "position_lost" }] });
+    await loop.run();
+    await settle(clock);
+    expect(loop.queries).toEqual([[BOB], [BOB], [BOB]]);
+    expect(lists.trust(BOB)).toMatchObject({ state: "fresh", cleared: "client_only" });
   });
 
   it("(d) a lost position makes every tracked user stale until re-queried", async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Coalescer } from "../../src/device-lists/coalescer.js";
+import type { QueryMark } from "../../src/device-lists/query-order.js";
 import { ResyncRateLimit } from "../../src/device-lists/rate-limit.js";
 import { RefreshArrivals } from "../../src/device-lists/refresh-arrivals.js";
 import { RequeryBatcher } from "../../src/device-lists/requery-batcher.js";
@@ -109,6 +110,16 @@ describe("ServerBackoff", () => {
     expect(backoff.failure("remote.example", clock.now(), ERROR).nextRetryAt - clock.now()).toBe(30_000);
   });
 
+  it("waits as long as a 429's retry_after_ms asks when that is longer, within the cap", () => {
+    const backoff = new ServerBackoff();
+    expect(backoff.failure("home.example", 0, ERROR, 2_000).nextRetryAt).toBe(15_000);
+    backoff.success("home.example");
+    expect(backoff.failure("home.example", 0, ERROR, 120_000).nextRetryAt).toBe(120_000);
+    // Asked again while it waits, for longer still: the wait grows, the failure count does not.
+    const longer = backoff.failure("home.example", 1_000, ERROR, 10 * 60 * 60_000);
+    expect(longer).toMatchObject({ failures: 1, nextRetryAt: 1_000 + 900_000 });
+  });
+
   it("starts from the base again after a success, and keeps servers apart", () => {
     const backoff = new ServerBackoff({ baseMs: 100, capMs: 1_000 });
     backoff.failure("a", 0, ERROR);
@@ -155,36 +166,83 @@ describe("RequeryBatcher", () => {
 });
 
 describe("RefreshArrivals", () => {
+  const idle = (seq: number): QueryMark => ({ seq, inFlight: false, failures: 0 });
+  const busy = (seq: number, failures = 0): QueryMark => ({ seq, inFlight: true, failures });
+  const ok = () => undefined;
+
+  function watch(arrival: Promise<unknown>) {
+    const seen: { value: unknown } = { value: undefined };
+    void arrival.then((a) => {
+      seen.value = a;
+    });
+    return seen;
+  }
+
   it("arrives once the user was announced changed and then queried", async () => {
     const arrivals = new RefreshArrivals();
-    const { arrival } = arrivals.expect("u");
-    let settled: unknown;
-    void arrival.then((a) => {
-      settled = a;
-    });
+    const seen = watch(arrivals.expect("u", idle(0)).arrival);
     // A query before the announcement holds the old copy.
-    arrivals.queried(["u"], () => undefined);
+    arrivals.queried(["u"], 1, ok);
     await Promise.resolve();
-    expect(settled).toBeUndefined();
-    arrivals.changed(["u", "other"]);
-    arrivals.queried(["u"], () => undefined);
+    expect(seen.value).toBeUndefined();
+    arrivals.changed(["u", "other"], idle(1));
+    arrivals.queried(["u"], 2, ok);
     await Promise.resolve();
-    expect(settled).toEqual({ kind: "arrived" });
+    expect(seen.value).toEqual({ kind: "arrived", seq: 2 });
   });
 
-  it("fails when a query names the user's server in failures", async () => {
+  it("fails when a query sent after the 202 names the user's server in failures", async () => {
     const arrivals = new RefreshArrivals();
-    const { arrival } = arrivals.expect("u");
-    arrivals.queried(["u"], () => "remote.example");
-    await expect(arrival).resolves.toEqual({ kind: "failed", server: "remote.example" });
+    const { arrival } = arrivals.expect("u", busy(4));
+    // The query in flight at the 202 says nothing about this refresh.
+    arrivals.queried(["u"], 5, () => "remote.example");
+    arrivals.queried(["u"], 6, () => "remote.example");
+    await expect(arrival).resolves.toEqual({ kind: "failed", server: "remote.example", seq: 6 });
+  });
+
+  it("an announcement before the 202 is some other change", async () => {
+    const arrivals = new RefreshArrivals();
+    // Sync announced a change while the refresh was being asked for.
+    arrivals.changed(["u"], idle(0));
+    const seen = watch(arrivals.expect("u", idle(0)).arrival);
+    arrivals.queried(["u"], 1, ok);
+    await Promise.resolve();
+    expect(seen.value).toBeUndefined();
+  });
+
+  it("the answer to a query in flight at the announcement is not the refreshed list", async () => {
+    const arrivals = new RefreshArrivals();
+    const seen = watch(arrivals.expect("u", idle(0)).arrival);
+    expect(arrivals.changed(["u"], busy(3))).toEqual(["u"]);
+    arrivals.queried(["u"], 4, ok);
+    await Promise.resolve();
+    expect(seen.value).toBeUndefined();
+    // The query sent after it is.
+    arrivals.queried(["u"], 5, ok);
+    await Promise.resolve();
+    expect(seen.value).toEqual({ kind: "arrived", seq: 5 });
+  });
+
+  it("once a later pass is over with no failed query, the answer kept meanwhile is the refreshed list", async () => {
+    const arrivals = new RefreshArrivals();
+    const seen = watch(arrivals.expect("u", idle(0)).arrival);
+    arrivals.changed(["u"], busy(3, 0));
+    arrivals.queried(["u"], 4, ok);
+    // A query failed meanwhile: the later pass may have lost the re-query, so no verdict yet.
+    arrivals.drained(["u"], 1);
+    await Promise.resolve();
+    expect(seen.value).toBeUndefined();
+    arrivals.drained(["u"], 0);
+    await Promise.resolve();
+    expect(seen.value).toEqual({ kind: "arrived", seq: 4 });
   });
 
   it("a cancelled wait hears nothing", async () => {
     const arrivals = new RefreshArrivals();
-    const { arrival, cancel } = arrivals.expect("u");
+    const { arrival, cancel } = arrivals.expect("u", idle(0));
     cancel();
-    arrivals.changed(["u"]);
-    arrivals.queried(["u"], () => undefined);
+    arrivals.changed(["u"], idle(0));
+    arrivals.queried(["u"], 1, ok);
     const result = await Promise.race([arrival, new Promise((r) => setTimeout(() => r("pending"), 5))]);
     expect(result).toBe("pending");
   });

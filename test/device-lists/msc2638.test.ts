@@ -6,19 +6,20 @@ import {
   Msc2638Client,
 } from "../../src/device-lists/msc2638.js";
 import { NetworkError } from "../../src/errors/network-error.js";
+import { ManualClock } from "../../src/testing/manual-clock.js";
 import { apiError, FakeMatrixHttp } from "../crypto/support/fake-matrix-http.js";
 
 /**
  * The MSC2638 call: feature detection from `/versions`, the stable path then the unstable one,
- * 404 `M_UNRECOGNIZED` on every path ending it for the session, and 429 reported with the server's
- * `retry_after_ms`.
+ * no path there (404/405, by status) on every one ending it for the session, and 429 reported with
+ * the server's `retry_after_ms` and waited out by every refresh after it.
  */
 
 const DAVE = "@dave:remote.example";
 const STABLE = /^\/user\/[^/]+\/devices\/refresh$/;
 const UNSTABLE = /^\/_matrix\/client\/unstable\/org\.matrix\.msc2638\/user\/[^/]+\/devices\/refresh$/;
 
-function client(features: Record<string, boolean>, fake = new FakeMatrixHttp()) {
+function client(features: Record<string, boolean>, fake = new FakeMatrixHttp(), clock = new ManualClock()) {
   let versionCalls = 0;
   const http = {
     request: fake.request.bind(fake),
@@ -28,8 +29,9 @@ function client(features: Record<string, boolean>, fake = new FakeMatrixHttp()) 
     },
   };
   return {
-    msc: new Msc2638Client({ http, signal: new AbortController().signal }),
+    msc: new Msc2638Client({ http, clock, signal: new AbortController().signal }),
     fake,
+    clock,
     versions: () => versionCalls,
   };
 }
@@ -42,6 +44,9 @@ describe("classifyRefreshError", () => {
     ["404 M_UNRECOGNIZED", unrecognized("/x"), "unrecognized"],
     ["a proxy's bare 404", apiError("POST", "/x", 404, {}), "unrecognized"],
     ["405 M_UNRECOGNIZED", apiError("POST", "/x", 405, { errcode: "M_UNRECOGNIZED" }), "unrecognized"],
+    ["a bare 405", apiError("POST", "/x", 405, {}), "unrecognized"],
+    ["405 with another errcode", apiError("POST", "/x", 405, { errcode: "M_UNKNOWN" }), "unrecognized"],
+    ["404 with another errcode", apiError("POST", "/x", 404, { errcode: "M_UNKNOWN" }), "unrecognized"],
     [
       "404 M_NOT_FOUND (a user the server does not know)",
       apiError("POST", "/x", 404, { errcode: "M_NOT_FOUND" }),
@@ -109,7 +114,7 @@ describe("Msc2638Client", () => {
   });
 
   it("reports 429 with the server's retry_after_ms, and other failures as failed", async () => {
-    const { msc, fake } = client({ [MSC2638_FEATURE]: true });
+    const { msc, fake, clock } = client({ [MSC2638_FEATURE]: true });
     fake.on("POST", STABLE, (c) => {
       throw apiError("POST", c.path, 429, { errcode: "M_LIMIT_EXCEEDED", retry_after_ms: 2_500 }, 2_500);
     });
@@ -117,6 +122,61 @@ describe("Msc2638Client", () => {
     fake.on("POST", STABLE, (c) => {
       throw apiError("POST", c.path, 503, {});
     });
-    expect(await msc.refresh(DAVE)).toMatchObject({ kind: "failed" });
+    const next = msc.refresh(DAVE);
+    await clock.advance(2_500);
+    expect(await next).toMatchObject({ kind: "failed" });
+  });
+
+  it("a bare 405 on the stable path moves on to the unstable one", async () => {
+    const { msc, fake } = client({ [MSC2638_FEATURE]: true });
+    fake.on("POST", STABLE, (c) => {
+      throw apiError("POST", c.path, 405, {});
+    });
+    fake.on("POST", UNSTABLE, () => ({}));
+    expect(await msc.refresh(DAVE)).toEqual({ kind: "accepted" });
+    expect(await msc.refresh("@erin:remote.example")).toEqual({ kind: "accepted" });
+    expect(fake.callsTo("POST", STABLE)).toHaveLength(1);
+    expect(fake.callsTo("POST", UNSTABLE)).toHaveLength(2);
+  });
+
+  it("a 429 holds every refresh until its wait is over: N users cost N + 1 requests, not 2N", async () => {
+    const { msc, fake, clock } = client({ [MSC2638_FEATURE]: true });
+    // The server limits every refresh for 4 s.
+    const until = clock.now() + 4_000;
+    fake.on("POST", STABLE, (c) => {
+      const left = until - clock.now();
+      if (left > 0) throw apiError("POST", c.path, 429, { errcode: "M_LIMIT_EXCEEDED" }, left);
+      return {};
+    });
+    const users = ["@a:r.example", "@b:r.example", "@c:r.example", "@d:r.example"];
+    const answers = users.map((u) => msc.refresh(u));
+    expect(await answers[0]).toMatchObject({ kind: "rate_limited", retryAfterMs: 4_000 });
+    // The first user asks again, as the caller does after a 429.
+    const retried = msc.refresh(users[0] as string);
+    await clock.advance(3_999);
+    expect(fake.calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(await Promise.all([...answers.slice(1), retried])).toEqual(
+      users.map(() => ({ kind: "accepted" })),
+    );
+    expect(fake.calls).toHaveLength(users.length + 1);
+  });
+
+  it("once accepted, a 429 sends the calls one at a time again, each after the wait", async () => {
+    const { msc, fake, clock } = client({ [MSC2638_FEATURE]: true });
+    let calls = 0;
+    fake.on("POST", STABLE, (c) => {
+      calls++;
+      if (calls === 2) throw apiError("POST", c.path, 429, { errcode: "M_LIMIT_EXCEEDED" }, 1_000);
+      return {};
+    });
+    expect(await msc.refresh("@a:r.example")).toEqual({ kind: "accepted" });
+    expect(await msc.refresh("@b:r.example")).toMatchObject({ kind: "rate_limited" });
+    const later = [msc.refresh("@c:r.example"), msc.refresh("@d:r.example")];
+    await clock.advance(999);
+    expect(calls).toBe(2);
+    await clock.advance(1);
+    expect(await Promise.all(later)).toEqual([{ kind: "accepted" }, { kind: "accepted" }]);
+    expect(calls).toBe(4);
   });
 });

@@ -29,14 +29,14 @@ export class FakeMachine implements DeviceListsMachine {
   /** Users marked changed and not queried yet. */
   readonly dirty = new Set<string>();
 
+  // Like crypto-wasm, the reads borrow the `UserId` they are given: freeing it is the caller's.
   async getUserDevices(user: UserId) {
     const id = user.toString();
-    user.free();
     const list = this.devices.get(id) ?? [];
     return {
       devices: () =>
         list.map((d) => ({
-          deviceId: { toString: () => d.deviceId },
+          deviceId: { toString: () => d.deviceId, free() {} },
           curve25519Key: { toBase64: () => d.curve25519Key, free() {} },
           isDeleted: () => false,
           isCrossSignedByOwner: () => d.signed === true,
@@ -48,7 +48,6 @@ export class FakeMachine implements DeviceListsMachine {
 
   async getIdentity(user: UserId) {
     const id = user.toString();
-    user.free();
     return (this.identities.has(id) ? { free() {} } : undefined) as never;
   }
 
@@ -73,7 +72,11 @@ export class FakeMachine implements DeviceListsMachine {
   }
 }
 
-/** Plays the homeserver's `keys/query`: 250 users per request, `failures` for unreachable servers. */
+/**
+ * Plays the homeserver's `keys/query`: 250 users per request, `failures` for unreachable servers.
+ * Like `OutgoingRequestLoop`, one pass runs at a time and a `run()` during a pass asks for one more
+ * pass afterwards; `gate` holds each query in flight until it resolves.
+ */
 export class FakeKeyQueries {
   readonly events = new TypedEmitter<CryptoEvents>();
   stopped = false;
@@ -82,7 +85,14 @@ export class FakeKeyQueries {
   readonly unreachable = new Set<string>();
   /** While true, every request fails at the transport (this client's own homeserver is down). */
   homeserverDown = false;
+  /** What a failing request fails with (`homeserverDown`). */
+  failWith: unknown = new Error("down");
+  /** While set, each query sent waits for it before it is answered (or fails). */
+  gate: Promise<void> | undefined;
   onQueried: (users: string[], failedServers: string[]) => void = () => {};
+  #running = false;
+  #again = false;
+  #current: Promise<void> | undefined;
 
   constructor(readonly machine: FakeMachine) {}
 
@@ -92,16 +102,47 @@ export class FakeKeyQueries {
    */
   readonly heldBack = new Set<string>();
 
-  async run(): Promise<void> {
+  get running(): boolean {
+    return this.#running;
+  }
+
+  run(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#current as Promise<void>;
+    }
+    this.#running = true;
+    let resolve!: () => void;
+    const current = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.#current = current;
+    void this.#drive().then(() => {
+      this.#running = false;
+      this.#current = undefined;
+      resolve();
+    });
+    return current;
+  }
+
+  async #drive(): Promise<void> {
+    do {
+      this.#again = false;
+      await this.#pass();
+    } while (this.#again && !this.stopped);
+  }
+
+  async #pass(): Promise<void> {
     const held = (u: string) => this.heldBack.has(u.slice(u.indexOf(":") + 1));
     const users = [...this.machine.dirty].filter((u) => !held(u));
     for (const u of users) this.machine.dirty.delete(u);
     for (let i = 0; i < users.length; i += 250) {
       const batch = users.slice(i, i + 250);
       this.queries.push(batch);
+      if (this.gate !== undefined) await this.gate;
       if (this.homeserverDown) {
         for (const u of batch) this.machine.dirty.add(u);
-        this.events.emit("requestFailed", { requestId: "q", kind: "KeysQuery", error: new Error("down") });
+        this.events.emit("requestFailed", { requestId: "q", kind: "KeysQuery", error: this.failWith });
         continue;
       }
       this.events.emit("requestSent", { requestId: "q", kind: "KeysQuery" });
