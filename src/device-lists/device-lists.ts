@@ -27,7 +27,7 @@ import type { DeviceListErrorCode } from "./errors.js";
 import type { DeviceListsEvents } from "./events.js";
 import { EvidenceMemo, MAX_CLAIMS_PER_USER } from "./evidence-memo.js";
 import { Msc2638Client, type Msc2638Parts, type RefreshAnswer } from "./msc2638.js";
-import type { DeviceListsSettings } from "./options.js";
+import { type DeviceListsSettings, MAX_TIMEOUT_MS } from "./options.js";
 import { type QueryMark, sentAfter, settledAfter } from "./query-order.js";
 import { ResyncRateLimit } from "./rate-limit.js";
 import { RefreshArrivals } from "./refresh-arrivals.js";
@@ -46,7 +46,10 @@ import {
 
 /** Options of `ensureFresh`. */
 export interface EnsureFreshOptions {
-  /** The longest wait, ms on the client's clock; the trust as it stands then is returned. */
+  /**
+   * The longest wait, ms on the client's clock (at most 2^31 − 1); the trust as it stands then is
+   * returned.
+   */
   timeoutMs: number;
   /** Stops waiting (the resync goes on); the trust as it stands then is returned. */
   signal?: AbortSignal;
@@ -238,8 +241,9 @@ export class DeviceLists implements DeviceListsApi {
     this.#parts.assertOpen();
     const users = checkUserIds(userIds);
     const timeoutMs = options?.timeoutMs;
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) {
-      throw invalid("timeoutMs must be a non-negative integer");
+    // Longer waits overflow the timer (Node fires them after 1 ms), so they are refused.
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
+      throw invalid(`timeoutMs must be an integer from 0 to ${MAX_TIMEOUT_MS}`);
     }
     const due = users.filter((u) => needsResync(this.#trustOf(u)));
     if (due.length > 0) await this.#atMost(this.#resync(due), timeoutMs, options.signal);
@@ -509,7 +513,12 @@ export class DeviceLists implements DeviceListsApi {
           }),
       );
       // Runs once the flight is forgotten, so a resync the held evidence asks for starts afresh.
-      void flight.then(() => this.#afterFlight(user, flight));
+      // The rate window restarts at the end: measured from the start, a resync slower than the
+      // window would leave the next ask free to go out at once.
+      void flight.then(() => {
+        this.#rate.record(user, this.#parts.clock.now());
+        this.#afterFlight(user, flight);
+      });
       flights.push(flight);
     }
     void this.#runGroup(users, done);
@@ -604,7 +613,8 @@ export class DeviceLists implements DeviceListsApi {
     const results = new Map<string, number | undefined>();
     for (const user of users) this.#apply(user, { type: "started", via: "requery" });
     const outcomes = await this.#requeries.requery(users);
-    if (this.#closed) return results;
+    // Once the owner closes, a query cut short says nothing about any server: the trust stays.
+    if (this.#ending) return results;
     const now = this.#parts.clock.now();
     for (const user of users) {
       const outcome: RequeryOutcome = outcomes.get(user) ?? { ok: true, seq: undefined };
@@ -746,6 +756,8 @@ export class DeviceLists implements DeviceListsApi {
     now: number,
     retryAfterMs?: number,
   ): void {
+    // Our own close is no server's failure, and its retry would never come.
+    if (this.#ending) return;
     const failure = this.#backoff.failure(server, now, error, retryAfterMs);
     this.#apply(user, failedInput(failure, reason));
     this.#scheduleRetry(failure, now);
@@ -812,6 +824,11 @@ export class DeviceLists implements DeviceListsApi {
     };
   }
 
+  /** The owner closed, or is closing (its signal fires before `close()` is called). */
+  get #ending(): boolean {
+    return this.#closed || this.#parts.signal.aborted;
+  }
+
   #trustOf(userId: string): DeviceListTrust {
     return this.#trust.get(userId) ?? { state: "unknown", userId };
   }
@@ -819,9 +836,9 @@ export class DeviceLists implements DeviceListsApi {
   #apply(userId: string, input: TrustInput): void {
     const current = this.#trustOf(userId);
     const next = reduceTrust(current, input);
-    if (sameTrust(current, next)) return;
+    if (sameTrust(current, next) || this.#ending) return;
     this.#trust.set(userId, next);
-    if (!this.#closed) this.#events.emit("trustChanged", { userId, trust: next });
+    this.#events.emit("trustChanged", { userId, trust: next });
   }
 
   /** Sleeps on the clock; `false` when the owner closed first. */

@@ -21,6 +21,13 @@ export interface DeviceListsOptions {
   sendTimeoutMs?: number;
 }
 
+/**
+ * The longest time an option or `ensureFresh` accepts: 2^31 − 1 ms (about 24.8 days). Node's
+ * `setTimeout` fires a longer delay after 1 ms instead, so a larger value is refused rather than
+ * turned into no wait at all.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** `DeviceListsOptions` with every default filled in. */
 export interface DeviceListsSettings {
   minResyncIntervalMs: number;
@@ -60,8 +67,11 @@ export function deviceListsSettings(
     ["sendTimeoutMs", settings.sendTimeoutMs],
   ];
   for (const [name, value] of times) {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      return { ok: false, problem: `deviceLists.${name} must be a non-negative integer` };
+    if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TIMEOUT_MS) {
+      return {
+        ok: false,
+        problem: `deviceLists.${name} must be an integer from 0 to ${MAX_TIMEOUT_MS}`,
+      };
     }
   }
   if (settings.serverBackoff.baseMs === 0 || settings.serverBackoff.capMs < settings.serverBackoff.baseMs) {

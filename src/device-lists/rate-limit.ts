@@ -1,6 +1,7 @@
 /**
- * A client-side limit per user: once a user's resync started, no other starts for
- * `intervalMs`. MSC2638 defines no limit of its own (its reviewer asked for one), and a server
+ * A client-side limit per user: while a user's resync runs, and for `intervalMs` after it
+ * ended, no other starts (the window is measured from the end, so a resync that took longer than
+ * the window does not leave the next ask free to go out at once). MSC2638 defines no limit of its own (its reviewer asked for one), and a server
  * rate-limits the refresh per caller anyway; limiting here keeps a chatty detector or an app
  * asking in a loop from costing more than one request per user and window. Times are the clock's.
  */
@@ -20,7 +21,7 @@ export class ResyncRateLimit {
     return now < until ? until : undefined;
   }
 
-  /** A resync of `userId` starts at `now`. */
+  /** A resync of `userId` starts, or ends, at `now`: the window runs from the latest of these. */
   record(userId: string, now: number): void {
     // Re-inserted, so the map stays ordered by start time and expired entries sit at its front.
     this.#startedAt.delete(userId);

@@ -27,8 +27,28 @@ describe("client.deviceLists through the facade", () => {
     [{ serverBackoff: { baseMs: 2_000, capMs: 1_000 } }],
     [{ sendTimeoutMs: 1.5 }],
     [{ msc2638: "yes" }],
+    // Node's timers fire delays of 2^31 ms or more after 1 ms.
+    [{ sendTimeoutMs: 2 ** 31 }],
+    [{ refreshArrivalTimeoutMs: 2 ** 31 }],
+    [{ minResyncIntervalMs: 2 ** 31 }],
+    [{ serverBackoff: { baseMs: 1_000, capMs: 2 ** 31 } }],
+    [{ serverBackoff: { baseMs: 2 ** 31, capMs: 2 ** 32 } }],
   ])("refuses deviceLists %j with invalid_options", async (deviceLists) => {
     await expect(client({ deviceLists })).rejects.toMatchObject({ code: "invalid_options" });
+  });
+
+  it("refuses an ensureFresh timeout of 2^31 ms or more, accepts 2^31 − 1", async () => {
+    const { client: c } = await client();
+    try {
+      await expect(
+        c.deviceLists.ensureFresh(["@bob:localhost"], { timeoutMs: 2 ** 31 }),
+      ).rejects.toMatchObject({
+        code: "invalid_argument",
+      });
+      await expect(c.deviceLists.ensureFresh([], { timeoutMs: 2 ** 31 - 1 })).resolves.toEqual([]);
+    } finally {
+      await c.close();
+    }
   });
 
   it("after close(), every call rejects (or throws) client_closed and sends nothing", async () => {

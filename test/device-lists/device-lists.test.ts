@@ -1,6 +1,6 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isSdkError } from "../../src/errors/sdk-error.js";
+import { isSdkError, SdkError } from "../../src/errors/sdk-error.js";
 import { apiError, deferred } from "../crypto/support/fake-matrix-http.js";
 import { deviceListsOver, settle } from "./support/fakes.js";
 
@@ -56,6 +56,8 @@ describe("trust", () => {
       () => lists.requestResync("@bob:home.example" as never),
       () => lists.requestResync([BOB, ""]),
       () => lists.ensureFresh([BOB], { timeoutMs: -1 }),
+      // Node's timers fire a delay of 2^31 ms or more after 1 ms: refused, not a 1 ms wait.
+      () => lists.ensureFresh([BOB], { timeoutMs: 2 ** 31 }),
       () => lists.ensureFresh([BOB], {} as never),
     ]) {
       const error = await call().then(
@@ -98,6 +100,26 @@ describe("requestResync by re-query", () => {
     await clock.advance(9_999);
     const again = await Promise.all(Array.from({ length: 100 }, () => lists.requestResync([BOB])));
     expect(again.every((t) => JSON.stringify(t[0]) === JSON.stringify(first))).toBe(true);
+    expect(loop.queries).toHaveLength(1);
+    await clock.advance(1);
+    await lists.requestResync([BOB]);
+    expect(loop.queries).toHaveLength(2);
+  });
+
+  it("measures the rate window from when the resync ended, not when it started", async () => {
+    const { lists, loop, clock } = open({ settings: { minResyncIntervalMs: 10_000 } });
+    const gate = deferred();
+    loop.gate = gate.promise;
+    const first = lists.requestResync([BOB]);
+    await clock.advance(30_000);
+    loop.gate = undefined;
+    gate.resolve();
+    await first;
+    expect(loop.queries).toHaveLength(1);
+    // The resync took 30 s, longer than the window: the next ask still waits 10 s from its end.
+    await lists.requestResync([BOB]);
+    await clock.advance(9_999);
+    await lists.requestResync([BOB]);
     expect(loop.queries).toHaveLength(1);
     await clock.advance(1);
     await lists.requestResync([BOB]);
@@ -739,5 +761,26 @@ describe("detectors, wired", () => {
     });
     await settle(clock);
     expect(loop.queries).toEqual([[BOB]]);
+  });
+});
+
+describe("closing", () => {
+  it("a resync cut short by close() announces no failure of our own homeserver", async () => {
+    const setup = deviceListsOver();
+    const { lists, loop, clock, events } = setup;
+    const gate = deferred();
+    loop.gate = gate.promise;
+    const pending = lists.requestResync([BOB]);
+    await settle(clock);
+    expect(lists.trust(BOB)).toMatchObject({ state: "refreshing" });
+    // The client fires its signal first; the query cut short by it ends before close() is called.
+    setup.abort();
+    loop.homeserverDown = true;
+    loop.failWith = new SdkError("client_closed", "the client is closed");
+    gate.resolve();
+    await pending;
+    await settle(clock);
+    await setup.close();
+    expect(events.map((e) => e.trust.state)).toEqual(["refreshing"]);
   });
 });

@@ -205,6 +205,8 @@ export function deviceListsOver(
     refreshes,
     clock,
     events,
+    /** The owner's signal fires (the client fires it before it closes the device lists). */
+    abort: () => closing.abort(new Error("closed")),
     close: async () => {
       closing.abort(new Error("closed"));
       await lists.close();
