@@ -344,7 +344,7 @@ export class Rooms implements RoomsApi {
       signal: AbortSignal;
     },
   ): Promise<RoomSendResult> {
-    const { machine, http } = this.#parts;
+    const { machine } = this.#parts;
     const { room, targets, plan } = await this.#prepare(roomId, call.strategy, call.signal);
     if (plan.refusal) {
       throw new RoomError(
