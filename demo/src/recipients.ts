@@ -1,13 +1,8 @@
-import type {
-  AppliedRecipient,
-  DeviceFacts,
-  DisplayedDevice,
-  RecipientDecision,
-  RoomSendResult,
-} from "matrix-e2ee-devices";
+import type { DeviceFacts, DisplayedDevice, RoomSendResult } from "matrix-e2ee-devices";
 import type { BobRoom } from "./context.js";
 import { byId, element } from "./dom.js";
 import type { RogueInbox } from "./rogue-device.js";
+import { outcomeText, type SendOutcome, sendOutcomes } from "./send-outcome.js";
 import { describeRogueInbox, type RecipientsView } from "./steps/bob-sends.js";
 
 /**
@@ -17,12 +12,7 @@ import { describeRogueInbox, type RecipientsView } from "./steps/bob-sends.js";
  * display labels) and each send's `plan` (decision, code, reason, rule) and `applied`.
  */
 
-/** What one send did for one device. */
-interface Outcome {
-  kind: AppliedRecipient["outcome"];
-  code?: string | undefined;
-  decision?: RecipientDecision | undefined;
-}
+type Outcome = SendOutcome;
 
 interface UserTable {
   devices: readonly DisplayedDevice<DeviceFacts>[];
@@ -64,18 +54,9 @@ export class RecipientsPanel implements RecipientsView {
   }
 
   sent(room: BobRoom, result: RoomSendResult): void {
-    const applied = new Map(result.applied.map((a) => [key(a.userId, a.deviceId), a]));
-    for (const decision of result.plan.devices) {
+    for (const { decision, outcome } of sendOutcomes(result)) {
       const table = this.#users.get(decision.userId);
       if (table === undefined) continue;
-      const id = key(decision.userId, decision.deviceId);
-      const done = applied.get(id);
-      const outcome: Outcome = {
-        // A device the plan names and the crypto layer did not: it was dealt with before.
-        kind: done?.outcome ?? "unchanged",
-        code: done?.code ?? decision.code,
-        decision,
-      };
       table.latest.set(decision.deviceId, outcome);
       const perRoom = table.rooms.get(decision.deviceId) ?? new Map<string, Outcome["kind"]>();
       // "unchanged" says nothing new about this room: what an earlier send did there stands.
@@ -170,27 +151,10 @@ export class RecipientsPanel implements RecipientsView {
   }
 }
 
-function key(userId: string, deviceId: string): string {
-  return `${userId}\u0000${deviceId}`;
-}
-
 function flag(on: boolean, col: string): HTMLTableCellElement {
   const cell = element("td", on ? "✓" : "–", on ? "flag flag-on" : "flag");
   cell.dataset.col = col;
   return cell;
-}
-
-/** "got the room key" / "withheld: m.unverified — <reason>" / "unchanged (had it already)". */
-function outcomeText(outcome: Outcome | undefined): string {
-  if (outcome === undefined) return "no message sent since Bob's client saw it";
-  switch (outcome.kind) {
-    case "shared":
-      return "got the room key";
-    case "withheld":
-      return `withheld: ${outcome.code ?? "?"} — ${outcome.decision?.reason ?? "no reason given"}`;
-    case "unchanged":
-      return "unchanged (had it already)";
-  }
 }
 
 /** `got it in 3 of 3 rooms`, over every room a send of Bob's planned for this device. */

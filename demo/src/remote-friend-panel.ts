@@ -1,14 +1,13 @@
 import type {
-  AppliedRecipient,
   DeviceFacts,
   DeviceListStaleReason,
   DeviceListTrust,
   DisplayedDevice,
-  RecipientDecision,
   RoomSendResult,
 } from "matrix-e2ee-devices";
 import type { Profile, ProfileName, RemoteDeviceListCache } from "matrix-e2ee-devices/testing";
 import { byId, element } from "./dom.js";
+import { outcomeText, type SendOutcome, sendOutcomes } from "./send-outcome.js";
 import {
   DAVE_USER_ID,
   type DaveDevice,
@@ -26,11 +25,7 @@ import {
  * room key (✓) only when its inbox holds one from Bob.
  */
 
-interface Outcome {
-  kind: AppliedRecipient["outcome"];
-  code?: string | undefined;
-  decision?: RecipientDecision | undefined;
-}
+type Outcome = SendOutcome;
 
 export class RemoteFriendPanel implements RemoteFriendView {
   readonly #profile = byId("remote-profile", HTMLParagraphElement);
@@ -89,15 +84,8 @@ export class RemoteFriendPanel implements RemoteFriendView {
   }
 
   sent(result: RoomSendResult): void {
-    const applied = new Map(result.applied.map((a) => [`${a.userId}\u0000${a.deviceId}`, a]));
-    for (const decision of result.plan.devices) {
-      if (decision.userId !== DAVE_USER_ID) continue;
-      const done = applied.get(`${decision.userId}\u0000${decision.deviceId}`);
-      this.#latest.set(decision.deviceId, {
-        kind: done?.outcome ?? "unchanged",
-        code: done?.code ?? decision.code,
-        decision,
-      });
+    for (const { decision, outcome } of sendOutcomes(result)) {
+      if (decision.userId === DAVE_USER_ID) this.#latest.set(decision.deviceId, outcome);
     }
     if (this.#real.some((d) => d.role === "new")) this.#sendsSinceNewDevice++;
     this.#render();
@@ -308,16 +296,8 @@ function reasonText(reason: DeviceListStaleReason): string {
 }
 
 function sendText(outcome: Outcome | undefined, listed: boolean): string {
-  if (outcome === undefined)
-    return listed ? "no message sent since Bob's client saw it" : "not in Bob's list: left out of every send";
-  switch (outcome.kind) {
-    case "shared":
-      return "got the room key";
-    case "withheld":
-      return `withheld: ${outcome.code ?? "?"} — ${outcome.decision?.reason ?? "no reason given"}`;
-    case "unchanged":
-      return "unchanged (had it already)";
-  }
+  if (outcome === undefined && !listed) return "not in Bob's list: left out of every send";
+  return outcomeText(outcome);
 }
 
 /** What Bob's server does with Dave's list on this profile, in a sentence. */

@@ -14,6 +14,20 @@ export function toUserId(value: string): UserId {
   }
 }
 
+/**
+ * Whether crypto-wasm takes `value` as a user id (the grammar of the spec's "User Identifiers",
+ * with its length limit): an id it refuses can have no devices it knows.
+ */
+export function isValidUserId(value: unknown): value is string {
+  if (typeof value !== "string" || !/^@[^:]+:.+$/.test(value)) return false;
+  try {
+    new UserId(value).free();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `DeviceId` from a string; crypto-wasm accepts any non-empty-ish string, we reject the empty one. */
 export function toDeviceId(value: string): DeviceId {
   if (typeof value !== "string" || value.length === 0) {

@@ -1,4 +1,5 @@
 import type { OlmMachine } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { isValidUserId } from "../crypto/identifiers.js";
 import { type KeyQueryLoop, refreshDeviceLists } from "../crypto/refresh-device-lists.js";
 import { type ErrorInfo, toErrorInfo } from "../errors/error-info.js";
 import { errorSummary } from "../errors/error-summary.js";
@@ -33,7 +34,7 @@ import { ResyncRateLimit } from "./rate-limit.js";
 import { RefreshArrivals } from "./refresh-arrivals.js";
 import { RequeryBatcher } from "./requery-batcher.js";
 import { ServerBackoff, type ServerFailure } from "./server-backoff.js";
-import { isUserId, serverNameOf } from "./server-name.js";
+import { serverNameOf } from "./server-name.js";
 import {
   type DeviceListStaleReason,
   type DeviceListTrust,
@@ -906,7 +907,7 @@ function invalid(message: string): SdkError<DeviceListErrorCode> {
 }
 
 function checkUserId(userId: unknown): asserts userId is string {
-  if (!isUserId(userId)) throw invalid("userId must be a user id (@user:server)");
+  if (!isValidUserId(userId)) throw invalid("userId must be a user id (@user:server)");
 }
 
 function checkUserIds(userIds: unknown): string[] {

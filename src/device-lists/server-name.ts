@@ -8,10 +8,3 @@ export function serverNameOf(userId: string): string | undefined {
   if (colon < 2 || colon === userId.length - 1) return undefined;
   return userId.slice(colon + 1);
 }
-
-/** Whether `value` looks like a user id: `@`, a localpart, a colon, a server name; at most 255 bytes. */
-export function isUserId(value: unknown): value is string {
-  return (
-    typeof value === "string" && value.length <= 255 && serverNameOf(value) !== undefined && !/\s/.test(value)
-  );
-}

@@ -1,5 +1,5 @@
-import { type OlmMachine, RoomId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { toUserId } from "../crypto/identifiers.js";
+import { type OlmMachine, RoomId } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { isValidUserId, toUserId } from "../crypto/identifiers.js";
 import { sendOutgoingRequest } from "../crypto/send-outgoing-request.js";
 import { isAbortError } from "../errors/abort-error.js";
 import { errorSummary } from "../errors/error-summary.js";
@@ -491,27 +491,19 @@ export class Rooms implements RoomsApi {
    * outgoing-request loop, and what the machine knows once this pass is over is what callers read.
    */
   async #track(userIds: readonly string[]): Promise<void> {
-    const valid = userIds.filter(isValidUserId);
-    if (valid.length === 0) return;
-    await this.#parts.machine.updateTrackedUsers(valid.map(toUserId));
-    for (const userId of valid) this.#tracked.add(userId);
+    // Tracking a user again changes nothing; the loop's pass still runs, to send what is due.
+    const untracked = userIds.filter((u) => !this.#tracked.has(u) && isValidUserId(u));
+    if (untracked.length > 0) {
+      await this.#parts.machine.updateTrackedUsers(untracked.map(toUserId));
+      for (const userId of untracked) this.#tracked.add(userId);
+    }
     await this.#parts.runOutgoingRequests();
   }
 
   #inQueue<T>(roomId: string, job: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(roomId) ?? Promise.resolve();
     // A job queued behind one that was running at close must not reach the closed machine.
-    const { signal } = this.#parts;
-    const run = async () => {
-      signal.throwIfAborted();
-      try {
-        return await job();
-      } catch (error) {
-        // Whatever step the close interrupted, the caller hears one thing: the client closed.
-        if (signal.aborted) throw signal.reason;
-        throw error;
-      }
-    };
+    const run = () => this.#guarded(job);
     const next = previous.then(run, run);
     const settled = next.catch(() => undefined);
     this.#queues.set(roomId, settled);
@@ -532,17 +524,6 @@ async function cryptoStep<T>(what: string, roomId: string, call: Promise<T>): Pr
     return await call;
   } catch (cause) {
     throw sendFailed(`${what} failed`, roomId, cause);
-  }
-}
-
-/** A user id crypto-wasm accepts (the grammar of the spec's "User Identifiers", with its limits). */
-function isValidUserId(userId: string): boolean {
-  if (!/^@[^:]+:.+$/.test(userId)) return false;
-  try {
-    new UserId(userId).free();
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -16,6 +16,7 @@ import {
 import {
   type Account,
   createAccount,
+  endTest,
   LeakWatch,
   loginNewDevice,
   openClient,
@@ -56,13 +57,7 @@ export function useFederatedSetup(): {
   afterEach(async () => {
     const ended = current;
     current = undefined;
-    if (ended === undefined) return;
-    try {
-      await Promise.all(ended.clients.map((c) => c.close()));
-    } finally {
-      await ended.server.close();
-    }
-    ended.watch.expectNoLeaks();
+    if (ended !== undefined) await endTest(ended);
   });
   return {
     async start(profile, federation = {}, overrides = {}) {

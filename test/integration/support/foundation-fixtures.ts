@@ -182,6 +182,26 @@ export async function openClient(
   return client;
 }
 
+/** What a test opened: its server, its leak watch, its clients. */
+export interface TestRun {
+  server: RunningMockServer;
+  watch: LeakWatch;
+  clients: E2eeClient[];
+}
+
+/**
+ * Ends a test's run: closes its clients, then its server, then checks that no secret it registered
+ * reached a log line, an error or an event payload.
+ */
+export async function endTest(ended: TestRun): Promise<void> {
+  try {
+    await Promise.all(ended.clients.map((c) => c.close()));
+  } finally {
+    await ended.server.close();
+  }
+  ended.watch.expectNoLeaks();
+}
+
 /**
  * What each foundation test gets: its own mock server on a real socket, its own leak watch, and the
  * clients it opens. Read these inside a test or hook: each test gets new ones.
@@ -214,13 +234,7 @@ export function useFoundationSetup(): FoundationSetup {
   afterEach(async () => {
     const ended = current;
     current = undefined;
-    if (ended === undefined) return;
-    try {
-      await Promise.all(ended.clients.map((c) => c.close()));
-    } finally {
-      await ended.server.close();
-    }
-    ended.watch.expectNoLeaks();
+    if (ended !== undefined) await endTest(ended);
   });
 
   const now = () => {

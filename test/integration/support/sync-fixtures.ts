@@ -16,7 +16,7 @@ import {
   type RunningMockServer,
   startMockServer,
 } from "../../../src/testing/index.js";
-import { type Account, LeakWatch, openClient } from "./foundation-fixtures.js";
+import { type Account, endTest, LeakWatch, openClient } from "./foundation-fixtures.js";
 
 /**
  * Shared setup of the encryption-loop tests: which profiles to run on, what the mock logged of
@@ -531,13 +531,7 @@ export function useSyncServers(): (profile: ProfileName) => Promise<SyncServer> 
   afterEach(async () => {
     const ended = current;
     current = undefined;
-    if (ended === undefined) return;
-    try {
-      await Promise.all(ended.clients.map((c) => c.close()));
-    } finally {
-      await ended.server.close();
-    }
-    ended.watch.expectNoLeaks();
+    if (ended !== undefined) await endTest(ended);
   });
   return async (profile) => {
     const serverClock = new ManualClock();
