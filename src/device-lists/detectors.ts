@@ -112,7 +112,16 @@ export function detectPositionLost(trackedUsers: readonly string[]): Map<string,
 export function detectReport(note: string | undefined): DeviceListStaleReason {
   return note === undefined || note === ""
     ? { kind: "reported" }
-    : { kind: "reported", note: note.slice(0, MAX_NOTE_LENGTH) };
+    : { kind: "reported", note: cutToCodePoints(note, MAX_NOTE_LENGTH) };
+}
+
+/** The first `max` code points of `text`: a cut never splits a surrogate pair (an emoji). */
+function cutToCodePoints(text: string, max: number): string {
+  let end = 0;
+  for (let count = 0; count < max && end < text.length; count++) {
+    end += (text.codePointAt(end) ?? 0) > 0xffff ? 2 : 1;
+  }
+  return text.slice(0, end);
 }
 
 /**

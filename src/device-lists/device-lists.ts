@@ -31,7 +31,7 @@ import { Msc2638Client, type Msc2638Parts, type RefreshAnswer } from "./msc2638.
 import { type DeviceListsSettings, MAX_TIMEOUT_MS } from "./options.js";
 import { type QueryMark, sentAfter, settledAfter } from "./query-order.js";
 import { ResyncRateLimit } from "./rate-limit.js";
-import { RefreshArrivals } from "./refresh-arrivals.js";
+import { type Arrival, RefreshArrivals } from "./refresh-arrivals.js";
 import { RequeryBatcher } from "./requery-batcher.js";
 import { ServerBackoff, type ServerFailure } from "./server-backoff.js";
 import { serverNameOf } from "./server-name.js";
@@ -86,7 +86,9 @@ export interface DeviceListsApi {
   /**
    * For a sender about to encrypt: resyncs those of `userIds` whose list is stale (or failed, or
    * refreshing), waits for them at most `timeoutMs` on the clock, and returns every user's trust.
-   * Never rejects for a slow or failing server; only for bad input or a closed client.
+   * Waits for one resync share one budget, counted from the first: a later call waits only what is
+   * left of `timeoutMs` since then, and none once it is spent. Never rejects for a slow or failing
+   * server; only for bad input or a closed client.
    */
   ensureFresh(userIds: readonly string[], options: EnsureFreshOptions): Promise<DeviceListTrust[]>;
 }
@@ -184,6 +186,8 @@ export class DeviceLists implements DeviceListsApi {
   readonly #deferred = new Set<string>();
   /** Servers whose retry is scheduled, with the time. */
   readonly #retries = new Map<string, number>();
+  /** When the first `ensureFresh` began to wait for each resync in flight (`ensureFresh`). */
+  readonly #waitsSince = new WeakMap<Promise<void>, number>();
   /** Detector reads of the machine, one after another. */
   #inspections: Promise<void> = Promise.resolve();
   #closed = false;
@@ -247,7 +251,20 @@ export class DeviceLists implements DeviceListsApi {
       throw invalid(`timeoutMs must be an integer from 0 to ${MAX_TIMEOUT_MS}`);
     }
     const due = users.filter((u) => needsResync(this.#trustOf(u)));
-    if (due.length > 0) await this.#atMost(this.#resync(due), timeoutMs, options.signal);
+    if (due.length === 0) return users.map((u) => this.#trustOf(u));
+    void this.#resync(due);
+    // Every wait for one resync shares one budget, counted from the first: a resync that outlasts
+    // a send's wait (a refresh the server never relays) holds up that send, not every later one.
+    const now = this.#parts.clock.now();
+    const waits: Promise<void>[] = [];
+    for (const flight of new Set(due.map((u) => this.#flights.inFlight(u)))) {
+      if (flight === undefined) continue;
+      const since = this.#waitsSince.get(flight) ?? now;
+      this.#waitsSince.set(flight, since);
+      const left = since + timeoutMs - now;
+      if (left > 0) waits.push(this.#atMost(flight, left, options.signal));
+    }
+    await Promise.all(waits);
     return users.map((u) => this.#trustOf(u));
   }
 
@@ -546,14 +563,8 @@ export class DeviceLists implements DeviceListsApi {
       const viaServer = new Set(supported ? candidates : []);
       const requery = users.filter((u) => !viaServer.has(u));
       const work: Promise<void>[] = [];
-      if (requery.length > 0) {
-        work.push(
-          this.#requery(requery).then((results) => {
-            for (const user of requery) finish(user, results.get(user));
-          }),
-        );
-      }
-      for (const user of viaServer) work.push(this.#viaMsc2638(user).then((result) => finish(user, result)));
+      if (requery.length > 0) work.push(this.#requeryThen(requery, finish));
+      if (viaServer.size > 0) work.push(this.#viaMsc2638([...viaServer], finish));
       await Promise.all(work);
     } catch (error) {
       this.#logger.warn("a device-list resync failed", errorSummary(error));
@@ -562,39 +573,77 @@ export class DeviceLists implements DeviceListsApi {
     }
   }
 
+  /** Re-queries `users` together, then ends each one's resync. */
+  async #requeryThen(
+    users: readonly string[],
+    finish: (user: string, result?: number) => void,
+  ): Promise<void> {
+    const results = await this.#requery(users);
+    for (const user of users) finish(user, results.get(user));
+  }
+
   /**
-   * Asks the homeserver to refresh (MSC2638) and waits for the list to arrive; re-queries
-   * otherwise. Resolves with the number of the answer the resync rests on, if any.
+   * Asks the homeserver to refresh each of `users` (MSC2638) and waits for their lists to arrive;
+   * re-queries those it did not take, and those whose list did not arrive in time. Each user's
+   * resync ends (`finish`, with the number of the answer it rests on) as soon as their list is in.
+   *
+   * The group shares one deadline, `refreshArrivalTimeoutMs` after the last refresh was answered,
+   * and one re-query of the users it did not reach: so a thousand refreshes answered over a second
+   * cost ⌈n/250⌉ key queries at the end, not one each.
    */
-  async #viaMsc2638(user: string): Promise<number | undefined> {
-    this.#apply(user, { type: "started", via: "msc2638" });
-    let answer: RefreshAnswer = await this.#msc2638.refresh(user);
-    // The client holds every refresh until a 429's wait is over; then this one is asked once more.
-    if (answer.kind === "rate_limited" && !this.#closed) answer = await this.#msc2638.refresh(user);
-    if (this.#closed) return undefined;
-    if (answer.kind !== "accepted") {
-      if (answer.kind !== "unsupported") {
-        this.#logger.info("the homeserver did not take a device-list refresh; re-querying", {
-          kind: answer.kind,
-        });
-      }
-      return (await this.#requery([user])).get(user);
+  async #viaMsc2638(
+    users: readonly string[],
+    finish: (user: string, result?: number) => void,
+  ): Promise<void> {
+    for (const user of users) this.#apply(user, { type: "started", via: "msc2638" });
+    const accepted: { user: string; arrival: Promise<Arrival>; cancel: () => void }[] = [];
+    const refused: string[] = [];
+    await Promise.all(
+      users.map(async (user) => {
+        let answer: RefreshAnswer = await this.#msc2638.refresh(user);
+        // The client holds every refresh until a 429's wait is over; then this one is asked once more.
+        if (answer.kind === "rate_limited" && !this.#closed) answer = await this.#msc2638.refresh(user);
+        if (this.#closed) return;
+        if (answer.kind === "accepted") {
+          // Only what sync and the key queries tell after the 202 is this refresh's.
+          accepted.push({ user, ...this.#arrivals.expect(user, this.#mark()) });
+          return;
+        }
+        if (answer.kind !== "unsupported") {
+          this.#logger.info("the homeserver did not take a device-list refresh; re-querying", {
+            kind: answer.kind,
+          });
+        }
+        refused.push(user);
+      }),
+    );
+    if (this.#closed) return;
+    const work: Promise<void>[] = [];
+    if (refused.length > 0) work.push(this.#requeryThen(refused, finish));
+    if (accepted.length > 0) {
+      // Accepted but not relayed in time (the sync may not run, the server's fetch is slow, or it
+      // announces only lists that changed): what a re-query gives is still better than nothing.
+      const deadline = this.#sleep(this.#parts.settings.refreshArrivalTimeoutMs).then(() => undefined);
+      const late: string[] = [];
+      await Promise.all(
+        accepted.map(async ({ user, arrival, cancel }) => {
+          const outcome = await Promise.race([arrival, deadline]);
+          cancel();
+          if (this.#closed) return;
+          if (outcome === undefined) late.push(user);
+          else finish(user, await this.#arrived(user, outcome));
+        }),
+      );
+      if (late.length > 0 && !this.#closed) work.push(this.#requeryThen(late, finish));
     }
-    // Only what sync and the key queries tell after the 202 is this refresh's.
-    const { arrival, cancel } = this.#arrivals.expect(user, this.#mark());
-    const outcome = await Promise.race([
-      arrival,
-      this.#sleep(this.#parts.settings.refreshArrivalTimeoutMs).then(() => undefined),
-    ]);
-    cancel();
-    if (this.#closed) return undefined;
-    if (outcome === undefined) {
-      // Accepted but not relayed in time (the sync may not run, or the server's fetch is slow):
-      // what a re-query gives is still better than the list we had.
-      return (await this.#requery([user])).get(user);
-    }
+    await Promise.all(work);
+  }
+
+  /** Records how an accepted refresh of `user` ended; the number of the answer it rests on, if any. */
+  async #arrived(user: string, outcome: Arrival): Promise<number | undefined> {
     // The answer that completed the arrival is read by the signing detector first.
     await this.#inspections;
+    if (this.#closed) return undefined;
     const now = this.#parts.clock.now();
     if (outcome.kind === "arrived") {
       const server = serverNameOf(user);

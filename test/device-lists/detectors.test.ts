@@ -330,6 +330,9 @@ describe("(d) detectPositionLost and (e) detectReport", () => {
     ["", { kind: "reported" }],
     ["they say they have a laptop", { kind: "reported", note: "they say they have a laptop" }],
     ["x".repeat(500), { kind: "reported", note: "x".repeat(200) }],
+    // Cut by code points: an emoji across the cut stays whole, never half a surrogate pair.
+    [`${"x".repeat(199)}🙂🙂`, { kind: "reported", note: `${"x".repeat(199)}🙂` }],
+    ["🙂".repeat(300), { kind: "reported", note: "🙂".repeat(200) }],
   ])("a report with note %j", (note, expected) => {
     expect(detectReport(note)).toEqual(expected);
   });

@@ -126,6 +126,15 @@ describe("requestResync by re-query", () => {
     expect(loop.queries).toHaveLength(2);
   });
 
+  it("a 1 MB note is cut to 200 characters in the trust and in every event", async () => {
+    const { lists, events, clock } = open();
+    const trust = lists.report(BOB, "y".repeat(1_000_000));
+    await settle(clock);
+    expect(trust).toMatchObject({ reasons: [{ kind: "reported", note: "y".repeat(200) }] });
+    expect(events.length).toBeGreaterThan(0);
+    expect(Math.max(...events.map((e) => JSON.stringify(e).length))).toBeLessThan(400);
+  });
+
   it("a user found stale inside their window is resynced once it ends", async () => {
     const { lists, loop, clock } = open({ settings: { minResyncIntervalMs: 10_000 } });
     await lists.requestResync([BOB]);
@@ -320,6 +329,45 @@ describe("MSC2638", () => {
     const [trust] = await pending;
     expect(trust).toMatchObject({ state: "fresh", cleared: "client_only" });
     expect(loop.queries).toEqual([[DAVE]]);
+  });
+
+  it("accepted but never relayed, for 1,000 users: one deadline, then ⌈1000/250⌉ key queries", async () => {
+    const { lists, refreshes, loop, clock } = open({
+      msc2638: true,
+      settings: { refreshArrivalTimeoutMs: 20_000 },
+    });
+    const users = Array.from({ length: 1000 }, (_, i) => `@u${i}:remote.example`);
+    const pending = lists.requestResync(users);
+    await settle(clock);
+    expect(refreshes).toHaveLength(1000);
+    await clock.advance(19_999);
+    expect(loop.queries).toEqual([]);
+    await clock.advance(1);
+    const trusts = await pending;
+    expect(loop.queries).toHaveLength(4);
+    expect(new Set(loop.queries.flat()).size).toBe(1000);
+    expect(trusts.every((t) => t.state === "fresh" && t.cleared === "client_only")).toBe(true);
+  });
+
+  it("1,000 separate asks whose refreshes were never relayed are re-queried in ⌈1000/250⌉ + 1 key queries", async () => {
+    const { lists, refreshes, loop, clock } = open({
+      msc2638: true,
+      settings: { refreshArrivalTimeoutMs: 20_000 },
+    });
+    const users = Array.from({ length: 1000 }, (_, i) => `@u${i}:remote.example`);
+    const pending = Promise.all(users.map((u) => lists.requestResync([u])));
+    await settle(clock);
+    expect(refreshes).toHaveLength(1000);
+    // The first re-query is in flight while the other deadlines pass: they go out together after it.
+    const gate = deferred();
+    loop.gate = gate.promise;
+    await clock.advance(20_000);
+    loop.gate = undefined;
+    gate.resolve();
+    const trusts = await pending;
+    expect(loop.queries).toHaveLength(Math.ceil(1000 / 250) + 1);
+    expect(new Set(loop.queries.flat()).size).toBe(1000);
+    expect(trusts.every(([t]) => t?.state === "fresh" && t.cleared === "client_only")).toBe(true);
   });
 
   it("the server's own fetch failing shows in failures: failed, backed off", async () => {
@@ -613,6 +661,48 @@ describe("ensureFresh", () => {
       { state: "unknown", userId: BOB },
     ]);
     expect(refreshes).toEqual([DAVE]);
+  });
+
+  it("waits for one resync once: later calls share the first call's wait, then return at once", async () => {
+    // The server takes the refresh and never relays it (the arrival waits 30 s).
+    const { lists, refreshes, clock } = open({ msc2638: true });
+    lists.report(DAVE);
+    const ended: number[] = [];
+    const ensure = () =>
+      lists.ensureFresh([DAVE], { timeoutMs: 5_000 }).then(([t]) => {
+        ended.push(clock.now());
+        return t;
+      });
+    const start = clock.now();
+    const first = ensure();
+    await clock.advance(2_000);
+    const second = ensure();
+    await clock.advance(2_999);
+    expect(ended).toEqual([]);
+    await clock.advance(1);
+    expect((await first)?.state).toBe("refreshing");
+    expect((await second)?.state).toBe("refreshing");
+    // Both ended when the first call's 5 s were over, not 5 s after the second began.
+    expect(ended).toEqual([start + 5_000, start + 5_000]);
+    // A send later during the same resync does not wait for it again.
+    await clock.advance(1_000);
+    expect((await ensure())?.state).toBe("refreshing");
+    expect(ended.at(-1)).toBe(start + 6_000);
+    expect(refreshes).toEqual([DAVE]);
+    // A new resync gets a new wait.
+    await clock.advance(24_000);
+    await settle(clock);
+    expect(lists.trust(DAVE)).toMatchObject({ state: "fresh", cleared: "client_only" });
+    lists.report(DAVE);
+    await clock.advance(10_000);
+    await settle(clock);
+    expect(refreshes).toEqual([DAVE, DAVE]);
+    const later = clock.now();
+    void ensure();
+    await clock.advance(4_999);
+    expect(ended).toHaveLength(3);
+    await clock.advance(1);
+    expect(ended.at(-1)).toBe(later + 5_000);
   });
 
   it("returns at once when nothing is stale, without a request", async () => {

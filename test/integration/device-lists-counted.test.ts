@@ -78,6 +78,47 @@ describe("device-list resyncs, counted", () => {
     }
   });
 
+  it("MSC2638 refreshes of 1,000 remote users whose lists had not changed all arrive, each queried once", async () => {
+    const s = await setup.start("msc");
+    const alice = createAccount(s.server, "alice");
+    const users = Array.from({ length: 1000 }, (_, i) => createRemoteAccount(s.server, `remote${i}`));
+    await publishKeys(s.server.url, users);
+    const created = await matrixCall(s.server.url, alice, "POST", "/_matrix/client/v3/createRoom", {
+      preset: "private_chat",
+      invite: users.map((u) => u.userId),
+    });
+    const roomId = String(created.room_id);
+    for (let i = 0; i < users.length; i += 16) {
+      await Promise.all(
+        users
+          .slice(i, i + 16)
+          .map((u) =>
+            matrixCall(s.server.url, u, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {}),
+          ),
+      );
+    }
+    const aliceClient = await s.open(alice);
+    await aliceClient.olmMachine.updateTrackedUsers(users.map((u) => new UserId(u.userId)));
+    await aliceClient.processOutgoingRequests();
+    await aliceClient.sync.start({ pollTimeoutMs: 200 });
+
+    const before = keyQueries(s.server, alice.userId).length;
+    const trusts = await aliceClient.deviceLists.requestResync(users.map((u) => u.userId));
+    const queries = keyQueries(s.server, alice.userId).slice(before);
+    const asked = queries.flatMap((q) => Object.keys((q.body as { device_keys: object }).device_keys));
+    const counts = new Map<string, number>();
+    for (const u of asked) counts.set(u, (counts.get(u) ?? 0) + 1);
+
+    expect(refreshRequests(s.server, alice.userId)).toHaveLength(1000);
+    // Each arrived (a refresh left unrelayed would end client_only after its 30 s wait) ...
+    expect(trusts.every((t) => t.state === "fresh" && t.cleared === "server_and_client")).toBe(true);
+    // ... and was queried exactly once, by the crypto layer after the sync response that announced
+    // it: the SDK re-queried nobody. (How many requests that takes is how the server spread the
+    // announcements over sync responses.)
+    expect(counts.size).toBe(1000);
+    expect(asked).toHaveLength(1000);
+  });
+
   it("1,000 changed users are re-queried in at most ⌈1000/250⌉ + 1 key queries, every device known after", async () => {
     const s = await setup.start("synapse-1.157");
     const alice = createAccount(s.server, "alice");

@@ -47,6 +47,16 @@ describe("MSC2638 device-list refresh", () => {
     expect(logged.map((e) => [e.method, e.status, e.userId])).toEqual([["POST", 202, alice.userId]]);
   });
 
+  it("announces the user after a refresh that found nothing new: the MSC relays the fetched list", async () => {
+    const { clock, alice, dave, aliceQueriesDave } = await start({ profile: "msc" });
+    await aliceQueriesDave();
+    const token = await syncToken(alice);
+    expect((await alice.call("POST", refreshPath(dave.userId), {})).status).toBe(202);
+    await clock.advance(5);
+    expect(await aliceQueriesDave()).toEqual({ devices: ["D1"], failures: {} });
+    expect(await changedSince(alice, token)).toEqual([dave.userId]);
+  });
+
   it("wakes a waiting /sync long-poll when the resync changes the copy", async () => {
     const { hs, clock, alice, dave, newDaveDevice, aliceQueriesDave } = await start({ profile: "msc" });
     await aliceQueriesDave();

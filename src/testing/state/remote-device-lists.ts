@@ -27,7 +27,9 @@ import type { ToDeviceArrival, ToDeviceStore } from "./to-device-store.js";
  *   after a failure (on the server's clock, with backoff) until one succeeds;
  * - a change of the copy is announced to this server's users sharing a room with the remote user
  *   through `device_lists.changed` (`KeyStore.noteCachedDeviceListChange`): every update, and a
- *   resync when it found something new (Synapse's `notify_device_update` in both paths).
+ *   resync when it found something new (Synapse's `notify_device_update` in both paths) — or when
+ *   an MSC2638 refresh asked for it, changed or not: the MSC has the server relay the result of
+ *   the fetch "in sync responses", and a client waits for that to know the refresh is done.
  *
  * A delivered update copies the whole true list, not one device: Synapse applies an update whose
  * `prev_id` it does not know (one after a lost update) by resyncing (`handlers/device.py`
@@ -441,7 +443,7 @@ export class RemoteDeviceLists {
     user.copy = truth;
     user.lastResync = { at, ok: true, reason };
     this.#repaired(user);
-    if (changed) this.#stores.keys.noteCachedDeviceListChange(user.userId);
+    if (changed || reason === "refresh") this.#stores.keys.noteCachedDeviceListChange(user.userId);
     return true;
   }
 
