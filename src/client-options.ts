@@ -90,9 +90,10 @@ export interface CreateE2eeClientOptions {
 /**
  * Codes of the plain `SdkError`s the client itself throws: `invalid_options` (contradictory or
  * missing options) and `client_closed` (a call after `close()`; also the abort reason of the
- * requests it cancels).
+ * requests it cancels); for a worker client also `crypto_store_in_use` (another worker holds the
+ * crypto store) and `worker_failed` (the worker died).
  */
-export type ClientErrorCode = "invalid_options" | "client_closed";
+export type ClientErrorCode = "invalid_options" | "client_closed" | "crypto_store_in_use" | "worker_failed";
 
 /**
  * The client's one event stream, every module's events under names that say the module:
