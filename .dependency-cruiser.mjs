@@ -9,7 +9,8 @@
 //   storage       src/state
 //   crypto        src/crypto (foundations, transport, storage)
 //   features      every other folder: src/dehydration, src/secret-storage, and any added later
-//   facade        src/client.ts, imported only by src/index.ts, the package's entry point
+//   facade        src/client.ts, imported only by src/index.ts, the package's entry point, and by
+//                 src/worker, the shell that runs the facade inside a worker (its own entry points)
 //   mock server   src/testing, a separate entry point, standing alone on src/time
 
 /** Foundations every layer may use. */
@@ -53,9 +54,20 @@ export default {
       severity: "error",
       comment:
         "src/client.ts is the facade that wires the features together; only the entry point src/index.ts " +
-        "imports it. A feature importing the facade makes every feature depend on every other one.",
-      from: { path: "^src/", pathNot: "^src/index[.]ts$" },
+        "and the worker shell src/worker (which runs the facade in a worker) import it. A feature importing " +
+        "the facade makes every feature depend on every other one.",
+      from: { path: "^src/", pathNot: "^src/index[.]ts$|^src/worker/" },
       to: { path: "^src/client[.]ts$" },
+    },
+    {
+      name: "worker-shell-on-top",
+      severity: "error",
+      comment:
+        "src/worker runs the whole client in a worker and is reached only through its own entry points " +
+        "(matrix-e2ee-devices/worker): the facade and the features never import it, or the client would " +
+        "depend on the code that wraps it.",
+      from: { path: "^src/", pathNot: "^src/worker/" },
+      to: { path: "^src/worker/" },
     },
     {
       name: "no-entry-point-import",

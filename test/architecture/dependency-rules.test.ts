@@ -53,6 +53,7 @@ describe("the dependency rules", () => {
       ["not-to-dev-dep", "src/rooms/imports-dev-dependency-types.ts", "vitest"],
       ["not-to-dev-dep", "src/rooms/imports-dev-dependency.ts", "vitest"],
       ["not-to-unresolvable", "src/rooms/imports-missing-module.ts", "./gone.js"],
+      ["worker-shell-on-top", "src/rooms/imports-worker.ts", "src/worker/host.ts"],
       ["testing-self-contained", "src/testing/imports-crypto.ts", "src/crypto/allowed.ts"],
       ["testing-self-contained", "src/testing/imports-errors.ts", "src/errors/error.ts"],
     ];
