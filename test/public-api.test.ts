@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import * as advanced from "../src/advanced.js";
 import * as root from "../src/index.js";
 import * as testing from "../src/testing/index.js";
+import * as workerBrowser from "../src/worker/browser.js";
+import * as workerNode from "../src/worker/node.js";
 
 /**
  * The runtime names each public entry point exports (types leave no trace at runtime). A new
@@ -59,6 +61,11 @@ describe("the public entry points", () => {
       "loadCryptoWasm",
       "secretStorageKey",
     ]);
+  });
+
+  it("matrix-e2ee-devices/worker exports one function, the same name under node and in browsers", () => {
+    expect(names(workerNode)).toEqual(["createE2eeWorkerClient"]);
+    expect(names(workerBrowser)).toEqual(["createE2eeWorkerClient"]);
   });
 
   it("matrix-e2ee-devices/testing exports the mock homeserver, its clock, profiles and route helpers", () => {

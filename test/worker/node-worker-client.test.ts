@@ -14,6 +14,23 @@ afterEach(async () => {
   for (const item of open.splice(0).reverse()) await item.close();
 });
 
+async function openAlice() {
+  const server = await startMockServer({ port: 0 });
+  open.push(server);
+  const alice = createAccount(server, "alice");
+  const client = await createE2eeWorkerClient({
+    baseUrl: server.url,
+    userId: alice.userId,
+    deviceId: alice.deviceId,
+    accessToken: alice.accessToken,
+    uiaCallback: passwordAuth(alice),
+  });
+  open.push(client);
+  return { server, alice, client };
+}
+
+const PROBE = new URL("./support/in-worker-probe.ts", import.meta.url).href;
+
 describe("createE2eeWorkerClient (Node worker thread)", () => {
   it("bootstraps cross-signing with the UIA callback called on this thread, and forwards events", async () => {
     const server = await startMockServer({ port: 0 });
@@ -54,5 +71,70 @@ describe("createE2eeWorkerClient (Node worker thread)", () => {
     expect(error).toMatchObject({ name: "SdkError", code: "invalid_argument" });
     await client.close();
     await expect(client.crossSigning.status()).rejects.toMatchObject({ code: "client_closed" });
+  });
+
+  it("runs app code next to the client (runInWorker), with the machine and callbacks to this thread", async () => {
+    const { alice, client } = await openAlice();
+    expect(await client.runInWorker(PROBE, "machineIds", "x")).toBe(`${alice.userId}|${alice.deviceId}|x`);
+    expect(await client.runInWorker(PROBE, "askApp", async (n: number) => n * 2)).toBe(41);
+    await expect(client.runInWorker(PROBE, "failTyped")).rejects.toMatchObject({
+      name: "SdkError",
+      code: "invalid_argument",
+    });
+  });
+
+  it("hears events emitted before a call resolved before it resolves", async () => {
+    const { client } = await openAlice();
+    const heard: string[] = [];
+    client.events.on("crypto.keysUploaded", () => heard.push("event"));
+    await client.processOutgoingRequests();
+    heard.push("resolved");
+    expect(heard).toEqual(["event", "resolved"]);
+  });
+
+  it("forwards an abort: a drain aborted on this thread rejects with DrainError aborted", async () => {
+    const { client } = await openAlice();
+    await client.processOutgoingRequests();
+    const abort = new AbortController();
+    abort.abort(new Error("the app gave up"));
+    await expect(client.dehydration.drain({ signal: abort.signal })).rejects.toMatchObject({
+      name: "DrainError",
+      code: "aborted",
+    });
+    // A signal aborted later reaches the worker with its reason.
+    const late = new AbortController();
+    const waiting = client.runInWorker(PROBE, "waitForAbort", late.signal);
+    late.abort(new Error("later"));
+    expect(await waiting).toBe("later");
+  });
+
+  it("hands out the sync extension as a handle whose methods run in the worker", async () => {
+    const { client } = await openAlice();
+    const extension = await client.sync.extension();
+    const request = await extension.request();
+    expect(request).toHaveProperty("to_device");
+    await extension.release();
+    await expect(client.sync.status()).resolves.toMatchObject({ state: "stopped" });
+  });
+
+  it("refuses options that cannot cross a thread, with invalid_options", async () => {
+    for (const extra of [{ fetch: globalThis.fetch }, { clock: { now: () => 0 } }, { random: Math.random }]) {
+      await expect(
+        createE2eeWorkerClient({
+          baseUrl: "http://localhost:1",
+          userId: "@a:localhost",
+          deviceId: "D",
+          accessToken: "token-not-used-here",
+          ...(extra as object),
+        }),
+      ).rejects.toMatchObject({ name: "SdkError", code: "invalid_options" });
+    }
+  });
+
+  it("a worker that dies fails the call in flight and every later one with worker_failed", async () => {
+    const { client } = await openAlice();
+    await expect(client.runInWorker(PROBE, "crash")).rejects.toMatchObject({ code: "worker_failed" });
+    await expect(client.crossSigning.status()).rejects.toMatchObject({ code: "worker_failed" });
+    await client.close();
   });
 });
