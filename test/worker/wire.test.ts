@@ -35,7 +35,7 @@ describe("errors across a thread", () => {
     } as never);
     const error = new DrainError("fetch_failed", "the drain could not fetch a page", {
       cause,
-      details: { cursor: "c1", pages: 2, events: 10, roomKeys: 3 },
+      details: { deviceId: "DEHYDRATED", cursor: "c1", pages: 2, events: 10, roomKeys: 3 },
     });
     const rebuilt = fromWireError(across(toWireError(error))) as DrainError;
     expect(rebuilt).toBeInstanceOf(DrainError);
