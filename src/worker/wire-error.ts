@@ -49,13 +49,14 @@ const MAX_DEPTH = 4;
 
 /** The wire form of whatever was thrown. */
 export function toWireError(thrown: unknown, depth = 0): WireError {
-  if (!(thrown instanceof Error)) {
+  if (thrown === null || typeof thrown !== "object") {
     const value =
       thrown === null || ["string", "number", "boolean"].includes(typeof thrown)
         ? (thrown as string | number | boolean | null)
         : String(thrown);
     return { name: "Error", message: String(thrown), fields: {}, value };
   }
+  if (!(thrown instanceof Error)) return objectWireError(thrown);
   const fields: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(thrown)) {
     if (key === "name" || key === "message" || key === "stack" || key === "cause") continue;
@@ -66,6 +67,39 @@ export function toWireError(thrown: unknown, depth = 0): WireError {
   if (typeof thrown.stack === "string") wire.stack = thrown.stack;
   if (thrown.cause !== undefined && depth < MAX_DEPTH) wire.cause = toWireError(thrown.cause, depth + 1);
   return wire;
+}
+
+/**
+ * An object thrown that is not an `Error`: crypto-wasm throws its own classes this way
+ * (`MegolmDecryptionError`, whose `code` and `description` are getters on its prototype). Its
+ * fields — own and getters alike — go as data, and it is rebuilt as an `Error` of that name.
+ */
+function objectWireError(thrown: object): WireError {
+  const fields: Record<string, unknown> = {};
+  const names = new Set(Object.keys(thrown));
+  for (let proto = Object.getPrototypeOf(thrown); proto !== null && proto !== Object.prototype; ) {
+    for (const [key, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(proto))) {
+      if (descriptor.get !== undefined) names.add(key);
+    }
+    proto = Object.getPrototypeOf(proto);
+  }
+  for (const key of names) {
+    let item: unknown;
+    try {
+      item = (thrown as Record<string, unknown>)[key];
+    } catch {
+      continue;
+    }
+    const copy = plainCopy(item, 0);
+    if (copy !== undefined) fields[key] = copy;
+  }
+  const name = (thrown as { constructor?: { name?: unknown } }).constructor?.name;
+  const text = [fields.description, fields.message].find((t) => typeof t === "string") as string | undefined;
+  return {
+    name: typeof name === "string" && name !== "Object" ? name : "Error",
+    message: text ?? String(thrown),
+    fields,
+  };
 }
 
 /** The error a `WireError` describes, as an instance of its class where this SDK knows it. */

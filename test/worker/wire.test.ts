@@ -59,6 +59,20 @@ describe("errors across a thread", () => {
     expect(plain.constructor).toBe(Error);
     expect(plain.code).toBe("ECONNREFUSED");
     expect(isSdkError(plain)).toBe(false);
+    // crypto-wasm throws objects that are no Errors, their fields getters on the prototype.
+    class MegolmDecryptionError {
+      get code() {
+        return 6;
+      }
+      get description() {
+        return "the session is unknown";
+      }
+      free() {}
+    }
+    const wasm = fromWireError(across(toWireError(new MegolmDecryptionError()))) as Error & { code: number };
+    expect(wasm).toBeInstanceOf(Error);
+    expect(wasm).toMatchObject({ name: "MegolmDecryptionError", code: 6, message: "the session is unknown" });
+    expect(fromWireError(across(toWireError({ reason: "x" })))).toMatchObject({ name: "Error", reason: "x" });
     expect(fromWireError(across(toWireError("just a string")))).toBe("just a string");
     expect(fromWireError(across(toWireError(42)))).toBe(42);
   });
