@@ -467,8 +467,10 @@ export class Rooms implements RoomsApi {
       throw sendFailed("Olm sessions with the members' devices could not be set up", roomId, cause);
     }
     const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
-    const users = await readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS);
-    const ownIdentity = await readIdentity(machine, this.#parts.userId);
+    const [users, ownIdentity] = await Promise.all([
+      readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS),
+      readIdentity(machine, this.#parts.userId),
+    ]);
     return { room, targets, plan: planRecipients({ roomId, strategy, ownIdentity, users }) };
   }
 
