@@ -80,7 +80,8 @@ export class Msc2638Client {
   #parallel = false;
   /** No refresh is sent before this time on the clock (a 429's wait). */
   #pausedUntil = 0;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** The one call in flight while calls go one at a time; the others wait for it to settle. */
+  #probe: Promise<unknown> | undefined;
 
   constructor(parts: Msc2638Parts) {
     this.#parts = parts;
@@ -105,10 +106,17 @@ export class Msc2638Client {
    * Asks the server to refresh its copy of `userId`'s device list, after any 429's wait is over.
    * Never rejects.
    */
-  refresh(userId: string): Promise<RefreshAnswer> {
+  async refresh(userId: string): Promise<RefreshAnswer> {
+    // While calls go one at a time, one call is the probe and the rest wait for it; once it is
+    // accepted they all go at once (not one after another: a thousand refreshes at 50 ms each
+    // would take 50 s), and after a 429 or a missing path the next waiter probes again.
+    while (!this.#parallel && this.#probe !== undefined) await this.#probe;
     if (this.#parallel) return this.#ask(userId);
-    const answer = this.#queue.then(() => this.#ask(userId));
-    this.#queue = answer;
+    const answer = this.#ask(userId);
+    const probe = answer.finally(() => {
+      if (this.#probe === probe) this.#probe = undefined;
+    });
+    this.#probe = probe;
     return answer;
   }
 

@@ -139,6 +139,34 @@ describe("Msc2638Client", () => {
     expect(fake.callsTo("POST", UNSTABLE)).toHaveLength(2);
   });
 
+  it("one probe while the path is unconfirmed; once it is accepted, every waiting refresh goes at once", async () => {
+    const { msc, fake } = client({ [MSC2638_FEATURE]: true });
+    let inFlight = 0;
+    let peak = 0;
+    const gates: (() => void)[] = [];
+    fake.on("POST", STABLE, async () => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      inFlight--;
+      return {};
+    });
+    const users = Array.from({ length: 100 }, (_, i) => `@u${i}:remote.example`);
+    const answers = Promise.all(users.map((u) => msc.refresh(u)));
+    await new Promise((r) => setTimeout(r, 0));
+    // The first call probes alone.
+    expect(fake.callsTo("POST", STABLE)).toHaveLength(1);
+    gates.shift()?.();
+    for (let i = 0; i < 5 && fake.callsTo("POST", STABLE).length < 100; i++) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    // The other 99 are all in flight together, not one after another.
+    expect(fake.callsTo("POST", STABLE)).toHaveLength(100);
+    expect(peak).toBe(99);
+    for (const open of gates.splice(0)) open();
+    expect((await answers).every((a) => a.kind === "accepted")).toBe(true);
+  });
+
   it("a 429 holds every refresh until its wait is over: N users cost N + 1 requests, not 2N", async () => {
     const { msc, fake, clock } = client({ [MSC2638_FEATURE]: true });
     // The server limits every refresh for 4 s.
