@@ -14,12 +14,18 @@ export function toUserId(value: string): UserId {
   }
 }
 
+/** The spec's limit: a user id, sigil and server name included, is at most 255 characters. */
+export const MAX_USER_ID_LENGTH = 255;
+
 /**
- * Whether crypto-wasm takes `value` as a user id (the grammar of the spec's "User Identifiers",
- * with its length limit): an id it refuses can have no devices it knows.
+ * Whether `value` is a user id crypto-wasm takes and the spec allows ("User Identifiers": the
+ * grammar, and at most 255 characters, which crypto-wasm does not check): an id it refuses can
+ * have no devices it knows, and no server hands out a longer one.
  */
 export function isValidUserId(value: unknown): value is string {
-  if (typeof value !== "string" || !/^@[^:]+:.+$/.test(value)) return false;
+  if (typeof value !== "string" || value.length > MAX_USER_ID_LENGTH || !/^@[^:]+:.+$/.test(value)) {
+    return false;
+  }
   try {
     new UserId(value).free();
     return true;

@@ -250,6 +250,9 @@ export class DeviceLists implements DeviceListsApi {
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
       throw invalid(`timeoutMs must be an integer from 0 to ${MAX_TIMEOUT_MS}`);
     }
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw invalid("signal must be an AbortSignal");
+    }
     const due = users.filter((u) => needsResync(this.#trustOf(u)));
     if (due.length === 0) return users.map((u) => this.#trustOf(u));
     void this.#resync(due);

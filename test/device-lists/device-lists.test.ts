@@ -59,6 +59,9 @@ describe("trust", () => {
       // Node's timers fire a delay of 2^31 ms or more after 1 ms: refused, not a 1 ms wait.
       () => lists.ensureFresh([BOB], { timeoutMs: 2 ** 31 }),
       () => lists.ensureFresh([BOB], {} as never),
+      () => lists.ensureFresh([BOB], { timeoutMs: 5, signal: { aborted: false } as never }),
+      // The spec's 255-character limit, which crypto-wasm does not check.
+      () => lists.requestResync([`@${"a".repeat(300)}:home.example`]),
     ]) {
       const error = await call().then(
         () => undefined,
