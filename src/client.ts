@@ -325,6 +325,7 @@ class Client implements E2eeClient {
         deviceLists.ensureFresh(userIds, { timeoutMs: sendTimeoutMs, signal }),
       // A message from a device the list does not hold is a sign the list is stale.
       decrypted: (event, result) => deviceLists.roomEventDecrypted(event, result),
+      unreachable: (userId) => deviceLists.trust(userId).state === "failed",
     });
     this.crossSigning = new CrossSigning({
       machine,

@@ -25,12 +25,14 @@ export async function readUserFacts(
   userIds: readonly string[],
   olmSession: OlmSessionState,
   waitSecs: number | undefined,
+  identityOf: (userId: string) => Promise<IdentityFacts | undefined> = (userId) =>
+    readIdentity(machine, userId),
 ): Promise<UserFacts[]> {
   // crypto-wasm's `getIdentity` waits up to 1 s while a key query for the user is due
   // (`machine.rs` `get_identity`, `Some(Duration::from_secs(1))`) — and a user whose server keeps
   // failing stays due for as long as crypto-wasm backs off. Read one after another, K such members
   // cost K seconds a send; read together, at most one.
-  const identities = await Promise.all(userIds.map((userId) => readIdentity(machine, userId)));
+  const identities = await Promise.all(userIds.map((userId) => identityOf(userId)));
   const users: UserFacts[] = [];
   for (const [index, userId] of userIds.entries()) {
     const identity = identities[index];

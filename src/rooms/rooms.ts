@@ -22,6 +22,7 @@ import type { RoomsEvents } from "./events.js";
 import { OlmSessions } from "./olm-sessions.js";
 import {
   type DeviceFacts,
+  type IdentityFacts,
   planRecipients,
   type RecipientPlan,
   SHARING_STRATEGIES,
@@ -139,7 +140,16 @@ export interface RoomsParts {
   ensureFresh?: ((userIds: readonly string[], signal: AbortSignal) => Promise<unknown>) | undefined;
   /** Shown every result `decrypt` returns, after it was computed (another module's detectors). */
   decrypted?: ((event: unknown, result: RoomDecryptResult) => void) | undefined;
+  /**
+   * Whether `userId`'s key queries fail for now (their server, or this client's, is backed off).
+   * Their identity is then taken as last read: crypto-wasm cannot learn a newer one meanwhile, and
+   * its `getIdentity` would wait a second for the query that does not come. Omitted: never.
+   */
+  unreachable?: ((userId: string) => boolean) | undefined;
 }
+
+/** Identities remembered for users whose queries fail (`RoomsParts.unreachable`), at most. */
+const MAX_REMEMBERED_IDENTITIES = 10_000;
 
 /**
  * How long a device read waits for a key query of that user still in flight: not at all. Every
@@ -166,6 +176,8 @@ export class Rooms implements RoomsApi {
   readonly #events: TypedEmitter<RoomsEvents>;
   readonly #decryptor: RoomDecryptor;
   readonly #sessions = new OlmSessions();
+  /** The last identity read of each user, for when their queries fail (`#identityOf`). */
+  readonly #identities = new Map<string, IdentityFacts | undefined>();
   readonly #known = new Map<string, KnownRoom>();
   /** Per room: what the current outbound session was applied to, across sends. */
   readonly #applied = new Map<string, { sessionId: string; recipients: Map<string, AppliedRecipient> }>();
@@ -297,6 +309,7 @@ export class Rooms implements RoomsApi {
         [userId],
         (u, d) => this.#sessions.state(u, d),
         DEVICE_QUERY_WAIT_SECS,
+        this.#identityOf,
       );
       return displayDevices(user?.devices ?? []);
     });
@@ -468,11 +481,25 @@ export class Rooms implements RoomsApi {
     }
     const olmSession = (userId: string, deviceId: string) => this.#sessions.state(userId, deviceId);
     const [users, ownIdentity] = await Promise.all([
-      readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS),
+      readUserFacts(machine, this.#parts, targets, olmSession, DEVICE_QUERY_WAIT_SECS, this.#identityOf),
       readIdentity(machine, this.#parts.userId),
     ]);
     return { room, targets, plan: planRecipients({ roomId, strategy, ownIdentity, users }) };
   }
+
+  /** A user's identity: read from the machine, or as last read while their queries fail. */
+  readonly #identityOf = async (userId: string): Promise<IdentityFacts | undefined> => {
+    if (this.#identities.has(userId) && this.#parts.unreachable?.(userId) === true) {
+      return this.#identities.get(userId);
+    }
+    const identity = await readIdentity(this.#parts.machine, userId);
+    this.#identities.delete(userId);
+    this.#identities.set(userId, identity);
+    if (this.#identities.size > MAX_REMEMBERED_IDENTITIES) {
+      this.#identities.delete(this.#identities.keys().next().value as string);
+    }
+    return identity;
+  };
 
   async #encryption(roomId: string, signal: AbortSignal): Promise<RoomEncryption> {
     const known = this.#known.get(roomId);
