@@ -23,11 +23,16 @@ import {
   type SignalMarker,
 } from "./wire-values.js";
 
-/** Each method of `T` returning a promise: what a call across a thread boundary can be. */
+/**
+ * Each method of `T` returning a promise: what a call across a thread boundary can be. A method
+ * that already returns one keeps its own type, overloads included.
+ */
 export type Promisified<T> = {
-  readonly [K in keyof T]: T[K] extends (...args: infer A) => infer R
-    ? (...args: A) => Promise<Awaited<R>>
-    : T[K];
+  readonly [K in keyof T]: T[K] extends (...args: never[]) => Promise<unknown>
+    ? T[K]
+    : T[K] extends (...args: infer A) => infer R
+      ? (...args: A) => Promise<Awaited<R>>
+      : T[K];
 };
 
 /**
