@@ -19,6 +19,25 @@ export default defineConfig({
         },
       },
       {
+        // The facade's integration tests once more with the client in a Node worker thread
+        // (src/worker/node.ts): the fixtures read E2EE_CLIENT_MODE (test/integration/support/client-mode.ts).
+        // The files that open no client of the facade are not repeated.
+        extends: true,
+        test: {
+          name: "worker",
+          include: ["test/integration/**/*.test.ts"],
+          exclude: [
+            "node_modules/**",
+            "test/integration/crypto-wiring.test.ts",
+            "test/integration/http-transport.test.ts",
+            "test/integration/matrix-js-sdk-clients.test.ts",
+            "test/integration/mock-olm-machines.test.ts",
+            "test/integration/rooms-decrypt.test.ts",
+          ],
+          env: { E2EE_CLIENT_MODE: "worker" },
+        },
+      },
+      {
         // Renderer behaviour in a real Chromium (docs/browser-tests.md). Vitest runs these files in
         // Node; each drives its own Chromium through playwright-core.
         extends: true,

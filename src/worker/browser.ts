@@ -2,12 +2,20 @@ import {
   type CreateE2eeWorkerClientOptions,
   connectWorkerClient,
   type E2eeWorkerClient,
+  type WorkerSetup,
 } from "./remote-client.js";
 
-export type { CreateE2eeWorkerClientOptions, E2eeWorkerClient, Promisified } from "./remote-client.js";
+export type {
+  CreateE2eeWorkerClientOptions,
+  E2eeWorkerClient,
+  Promisified,
+  WorkerSetup,
+} from "./remote-client.js";
 
 /** Where the worker comes from: by default the package's own script, as a module worker. */
 export interface WorkerClientPlacement {
+  /** App code the worker runs first, making the options that cannot cross (`WorkerSetup`). */
+  setup?: WorkerSetup;
   /**
    * A worker the app made itself, running `matrix-e2ee-devices/worker-script` (e.g. for a bundler
    * that needs its own `new Worker(new URL(…, import.meta.url))` line). Ended by `close()`.
@@ -41,5 +49,6 @@ export async function createE2eeWorkerClient(
       },
     },
     options,
+    placement.setup,
   );
 }

@@ -4,12 +4,20 @@ import {
   type CreateE2eeWorkerClientOptions,
   connectWorkerClient,
   type E2eeWorkerClient,
+  type WorkerSetup,
 } from "./remote-client.js";
 
-export type { CreateE2eeWorkerClientOptions, E2eeWorkerClient, Promisified } from "./remote-client.js";
+export type {
+  CreateE2eeWorkerClientOptions,
+  E2eeWorkerClient,
+  Promisified,
+  WorkerSetup,
+} from "./remote-client.js";
 
 /** Where the worker comes from: by default the package's own script. */
 export interface WorkerClientPlacement {
+  /** App code the worker runs first, making the options that cannot cross (`WorkerSetup`). */
+  setup?: WorkerSetup;
   /** Options for the worker thread (`resourceLimits`, `env`, …); `execArgv` as Node takes it. */
   workerOptions?: import("node:worker_threads").WorkerOptions;
 }
@@ -42,6 +50,7 @@ export async function createE2eeWorkerClient(
       },
     },
     options,
+    placement.setup,
   );
 }
 

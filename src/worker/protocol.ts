@@ -18,6 +18,13 @@ export function isEventMessage(data: unknown): data is EventMessage {
   return typeof data === "object" && data !== null && Array.isArray((data as EventMessage).e2eeEvent);
 }
 
+/** The module the worker imports before it opens the client, and what it calls there. */
+export interface SetupCall {
+  url: string;
+  exportName: string;
+  args: unknown[];
+}
+
 /** The app's side, which the worker calls back (a Comlink proxy). */
 export interface WorkerHostCallbacks {
   /** Calls the app's callback numbered `id` with `args`. */
@@ -26,8 +33,11 @@ export interface WorkerHostCallbacks {
 
 /** What the worker exposes. */
 export interface WorkerService {
-  /** Creates the client inside the worker; resolves with its user and device ids. */
-  open(options: unknown, host: WorkerHostCallbacks): Promise<Envelope>;
+  /**
+   * Creates the client inside the worker, with the options `setup`'s export returns there added
+   * to `options`; resolves with its user and device ids.
+   */
+  open(options: unknown, host: WorkerHostCallbacks, setup?: SetupCall): Promise<Envelope>;
   /** Calls `client[path[0]][path[1]](...args)`, or a handle's method (`["#handle", id, name]`). */
   call(path: string[], args: unknown[]): Promise<Envelope>;
   /** Runs `export` of the module at `url` with the in-worker client and `args`. */

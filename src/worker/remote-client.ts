@@ -9,6 +9,7 @@ import {
   FORWARDED,
   type ForwardedCapability,
   isEventMessage,
+  type SetupCall,
   type WorkerHostCallbacks,
   type WorkerService,
 } from "./protocol.js";
@@ -68,6 +69,19 @@ export type CreateE2eeWorkerClientOptions = Omit<
   "fetch" | "clock" | "random" | "olmMachine" | "stateStore"
 >;
 
+/**
+ * App code the worker runs before it opens the client, for what cannot cross as data: the worker
+ * imports `module` (an absolute URL, e.g. `new URL("./e2ee-setup.js", import.meta.url)`), calls its
+ * export `export` (default `"default"`) with `args`, and adds the options it returns — a `fetch`,
+ * a `clock`, a `stateStore`, … made there — to those the app passed.
+ */
+export interface WorkerSetup {
+  module: string | URL;
+  export?: string;
+  /** Data, callbacks (called back on the app's thread) and signals, as for any call. */
+  args?: readonly unknown[];
+}
+
 /** What crosses a thread boundary only as data or callbacks: these options cannot. */
 const REFUSED = ["fetch", "clock", "random", "olmMachine", "stateStore"] as const;
 
@@ -88,16 +102,26 @@ export interface WorkerLink {
 export async function connectWorkerClient(
   link: WorkerLink,
   options: CreateE2eeWorkerClientOptions,
+  setup?: WorkerSetup,
 ): Promise<E2eeWorkerClient> {
   for (const name of REFUSED) {
     if ((options as Record<string, unknown>)[name] !== undefined) {
       await link.terminate();
       throw new SdkError<ClientErrorCode>(
         "invalid_options",
-        `${name} cannot be passed to a worker client: it is not data or a callback`,
+        `${name} cannot be passed to a worker client: it is not data or a callback; make it in the worker with a setup module`,
       );
     }
   }
+  const refusal = setup === undefined ? undefined : setupRefusal(setup);
+  if (refusal !== undefined) {
+    await link.terminate();
+    throw new SdkError<ClientErrorCode>("invalid_options", refusal);
+  }
+  const setupCall =
+    setup === undefined
+      ? undefined
+      : { url: String(setup.module), exportName: setup.export ?? "default", args: [...(setup.args ?? [])] };
   const logger = options.logger ?? silentLogger;
   const connection = new Connection(link, logger);
   const plainLogger: Logger | undefined = options.logger && {
@@ -106,7 +130,7 @@ export async function connectWorkerClient(
     warn: (m, f) => options.logger?.warn(m, f),
     error: (m, f) => options.logger?.error(m, f),
   };
-  const ids = (await connection.open({ ...options, logger: plainLogger })) as {
+  const ids = (await connection.open({ ...options, logger: plainLogger }, setupCall)) as {
     userId: string;
     deviceId: string;
   };
@@ -151,7 +175,7 @@ class Connection {
     return Promise.race([call, this.#death]);
   }
 
-  async open(options: unknown): Promise<unknown> {
+  async open(options: unknown, setup: SetupCall | undefined): Promise<unknown> {
     const host: WorkerHostCallbacks = {
       invoke: async (id, args) => {
         const fn = this.#callbacks.get(id);
@@ -163,9 +187,13 @@ class Connection {
         }
       },
     };
-    const { value: marked, signals } = this.#mark(options, true);
+    const { value: marked, signals } = this.#mark({ options, setupArgs: setup?.args ?? [] }, true);
+    const { options: markedOptions, setupArgs } = marked as { options: unknown; setupArgs: unknown[] };
+    const markedSetup = setup === undefined ? undefined : { ...setup, args: setupArgs };
     try {
-      return this.#unwrap(await this.#answer(this.#remote.open(marked, Comlink.proxy(host))));
+      return this.#unwrap(
+        await this.#answer(this.#remote.open(markedOptions, Comlink.proxy(host), markedSetup)),
+      );
     } catch (error) {
       await this.#link.terminate();
       throw error;
@@ -292,6 +320,15 @@ class Connection {
     }
     return rehideKeys(value);
   }
+}
+
+function setupRefusal(setup: WorkerSetup): string | undefined {
+  if (typeof setup !== "object" || setup === null) return "setup must be an object";
+  if (typeof setup.module !== "string" && !(setup.module instanceof URL))
+    return "setup.module must be a URL or a string";
+  if (setup.export !== undefined && typeof setup.export !== "string") return "setup.export must be a string";
+  if (setup.args !== undefined && !Array.isArray(setup.args)) return "setup.args must be an array";
+  return undefined;
 }
 
 function workerFailed(cause: unknown): SdkError<ClientErrorCode> {

@@ -7,6 +7,7 @@ import {
   type EventMessage,
   FORWARDED,
   type ForwardedCapability,
+  type SetupCall,
   type WorkerHostCallbacks,
   type WorkerService,
 } from "./protocol.js";
@@ -71,11 +72,13 @@ export function serveClient(endpoint: HostEndpoint): void {
   };
 
   const service: WorkerService = {
-    open: (options, callbacks) =>
+    open: (options, callbacks, setup) =>
       answer(async () => {
         if (client !== undefined) throw closedOrOpen("the worker already holds a client");
         host = callbacks as unknown as Comlink.Remote<WorkerHostCallbacks>;
-        const restored = restore(options) as CreateE2eeClientOptions;
+        const crossed = restore(options) as CreateE2eeClientOptions;
+        const restored: CreateE2eeClientOptions =
+          setup === undefined ? crossed : { ...crossed, ...(await setupOptions(setup, restore)) };
         const withBudget: CreateE2eeClientOptions = {
           ...restored,
           dehydration: {
@@ -153,6 +156,42 @@ export function serveClient(endpoint: HostEndpoint): void {
     },
   };
   Comlink.expose(service, endpoint);
+}
+
+/**
+ * The options the app's setup module makes inside the worker: what cannot cross as data (a
+ * `fetch`, a `clock`, a `stateStore`, …) is built here instead.
+ */
+async function setupOptions(
+  setup: SetupCall,
+  restore: (value: unknown) => unknown,
+): Promise<Partial<CreateE2eeClientOptions>> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(/* @vite-ignore */ setup.url)) as Record<string, unknown>;
+  } catch (cause) {
+    throw new SdkError<ClientErrorCode>("invalid_options", "the worker could not import the setup module", {
+      cause,
+      details: { module: setup.url },
+    });
+  }
+  const fn = module[setup.exportName];
+  if (typeof fn !== "function") {
+    throw new SdkError<ClientErrorCode>("invalid_options", "the setup module exports no such function", {
+      details: { module: setup.url, export: setup.exportName },
+    });
+  }
+  const made: unknown = await fn(...(restore(setup.args) as unknown[]));
+  if (typeof made !== "object" || made === null || Array.isArray(made)) {
+    throw new SdkError<ClientErrorCode>(
+      "invalid_options",
+      "the setup function must return an options object",
+      {
+        details: { module: setup.url, export: setup.exportName },
+      },
+    );
+  }
+  return made as Partial<CreateE2eeClientOptions>;
 }
 
 function closedOrOpen(message: string): SdkError<ClientErrorCode> {

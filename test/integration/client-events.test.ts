@@ -1,11 +1,11 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/device/names.js";
 import type { RotationPassResult } from "../../src/dehydration/rotation/rotation.js";
 import { decodeBase64 } from "../../src/secret-storage/base64.js";
 import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import { inClient, type TestClient } from "./support/client-mode.js";
 import {
   bobSharesRoomKeys,
   type ClientEvent,
@@ -48,26 +48,18 @@ function textForms(bytes: Uint8Array): string[] {
 }
 
 /** The dehydration key cached in `client`'s crypto store. */
-async function dehydrationKeyOf(client: E2eeClient): Promise<Uint8Array> {
-  const devices = client.olmMachine.dehydratedDevices();
-  try {
-    const cached = await devices.getDehydratedDeviceKey();
-    const text = cached?.toBase64();
-    cached?.free();
-    const bytes = text === undefined ? undefined : decodeBase64(text);
-    if (bytes === undefined) throw new Error("no dehydration key is cached");
-    return bytes;
-  } finally {
-    devices.free();
-  }
+async function dehydrationKeyOf(client: TestClient): Promise<Uint8Array> {
+  const text = await inClient(client, "cachedDehydrationKey");
+  const bytes = text === undefined ? undefined : decodeBase64(text);
+  if (bytes === undefined) throw new Error("no dehydration key is cached");
+  return bytes;
 }
 
 /** The private cross-signing key seeds `client` holds (unpadded base64, as crypto-wasm exports them). */
-async function crossSigningSeedsOf(client: E2eeClient): Promise<string[]> {
-  const exported = await client.olmMachine.exportCrossSigningKeys();
+async function crossSigningSeedsOf(client: TestClient): Promise<string[]> {
+  const exported = await inClient(client, "exportCrossSigningKeys");
   if (exported === undefined) throw new Error("no cross-signing keys to export");
   const seeds = [exported.masterKey, exported.self_signing_key, exported.userSigningKey];
-  exported.free();
   return seeds.filter((s): s is string => s !== undefined);
 }
 
@@ -87,7 +79,7 @@ const indexOf = (seen: readonly ClientEvent[], name: keyof E2eeClientEvents) =>
 
 describe("one event stream for a whole dehydrated-device run", () => {
   let server: RunningMockServer;
-  const clients: E2eeClient[] = [];
+  const clients: TestClient[] = [];
   /** What the app on Alice's first device heard, and on her new login. */
   let firstSeen: ClientEvent[];
   let loginSeen: ClientEvent[];

@@ -1,6 +1,5 @@
 import { DeviceId, initAsync, OlmMachine, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, dehydratedDeviceEventsPath } from "../../src/dehydration/device/names.js";
 import { buildDehydratedDeviceUpload } from "../../src/dehydration/device/upload-request.js";
@@ -10,6 +9,7 @@ import {
   type ScriptedFailureSpec,
   startMockServer,
 } from "../../src/testing/index.js";
+import { inClient, type TestClient } from "./support/client-mode.js";
 import {
   type Alice,
   aliceWithDehydratedDevice,
@@ -46,7 +46,7 @@ const watch = new LeakWatch();
 
 describe("resetting the identity of a user with a dehydrated device", () => {
   let server: RunningMockServer;
-  const clients: E2eeClient[] = [];
+  const clients: TestClient[] = [];
 
   beforeAll(async () => {
     server = await startMockServer({ profile: "synapse-1.157" });
@@ -71,7 +71,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     const opened = await newLogin(server, user, { watch, ...options });
     clients.push(opened.client);
     // Probing decryption before the drain would otherwise queue room-key requests to her devices.
-    opened.client.olmMachine.roomKeyRequestsEnabled = false;
+    await inClient(opened.client, "setRoomKeyRequests", false);
     return opened;
   }
 
@@ -85,7 +85,7 @@ describe("resetting the identity of a user with a dehydrated device", () => {
 
   /** Resets the identity while the server answers `failure`; the server recovers afterwards. */
   async function resetWhileFailing(
-    client: E2eeClient,
+    client: TestClient,
     secretStorageKey: SecretStorageKey,
     failure: ScriptedFailureSpec,
   ) {
@@ -97,14 +97,14 @@ describe("resetting the identity of a user with a dehydrated device", () => {
     }
   }
 
-  function staleEvents(client: E2eeClient): E2eeClientEvents["dehydration.stale"][] {
+  function staleEvents(client: TestClient): E2eeClientEvents["dehydration.stale"][] {
     const seen: E2eeClientEvents["dehydration.stale"][] = [];
     client.events.on("dehydration.stale", (e) => seen.push(e));
     return seen;
   }
 
   /** The server's device as `client` judges it. */
-  const deviceStatus = async (client: E2eeClient) => (await client.dehydration.status()).device;
+  const deviceStatus = async (client: TestClient) => (await client.dehydration.status()).device;
 
   /**
    * Whether a new sender encrypts a room key to `deviceId`. Senders withhold keys from a dehydrated

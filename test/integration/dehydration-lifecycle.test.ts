@@ -8,7 +8,7 @@ import {
 import { type AccountDataClient, ServerSideSecretStorageImpl } from "matrix-js-sdk/lib/secret-storage.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { clientInternals, type E2eeClient } from "../../src/client.js";
+import { clientInternals } from "../../src/client.js";
 import { sendOutgoingRequest } from "../../src/crypto/send-outgoing-request.js";
 import { DehydrationManager } from "../../src/dehydration/device/dehydration-manager.js";
 import type { DehydratedDeviceRejection } from "../../src/dehydration/device/device-validation.js";
@@ -25,6 +25,7 @@ import { decodeBase64 } from "../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import { type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import { canonicalJson } from "../../src/testing/state/canonical-json.js";
+import { inClient, inThreadClient, itInThread, type TestClient } from "./support/client-mode.js";
 import {
   bobSharesRoomKeys,
   type ClientEvent,
@@ -67,7 +68,7 @@ beforeAll(async () => {
 
 /** A client of the test, and what `client.events` told it about the dehydrated device (`dehydration.*`). */
 interface Login {
-  client: E2eeClient;
+  client: TestClient;
   session: Session;
   seen: ClientEvent[];
 }
@@ -93,7 +94,7 @@ interface AliceWithDevice extends Alice {
  */
 function usePerTestClients(getServer: () => RunningMockServer) {
   let users = 0;
-  const state = { leaks: new LeakWatch(), clients: [] as E2eeClient[] };
+  const state = { leaks: new LeakWatch(), clients: [] as TestClient[] };
 
   beforeEach(() => {
     state.leaks = new LeakWatch();
@@ -158,7 +159,7 @@ function usePerTestClients(getServer: () => RunningMockServer) {
     get leaks() {
       return state.leaks;
     },
-    get clients(): readonly E2eeClient[] {
+    get clients(): readonly TestClient[] {
       return state.clients;
     },
     open,
@@ -171,22 +172,14 @@ function usePerTestClients(getServer: () => RunningMockServer) {
 }
 
 /** The server's current device id as `client` reads it over HTTP (valid or not), if it has one. */
-async function serverDeviceId(client: E2eeClient): Promise<string | undefined> {
+async function serverDeviceId(client: TestClient): Promise<string | undefined> {
   const { device } = await client.dehydration.status();
   return device.status === "none" ? undefined : device.deviceId;
 }
 
 /** The dehydration key cached in `client`'s crypto store, in base64 as secret storage holds it. */
-async function cachedKey(client: E2eeClient): Promise<string | undefined> {
-  const devices = client.olmMachine.dehydratedDevices();
-  try {
-    const cached = await devices.getDehydratedDeviceKey();
-    const text = cached?.toBase64();
-    cached?.free();
-    return text;
-  } finally {
-    devices.free();
-  }
+async function cachedKey(client: TestClient): Promise<string | undefined> {
+  return inClient(client, "cachedDehydrationKey");
 }
 
 describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
@@ -312,33 +305,36 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
     expect(await serverDeviceId(stranger.client)).toBe(alice.deviceId);
   });
 
-  it("imports a room key that was sent to the device while Alice was away, from one page of its events", async () => {
-    const alice = await t.aliceWithDevice();
-    const second = await t.restoredLogin(alice);
-    const bob = `bob-of-${alice.userId.slice(1).split(":")[0]}`;
-    const messages = await bobSharesRoomKeys(server, alice.userId, 1, bob, t.leaks);
-    const [message] = messages;
+  itInThread("opens the device through the manager (clientInternals)")(
+    "imports a room key that was sent to the device while Alice was away, from one page of its events",
+    async () => {
+      const alice = await t.aliceWithDevice();
+      const second = await t.restoredLogin(alice);
+      const bob = `bob-of-${alice.userId.slice(1).split(":")[0]}`;
+      const messages = await bobSharesRoomKeys(server, alice.userId, 1, bob, t.leaks);
+      const [message] = messages;
 
-    // One page, fetched the way this profile serves it (the full drain has its own tests).
-    const path = dehydratedDeviceEventsPath(alice.deviceId);
-    const http = sessionHttp(server, second.session);
-    const page = server.homeserver.profile.dehydratedEventsPost
-      ? await http.request({ method: "POST", path, body: {}, schema: eventsPage })
-      : await http.request({ method: "GET", path, schema: eventsPage });
-    expect(page.events.length).toBeGreaterThan(0);
+      // One page, fetched the way this profile serves it (the full drain has its own tests).
+      const path = dehydratedDeviceEventsPath(alice.deviceId);
+      const http = sessionHttp(server, second.session);
+      const page = server.homeserver.profile.dehydratedEventsPost
+        ? await http.request({ method: "POST", path, body: {}, schema: eventsPage })
+        : await http.request({ method: "GET", path, schema: eventsPage });
+      expect(page.events.length).toBeGreaterThan(0);
 
-    // The opened device itself, without the drain engine around it: only the manager hands it out.
-    const rehydrated = (await clientInternals(second.client).manager.rehydrate({
-      secretStorageKey: second.key,
-    }))!;
-    expect(rehydrated.deviceId).toBe(alice.deviceId);
-    const keys = await rehydrated.receiveEvents(page.events);
-    rehydrated.free();
-    expect(keys).toContainEqual(
-      expect.objectContaining({ roomId: message!.roomId, senderKey: message!.senderKey }),
-    );
-    expect(await decryptable(second.client, messages)).toBe(1);
-  });
+      // The opened device itself, without the drain engine around it: only the manager hands it out.
+      const rehydrated = (await clientInternals(inThreadClient(second.client)).manager.rehydrate({
+        secretStorageKey: second.key,
+      }))!;
+      expect(rehydrated.deviceId).toBe(alice.deviceId);
+      const keys = await rehydrated.receiveEvents(page.events);
+      rehydrated.free();
+      expect(keys).toContainEqual(
+        expect.objectContaining({ roomId: message!.roomId, senderKey: message!.senderKey }),
+      );
+      expect(await decryptable(second.client, messages)).toBe(1);
+    },
+  );
 
   describe("a hostile server's injected device", () => {
     /** A dehydrated device body for `userId` made under another identity (not on the server). */
@@ -421,46 +417,49 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
       await expectRefusedAndKept(alice, second, body.device_id, ["not_cross_signed_by_owner"]);
     });
 
-    it("whose id is not its Curve25519 key is refused and left on the server, though cross-signed and openable", async () => {
-      const alice = await t.aliceWithDevice();
-      const second = await t.restoredLogin(alice);
-      // A device named NOTITSKEY with valid self-signed keys flagged dehydrated, paired with the
-      // genuine device_data (which Alice's key opens: crypto-wasm does not notice the wrong id).
-      const impostor = await OlmMachine.initialize(new UserId(alice.userId), new DeviceId("NOTITSKEY"));
-      const ids = impostor.identityKeys;
-      const unsigned = {
-        algorithms: ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
-        device_id: "NOTITSKEY",
-        user_id: alice.userId,
-        keys: {
-          "curve25519:NOTITSKEY": ids.curve25519.toBase64(),
-          "ed25519:NOTITSKEY": ids.ed25519.toBase64(),
-        },
-        dehydrated: true,
-      };
-      const signatures = JSON.parse((await impostor.sign(canonicalJson(unsigned))).asJSON());
-      impostor.close();
-      server.homeserver.control.clearRequestLog();
-      inject(alice.userId, {
-        device_id: "NOTITSKEY",
-        device_data: alice.deviceData as PutDehydratedDeviceBody["device_data"],
-        device_keys: { ...unsigned, signatures } as PutDehydratedDeviceBody["device_keys"],
-      });
-      // Alice's first device signs it with her real self-signing key, as it would any own device
-      // (through the machine, sending what it hands back over a transport of its own).
-      const machine = alice.first.client.olmMachine;
-      const http = sessionHttp(server, alice.first.session);
-      await sendOutgoingRequest(machine, http, machine.queryKeysForUsers([new UserId(alice.userId)]));
-      const device = (await machine.getDevice(new UserId(alice.userId), new DeviceId("NOTITSKEY")))!;
-      const signature = await device.verify();
-      await http.request({
-        method: "POST",
-        path: "/_matrix/client/v3/keys/signatures/upload",
-        body: JSON.parse(signature.body),
-        schema: z.looseObject({}),
-      });
-      await expectRefusedAndKept(alice, second, "NOTITSKEY", ["id_not_curve25519_key"]);
-    });
+    itInThread("signs a forged device with the first device's machine (olmMachine, wasm objects)")(
+      "whose id is not its Curve25519 key is refused and left on the server, though cross-signed and openable",
+      async () => {
+        const alice = await t.aliceWithDevice();
+        const second = await t.restoredLogin(alice);
+        // A device named NOTITSKEY with valid self-signed keys flagged dehydrated, paired with the
+        // genuine device_data (which Alice's key opens: crypto-wasm does not notice the wrong id).
+        const impostor = await OlmMachine.initialize(new UserId(alice.userId), new DeviceId("NOTITSKEY"));
+        const ids = impostor.identityKeys;
+        const unsigned = {
+          algorithms: ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+          device_id: "NOTITSKEY",
+          user_id: alice.userId,
+          keys: {
+            "curve25519:NOTITSKEY": ids.curve25519.toBase64(),
+            "ed25519:NOTITSKEY": ids.ed25519.toBase64(),
+          },
+          dehydrated: true,
+        };
+        const signatures = JSON.parse((await impostor.sign(canonicalJson(unsigned))).asJSON());
+        impostor.close();
+        server.homeserver.control.clearRequestLog();
+        inject(alice.userId, {
+          device_id: "NOTITSKEY",
+          device_data: alice.deviceData as PutDehydratedDeviceBody["device_data"],
+          device_keys: { ...unsigned, signatures } as PutDehydratedDeviceBody["device_keys"],
+        });
+        // Alice's first device signs it with her real self-signing key, as it would any own device
+        // (through the machine, sending what it hands back over a transport of its own).
+        const machine = inThreadClient(alice.first.client).olmMachine;
+        const http = sessionHttp(server, alice.first.session);
+        await sendOutgoingRequest(machine, http, machine.queryKeysForUsers([new UserId(alice.userId)]));
+        const device = (await machine.getDevice(new UserId(alice.userId), new DeviceId("NOTITSKEY")))!;
+        const signature = await device.verify();
+        await http.request({
+          method: "POST",
+          path: "/_matrix/client/v3/keys/signatures/upload",
+          body: JSON.parse(signature.body),
+          schema: z.looseObject({}),
+        });
+        await expectRefusedAndKept(alice, second, "NOTITSKEY", ["id_not_curve25519_key"]);
+      },
+    );
   });
 
   describe("interop with matrix-js-sdk's secret storage over the same account data", () => {
@@ -515,96 +514,107 @@ describe.each(profiles)("dehydrated devices over HTTP on %s", (profile) => {
       expect(await second.client.dehydration.drain()).toMatchObject({ outcome: "completed", deviceId });
     });
 
-    it("lets matrix-js-sdk read the key we stored, and that key opens our device", async () => {
+    itInThread("opens the device with the machine's own rehydrate (olmMachine)")(
+      "lets matrix-js-sdk read the key we stored, and that key opens our device",
+      async () => {
+        const alice = await t.aliceWithDevice();
+        const second = await t.restoredLogin(alice);
+        const element = elementSecretStorage(second.session, alice.ssKey);
+        const text = await element.get(UNSTABLE);
+        // What we stored under both names is the key Alice's first device made its device with.
+        expect(text).toBe(await cachedKey(alice.first.client));
+        expect(await element.get(stableName)).toBe(text);
+        const bytes = decodeBase64(text!)!;
+        expect(bytes).toHaveLength(32);
+        // What Element does with it: crypto-wasm rehydrates the server's device with those bytes.
+        const device = await sessionHttp(server, second.session).request({
+          method: "GET",
+          path: DEHYDRATED_DEVICE_PATH,
+          schema: dehydratedDeviceResponse,
+        });
+        expect(device.device_id).toBe(alice.deviceId);
+        const opened = await inThreadClient(second.client)
+          .olmMachine.dehydratedDevices()
+          .rehydrate(
+            DehydratedDeviceKey.createKeyFromArray(bytes),
+            new DeviceId(device.device_id),
+            JSON.stringify(device.device_data),
+          );
+        opened.free();
+      },
+    );
+  });
+
+  itInThread("builds a second DehydrationManager over the client's machine and transport (clientInternals)")(
+    "drains the device, then replaces it, when Alice resets her cross-signing identity",
+    async () => {
       const alice = await t.aliceWithDevice();
-      const second = await t.restoredLogin(alice);
-      const element = elementSecretStorage(second.session, alice.ssKey);
-      const text = await element.get(UNSTABLE);
-      // What we stored under both names is the key Alice's first device made its device with.
-      expect(text).toBe(await cachedKey(alice.first.client));
-      expect(await element.get(stableName)).toBe(text);
-      const bytes = decodeBase64(text!)!;
-      expect(bytes).toHaveLength(32);
-      // What Element does with it: crypto-wasm rehydrates the server's device with those bytes.
-      const device = await sessionHttp(server, second.session).request({
-        method: "GET",
-        path: DEHYDRATED_DEVICE_PATH,
-        schema: dehydratedDeviceResponse,
+      const { first } = alice;
+      const before = alice.deviceId;
+      const parts = clientInternals(inThreadClient(first.client));
+      // A second manager over the same machine that saw the old device valid and not what followed —
+      // as another part of the app would have: does it notice the identity change on its own?
+      const witness = new DehydrationManager({
+        machine: inThreadClient(first.client).olmMachine,
+        http: parts.http,
+        outgoingRequests: parts.outgoingRequests,
+        secretStorage: parts.secretStorage,
+        logger: t.leaks.logger,
       });
-      expect(device.device_id).toBe(alice.deviceId);
-      const opened = await second.client.olmMachine
-        .dehydratedDevices()
-        .rehydrate(
-          DehydratedDeviceKey.createKeyFromArray(bytes),
-          new DeviceId(device.device_id),
-          JSON.stringify(device.device_data),
-        );
-      opened.free();
-    });
-  });
+      expect(await witness.checkDevice()).toEqual({ status: "valid", deviceId: before });
+      server.homeserver.control.clearRequestLog();
+      const reset = await first.client.crossSigning.bootstrap({ reset: true, secretStorageKey: alice.ssKey });
+      const after = await serverDeviceId(first.client);
+      expect(after).not.toBe(before);
+      expect(reset.dehydratedDevice).toEqual({
+        outcome: "replaced",
+        previousDeviceId: before,
+        deviceId: after,
+      });
 
-  it("drains the device, then replaces it, when Alice resets her cross-signing identity", async () => {
-    const alice = await t.aliceWithDevice();
-    const { first } = alice;
-    const before = alice.deviceId;
-    const parts = clientInternals(first.client);
-    // A second manager over the same machine that saw the old device valid and not what followed —
-    // as another part of the app would have: does it notice the identity change on its own?
-    const witness = new DehydrationManager({
-      machine: first.client.olmMachine,
-      http: parts.http,
-      outgoingRequests: parts.outgoingRequests,
-      secretStorage: parts.secretStorage,
-      logger: t.leaks.logger,
-    });
-    expect(await witness.checkDevice()).toEqual({ status: "valid", deviceId: before });
-    server.homeserver.control.clearRequestLog();
-    const reset = await first.client.crossSigning.bootstrap({ reset: true, secretStorageKey: alice.ssKey });
-    const after = await serverDeviceId(first.client);
-    expect(after).not.toBe(before);
-    expect(reset.dehydratedDevice).toEqual({
-      outcome: "replaced",
-      previousDeviceId: before,
-      deviceId: after,
-    });
+      // On the wire: the old device's inbox was read before the new identity went up, and the
+      // device was replaced only after that.
+      const log = server.homeserver.control.requestLog();
+      const at = (match: (e: (typeof log)[number]) => boolean) => log.findIndex(match);
+      const drained = at((e) => e.path === dehydratedDeviceEventsPath(before) && e.status === 200);
+      const newIdentity = at((e) => e.path.endsWith("/keys/device_signing/upload") && e.status === 200);
+      const replaced = at((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
+      expect(drained).toBeGreaterThanOrEqual(0);
+      expect(drained).toBeLessThan(newIdentity);
+      expect(newIdentity).toBeLessThan(replaced);
+      expect(log.filter((e) => e.method === "DELETE")).toEqual([]);
+      const names = first.seen.map((e) => e.name);
+      expect(names.indexOf("dehydration.drain.completed")).toBeGreaterThanOrEqual(0);
+      expect(names.indexOf("dehydration.drain.completed")).toBeLessThan(
+        names.indexOf("dehydration.uploaded"),
+      );
 
-    // On the wire: the old device's inbox was read before the new identity went up, and the
-    // device was replaced only after that.
-    const log = server.homeserver.control.requestLog();
-    const at = (match: (e: (typeof log)[number]) => boolean) => log.findIndex(match);
-    const drained = at((e) => e.path === dehydratedDeviceEventsPath(before) && e.status === 200);
-    const newIdentity = at((e) => e.path.endsWith("/keys/device_signing/upload") && e.status === 200);
-    const replaced = at((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
-    expect(drained).toBeGreaterThanOrEqual(0);
-    expect(drained).toBeLessThan(newIdentity);
-    expect(newIdentity).toBeLessThan(replaced);
-    expect(log.filter((e) => e.method === "DELETE")).toEqual([]);
-    const names = first.seen.map((e) => e.name);
-    expect(names.indexOf("dehydration.drain.completed")).toBeGreaterThanOrEqual(0);
-    expect(names.indexOf("dehydration.drain.completed")).toBeLessThan(names.indexOf("dehydration.uploaded"));
+      // A manager that saw only the old device sees the identity change; the client's own uploaded
+      // the replacement under the new one, which validates.
+      expect(await witness.identityChangedSinceUpload()).toBe(true);
+      expect(await parts.manager.identityChangedSinceUpload()).toBe(false);
+      expect((await first.client.dehydration.status()).device).toEqual({ status: "valid", deviceId: after });
+      // The manager's own clean-up after a reset (not on the face) keeps what the new identity signed.
+      expect(await parts.manager.afterIdentityReset({ secretStorageKey: alice.ssKey })).toBe("kept");
+    },
+  );
 
-    // A manager that saw only the old device sees the identity change; the client's own uploaded
-    // the replacement under the new one, which validates.
-    expect(await witness.identityChangedSinceUpload()).toBe(true);
-    expect(await parts.manager.identityChangedSinceUpload()).toBe(false);
-    expect((await first.client.dehydration.status()).device).toEqual({ status: "valid", deviceId: after });
-    // The manager's own clean-up after a reset (not on the face) keeps what the new identity signed.
-    expect(await parts.manager.afterIdentityReset({ secretStorageKey: alice.ssKey })).toBe("kept");
-  });
-
-  it("deletes the device, and a second delete finds none", async () => {
-    const alice = await t.aliceWithDevice();
-    const { first } = alice;
-    expect(await first.client.dehydration.delete()).toBe(alice.deviceId);
-    expect(first.seen).toEqual([
-      { name: "dehydration.deleted", payload: { deviceId: alice.deviceId, reason: "requested" } },
-    ]);
-    expect(server.homeserver.control.dehydratedDevice(alice.userId)).toBeUndefined();
-    expect(await first.client.dehydration.delete()).toBeUndefined();
-    expect((await first.client.dehydration.status()).device).toEqual({ status: "none" });
-    // The manager's own clean-up after a reset (not on the face) finds nothing to do.
-    expect(await clientInternals(first.client).manager.afterIdentityReset()).toBe("none");
-  });
+  itInThread("asks the client's manager directly (clientInternals)")(
+    "deletes the device, and a second delete finds none",
+    async () => {
+      const alice = await t.aliceWithDevice();
+      const { first } = alice;
+      expect(await first.client.dehydration.delete()).toBe(alice.deviceId);
+      expect(first.seen).toEqual([
+        { name: "dehydration.deleted", payload: { deviceId: alice.deviceId, reason: "requested" } },
+      ]);
+      expect(server.homeserver.control.dehydratedDevice(alice.userId)).toBeUndefined();
+      expect(await first.client.dehydration.delete()).toBeUndefined();
+      expect((await first.client.dehydration.status()).device).toEqual({ status: "none" });
+      // The manager's own clean-up after a reset (not on the face) finds nothing to do.
+      expect(await clientInternals(inThreadClient(first.client)).manager.afterIdentityReset()).toBe("none");
+    },
+  );
 
   it("leaks no key, recovery key or access token into logs, errors or events", async () => {
     // A run with something in every channel: a restore and a drain, and a refusal (an error and a

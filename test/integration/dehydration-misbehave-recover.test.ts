@@ -1,10 +1,10 @@
 import "fake-indexeddb/auto";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import { type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
 import { profiles as profileFlags } from "../../src/testing/profiles.js";
 import type { DehydratedEventsFaultSpec } from "../../src/testing/state/dehydrated-device-store.js";
+import { inClient, type TestClient } from "./support/client-mode.js";
 import {
   aliceWithDehydratedDevice,
   bobSharesRoomKeys,
@@ -67,7 +67,7 @@ const watch = new LeakWatch();
 
 describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile) => {
   let server: RunningMockServer;
-  const clients: E2eeClient[] = [];
+  const clients: TestClient[] = [];
 
   beforeAll(async () => {
     server = await startMockServer({ profile });
@@ -93,7 +93,7 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
         dehydration: { drain: { targetPageBytes: 20_000, limits: { maxEvents: 200, maxEmptyPages: 5 } } },
       });
       clients.push(client);
-      client.olmMachine.roomKeyRequestsEnabled = false;
+      await inClient(client, "setRoomKeyRequests", false);
 
       control.setDehydratedEventsFault({ ...shape.fault, userId: alice.userId });
       const cut = await client.dehydration.drain({ secretStorageKey });
@@ -137,7 +137,7 @@ describe.each(profiles)("a server that misbehaves and recovers, on %s", (profile
       await bobSharesRoomKeys(server, alice.userId, 3, "bob-post-end", watch);
       const { client, secretStorageKey } = await newLogin(server, alice, { watch });
       clients.push(client);
-      client.olmMachine.roomKeyRequestsEnabled = false;
+      await inClient(client, "setRoomKeyRequests", false);
       control.setDehydratedEventsFault({ kind: "never-ends", userId: alice.userId, afterPages: 0 });
       try {
         // The limit this SDK cannot lift: nothing on the wire tells this page from an empty inbox.

@@ -1,12 +1,13 @@
 import "fake-indexeddb/auto";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientInternals, defaultStateStoreName, type E2eeClient } from "../../src/client.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { clientInternals, defaultStateStoreName } from "../../src/client.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../src/dehydration/device/names.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
 import { IndexedDbStateStore } from "../../src/state/indexeddb-state-store.js";
 import { MemoryStateStore } from "../../src/state/memory-state-store.js";
 import { type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import { describeInThread, inThreadClient, type TestClient } from "./support/client-mode.js";
 import { openClient, PASSWORD, watchDehydrationKey } from "./support/dehydration-drain-fixtures.js";
 import { LeakWatch } from "./support/foundation-fixtures.js";
 
@@ -24,9 +25,11 @@ beforeAll(async () => {
 
 const watch = new LeakWatch();
 
-describe("a client restarted on the same IndexedDB crypto store", () => {
+describeInThread(
+  "about the client's own state store: it reads it (clientInternals), passes one (stateStore), and reopens IndexedDB (fake-indexeddb) in the test's thread",
+)("a client restarted on the same IndexedDB crypto store", () => {
   let server: RunningMockServer;
-  const clients: E2eeClient[] = [];
+  const clients: TestClient[] = [];
 
   beforeAll(async () => {
     server = await startMockServer({ profile: "synapse-1.157" });
@@ -44,7 +47,7 @@ describe("a client restarted on the same IndexedDB crypto store", () => {
   const pages = () =>
     server.homeserver.control.requestLog().filter((e) => e.path.startsWith(`${DEHYDRATED_DEVICE_PATH}/`));
   // Which state store a client chose is not on the face; these tests are about that choice.
-  const stateStoreOf = (client: E2eeClient) => clientInternals(client).stateStore;
+  const stateStoreOf = (client: TestClient) => clientInternals(inThreadClient(client)).stateStore;
 
   it("remembers the device it uploaded: the second start waits, with no second PUT", async () => {
     const created = server.homeserver.control.createUser("alice", { password: PASSWORD })!;

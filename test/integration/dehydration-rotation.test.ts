@@ -1,15 +1,10 @@
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientInternals, type E2eeClient } from "../../src/client.js";
 import type { E2eeClientEvents } from "../../src/client-options.js";
 import { DEHYDRATED_DEVICE_PATH, DEHYDRATION_KEY_SECRET_NAMES } from "../../src/dehydration/device/names.js";
 import type { SecretStorageKey } from "../../src/secret-storage/secret-storage.js";
-import {
-  ManualClock,
-  type ProfileName,
-  type RunningMockServer,
-  startMockServer,
-} from "../../src/testing/index.js";
+import { type ProfileName, type RunningMockServer, startMockServer } from "../../src/testing/index.js";
+import { inClient, type TestClient, TestClock } from "./support/client-mode.js";
 import {
   type Alice,
   bobSharesRoomKeys,
@@ -44,9 +39,9 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   let aliceId: string;
   let recoveryKey: string;
   let ssKey: SecretStorageKey;
-  let alice: E2eeClient;
-  const clock = new ManualClock();
-  const clients: E2eeClient[] = [];
+  let alice: TestClient;
+  const clock = new TestClock();
+  const clients: TestClient[] = [];
 
   beforeAll(async () => {
     server = await startMockServer({ profile });
@@ -67,11 +62,11 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
     await server?.close();
   });
 
-  function next<K extends keyof E2eeClientEvents>(client: E2eeClient, name: K): Promise<E2eeClientEvents[K]> {
+  function next<K extends keyof E2eeClientEvents>(client: TestClient, name: K): Promise<E2eeClientEvents[K]> {
     return new Promise((resolve) => client.events.once(name, resolve));
   }
 
-  const record = async (client: E2eeClient) => (await client.dehydration.status()).rotation.record;
+  const record = async (client: TestClient) => (await client.dehydration.status()).rotation.record;
 
   const log = () => server.homeserver.control.requestLog();
   const puts = () => log().filter((e) => e.method === "PUT" && e.path === DEHYDRATED_DEVICE_PATH);
@@ -138,15 +133,10 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   it("backs off when another client rotated with a new key: re-reads the key, reschedules, uploads nothing", async () => {
     const other = await newLogin(server, { userId: aliceId, recoveryKey } as Alice, { watch });
     clients.push(other.client);
-    // A real key change: the other client makes a new dehydration key before its device. The face
-    // never makes a new key while a device is up (it could no longer be drained): internals.
-    const theirParts = clientInternals(other.client);
-    await theirParts.manager.resetKey({ secretStorageKey: ssKey });
-    const { deviceId: theirs } = await theirParts.manager.createAndUpload({ secretStorageKey: ssKey });
+    // A real key change: the other client makes a new dehydration key before its device.
+    const { deviceId: theirs, storedKey: newKey } = await inClient(other.client, "uploadUnderNewKey", ssKey);
     await watchDehydrationKey(watch, other.client);
-    const newKey = await theirParts.secretStorage.get(DEHYDRATION_KEY_SECRET_NAMES.unstable, ssKey);
-    const cachedKey = async (client: E2eeClient) =>
-      (await client.olmMachine.dehydratedDevices().getDehydratedDeviceKey())?.toBase64();
+    const cachedKey = async (client: TestClient) => await inClient(client, "cachedDehydrationKey");
     expect(await cachedKey(alice)).not.toBe(newKey);
     server.homeserver.control.clearRequestLog();
 
@@ -187,10 +177,10 @@ describe.each(profiles)("rotating the dehydrated device on %s", (profile) => {
   });
 
   it("stops on the ManualClock: nothing runs once stop() has resolved", async () => {
-    expect(clock.pendingSleeps).toBeGreaterThan(0);
+    expect(await clock.sleeping()).toBeGreaterThan(0);
     expect((await alice.dehydration.status()).rotation.running).toBe(true);
     await alice.dehydration.stop();
-    expect(clock.pendingSleeps).toBe(0);
+    expect(await clock.sleeping()).toBe(0);
     expect((await alice.dehydration.status()).rotation.running).toBe(false);
     server.homeserver.control.clearRequestLog();
     await clock.advance(10 * HOUR);

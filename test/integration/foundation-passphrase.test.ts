@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isDeviceCrossSignedByOwner } from "../../src/crypto/cross-signing.js";
+import { inClient } from "./support/client-mode.js";
 import {
   createAccount,
   loginNewDevice,
@@ -105,13 +105,13 @@ describe("restoring cross-signing from a passphrase", () => {
     expect(result.deviceCrossSigned).toBe(true);
     expect(result.secretStorageKey.keyId).toBe(await alice.secretStorage.getDefaultKeyId());
     const [original, restored] = await Promise.all([
-      alice.olmMachine.exportCrossSigningKeys(),
-      laptop.olmMachine.exportCrossSigningKeys(),
+      inClient(alice, "exportCrossSigningKeys"),
+      inClient(laptop, "exportCrossSigningKeys"),
     ]);
     expect(restored!.masterKey).toBe(original!.masterKey);
     expect(restored!.self_signing_key).toBe(original!.self_signing_key);
 
     await refreshDeviceLists(alice, [alice.userId]);
-    expect(await isDeviceCrossSignedByOwner(alice.olmMachine, alice.userId, laptop.deviceId)).toBe(true);
+    expect(await inClient(alice, "deviceCrossSignedByOwner", alice.userId, laptop.deviceId)).toBe(true);
   });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import type { E2eeClientEvents } from "../../src/client-options.js";
 import { createMatrixHttp } from "../../src/http/matrix-http.js";
 import { loginResponseSchema, refreshResponseSchema } from "../../src/http/schemas/auth.js";
 import { emptyResponseSchema } from "../../src/http/schemas/empty.js";
+import type { TestClient } from "./support/client-mode.js";
 import { type Account, createAccount, useFoundationSetup } from "./support/foundation-fixtures.js";
 
 /**
@@ -18,7 +18,7 @@ const setup = useFoundationSetup();
 
 type Recorded = { [K in keyof E2eeClientEvents]: [K, E2eeClientEvents[K]] }[keyof E2eeClientEvents];
 
-function record(client: E2eeClient): Recorded[] {
+function record(client: TestClient): Recorded[] {
   const seen: Recorded[] = [];
   for (const name of [
     "http.softLogout",

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { getCrossSigningStatus, isDeviceCrossSignedByOwner } from "../../src/crypto/cross-signing.js";
 import { CROSS_SIGNING_SECRET_NAMES } from "../../src/secret-storage/cross-signing-secrets.js";
 import { encodeRecoveryKey } from "../../src/secret-storage/recovery-key.js";
+import { inClient } from "./support/client-mode.js";
 import {
   createAccount,
   exchangeEncryptedToDevice,
@@ -71,7 +71,7 @@ describe("the foundation through the client facade", () => {
 
     for (const c of [alice, bob]) {
       expect(await c.crossSigning.status()).toEqual(ALL_KEYS);
-      expect(await getCrossSigningStatus(c.olmMachine)).toEqual(ALL_KEYS);
+      expect(await inClient(c, "crossSigningStatus")).toEqual(ALL_KEYS);
     }
     // The server holds the secrets only encrypted, under the new default key.
     const stored = setup.server.homeserver.state.accountData.get(
@@ -89,8 +89,8 @@ describe("the foundation through the client facade", () => {
     await refreshDeviceLists(alice, [bob.userId]);
     await refreshDeviceLists(bob, [alice.userId]);
 
-    expect(await isDeviceCrossSignedByOwner(alice.olmMachine, bob.userId, bob.deviceId)).toBe(true);
-    expect(await isDeviceCrossSignedByOwner(bob.olmMachine, alice.userId, alice.deviceId)).toBe(true);
+    expect(await inClient(alice, "deviceCrossSignedByOwner", bob.userId, bob.deviceId)).toBe(true);
+    expect(await inClient(bob, "deviceCrossSignedByOwner", alice.userId, alice.deviceId)).toBe(true);
   });
 
   it("carries an Olm-encrypted to-device message that only the recipient can read", async () => {
@@ -121,7 +121,7 @@ describe("the foundation through the client facade", () => {
       expect(error).toMatchObject({ name: "SdkError", code: "cross_signing_identity_exists" });
       expect(await laptop.crossSigning.status()).toEqual(NO_KEYS);
       await refreshDeviceLists(bob, [alice.userId]);
-      expect(await isDeviceCrossSignedByOwner(bob.olmMachine, alice.userId, laptop.deviceId)).toBe(false);
+      expect(await inClient(bob, "deviceCrossSignedByOwner", alice.userId, laptop.deviceId)).toBe(false);
     });
 
     it("refuses a recovery key for another key, or a mistyped one, with typed errors that do not repeat it", async () => {
@@ -156,8 +156,8 @@ describe("the foundation through the client facade", () => {
       expect(await laptop.crossSigning.status()).toEqual(ALL_KEYS);
       // The private keys are the same as the first device's, not a new identity.
       const [original, restored] = await Promise.all([
-        alice.olmMachine.exportCrossSigningKeys(),
-        laptop.olmMachine.exportCrossSigningKeys(),
+        inClient(alice, "exportCrossSigningKeys"),
+        inClient(laptop, "exportCrossSigningKeys"),
       ]);
       expect(restored!.masterKey).toBe(original!.masterKey);
       expect(restored!.self_signing_key).toBe(original!.self_signing_key);
@@ -167,12 +167,12 @@ describe("the foundation through the client facade", () => {
       const { alice, bob, laptop } = await restoredLaptop();
 
       await refreshDeviceLists(bob, [alice.userId]);
-      expect(await isDeviceCrossSignedByOwner(bob.olmMachine, alice.userId, laptop.deviceId)).toBe(true);
+      expect(await inClient(bob, "deviceCrossSignedByOwner", alice.userId, laptop.deviceId)).toBe(true);
       // The first device is still trusted: the identity was restored, not replaced.
-      expect(await isDeviceCrossSignedByOwner(bob.olmMachine, alice.userId, alice.deviceId)).toBe(true);
+      expect(await inClient(bob, "deviceCrossSignedByOwner", alice.userId, alice.deviceId)).toBe(true);
 
       await refreshDeviceLists(laptop, [laptop.userId]);
-      expect(await isDeviceCrossSignedByOwner(laptop.olmMachine, laptop.userId, laptop.deviceId)).toBe(true);
+      expect(await inClient(laptop, "deviceCrossSignedByOwner", laptop.userId, laptop.deviceId)).toBe(true);
     });
 
     it("is a device the other user can send encrypted to-device messages to", async () => {

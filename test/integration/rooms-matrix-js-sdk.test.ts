@@ -1,10 +1,9 @@
-import { DeviceId, LocalTrust, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import * as sdk from "matrix-js-sdk";
 import { afterEach, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import type { RoomDecryptResult, RoomDecryptSuccess } from "../../src/rooms/room-decryption.js";
 import type { RunningMockServer } from "../../src/testing/index.js";
 import type { ToDeviceEvent } from "../../src/testing/state/to-device-store.js";
+import { inClient } from "./support/client-mode.js";
 import { createAccount, loginNewDevice, useFoundationSetup } from "./support/foundation-fixtures.js";
 import { jsSdkDecryptions, keysUploaded, startJsSdkClient, until } from "./support/js-sdk-clients.js";
 import { encryptedRoom, roomEvents } from "./support/room-fixtures.js";
@@ -92,11 +91,11 @@ describe("client.rooms with a matrix-js-sdk 43 client in the room", () => {
     setup.watch.secret(bob.accessToken);
     const bobSecond = await loginNewDevice(server, bob);
 
-    const aliceClient: E2eeClient = await setup.open(alice);
+    const aliceClient = await setup.open(alice);
     await aliceClient.crossSigning.bootstrap();
     await aliceClient.processOutgoingRequests();
     await aliceClient.sync.start({ pollTimeoutMs: 200 });
-    const aliceCurve25519 = aliceClient.olmMachine.identityKeys.curve25519.toBase64();
+    const aliceCurve25519 = (await inClient(aliceClient, "identityKeys")).curve25519;
 
     // Bob's second device publishes its keys and never runs: Alice blacklists it below.
     const bobSecondClient = await setup.open(bobSecond);
@@ -132,13 +131,7 @@ describe("client.rooms with a matrix-js-sdk 43 client in the room", () => {
         [bobSecond.deviceId, "share"],
       ].sort(),
     );
-    const second = await aliceClient.olmMachine.getDevice(
-      new UserId(bob.userId),
-      new DeviceId(bobSecond.deviceId),
-    );
-    if (second === undefined) throw new Error("Alice's machine does not know Bob's second device");
-    await second.setLocalTrust(LocalTrust.BlackListed);
-    second.free();
+    await inClient(aliceClient, "setLocalTrust", bob.userId, bobSecond.deviceId, "blacklisted");
 
     // 1. Alice's first send, with every delivery of the server recorded while it runs.
     const bodies = ["first from Alice", "second from Alice", "third from Alice"];
@@ -310,7 +303,7 @@ describe("client.rooms with a matrix-js-sdk 43 client in the room", () => {
     }
 
     // The room keys both sides hold must not show up in anything this SDK logged or emitted.
-    const aliceKeys = JSON.parse(await aliceClient.olmMachine.exportRoomKeys(() => true)) as {
+    const aliceKeys = JSON.parse(await inClient(aliceClient, "exportRoomKeys")) as {
       session_key: string;
     }[];
     const bobKeys = await bobClient.getCrypto()!.exportRoomKeys();

@@ -1,5 +1,5 @@
 import { DeviceId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect } from "vitest";
 import { z } from "zod";
 import { claimMissingSessions } from "../../src/crypto/claim-sessions.js";
 import { createMatrixHttp, type MatrixHttpClient } from "../../src/http/matrix-http.js";
@@ -7,6 +7,7 @@ import { createE2eeClient, type E2eeClient, MalformedResponseError } from "../..
 import type { ReceivedToDeviceEvent } from "../../src/sync/crypto-sync.js";
 import type { ClassicSyncResponseBody } from "../../src/sync/sync.js";
 import { createMockHomeserver, type MockHomeserver } from "../../src/testing/index.js";
+import { itInThread } from "./support/client-mode.js";
 
 /**
  * Classic `/sync` through the encryption loop, against the mock's in-process server: the app gets
@@ -27,6 +28,9 @@ const created = z.looseObject({ room_id: z.string() });
 const syncBody = z.looseObject({ next_batch: z.string() });
 
 let hs: MockHomeserver;
+/** Why these run in-thread only: the clients talk to an in-process mock through its `fetch`. */
+const IN_PROCESS = "the clients use the in-process mock's fetch (hs.fetch), which cannot cross to a worker";
+
 let alice: Device;
 let bob: Device;
 let aliceClient: E2eeClient;
@@ -133,166 +137,181 @@ afterEach(async () => {
 });
 
 describe("client.sync.start({ mode: 'classic' })", () => {
-  it("hands every whole response to onResponse after decrypting its to-device events, and saves next_batch only once onResponse resolved", async () => {
-    const { room_id: roomId } = created.parse(
-      await appFetch(alice, "/_matrix/client/v3/createRoom", { method: "POST", body: "{}" }),
-    );
-    const received: ReceivedToDeviceEvent[] = [];
-    const modes = new Set<string>();
-    aliceClient.events.on("sync.toDevice", ({ mode, events }) => {
-      modes.add(mode);
-      received.push(...events);
-    });
-    const responses: ClassicSyncResponseBody[] = [];
-    const held = new Promise<void>((resolve) => {
-      releaseHeld = resolve;
-    });
-    let seen: { decryptedAlready: boolean; savedSince: string | undefined } | undefined;
-    const onResponse = async (response: ClassicSyncResponseBody) => {
-      responses.push(response);
-      if (bobsEncrypted(response).length === 0) return;
-      seen = {
-        decryptedAlready: received.some(isBobsPing),
-        savedSince: (await aliceClient.sync.status()).positions.classicSince,
+  itInThread(IN_PROCESS)(
+    "hands every whole response to onResponse after decrypting its to-device events, and saves next_batch only once onResponse resolved",
+    async () => {
+      const { room_id: roomId } = created.parse(
+        await appFetch(alice, "/_matrix/client/v3/createRoom", { method: "POST", body: "{}" }),
+      );
+      const received: ReceivedToDeviceEvent[] = [];
+      const modes = new Set<string>();
+      aliceClient.events.on("sync.toDevice", ({ mode, events }) => {
+        modes.add(mode);
+        received.push(...events);
+      });
+      const responses: ClassicSyncResponseBody[] = [];
+      const held = new Promise<void>((resolve) => {
+        releaseHeld = resolve;
+      });
+      let seen: { decryptedAlready: boolean; savedSince: string | undefined } | undefined;
+      const onResponse = async (response: ClassicSyncResponseBody) => {
+        responses.push(response);
+        if (bobsEncrypted(response).length === 0) return;
+        seen = {
+          decryptedAlready: received.some(isBobsPing),
+          savedSince: (await aliceClient.sync.status()).positions.classicSince,
+        };
+        // The app is slow with this response: nothing may be acknowledged meanwhile.
+        await held;
       };
-      // The app is slow with this response: nothing may be acknowledged meanwhile.
-      await held;
-    };
 
-    await aliceClient.sync.start({ mode: "classic", onResponse, pollTimeoutMs: 5_000 });
-    expect(await aliceClient.sync.status()).toMatchObject({ state: "running", mode: "classic" });
-    await waitFor("the initial sync reached the app", () => responses.length > 0);
-    // The whole response, rooms and account data included, not just the parts the SDK reads.
-    const initial = responses[0]!;
-    expect(initial).toMatchObject({ rooms: { join: { [roomId]: { timeline: expect.anything() } } } });
-    expect(JSON.stringify(initial.rooms)).toContain("m.room.create");
-    expect(initial.account_data).toBeDefined();
-    await waitFor(
-      "the initial next_batch is saved",
-      async () => (await aliceClient.sync.status()).positions.classicSince !== undefined,
-    );
+      await aliceClient.sync.start({ mode: "classic", onResponse, pollTimeoutMs: 5_000 });
+      expect(await aliceClient.sync.status()).toMatchObject({ state: "running", mode: "classic" });
+      await waitFor("the initial sync reached the app", () => responses.length > 0);
+      // The whole response, rooms and account data included, not just the parts the SDK reads.
+      const initial = responses[0]!;
+      expect(initial).toMatchObject({ rooms: { join: { [roomId]: { timeline: expect.anything() } } } });
+      expect(JSON.stringify(initial.rooms)).toContain("m.room.create");
+      expect(initial.account_data).toBeDefined();
+      await waitFor(
+        "the initial next_batch is saved",
+        async () => (await aliceClient.sync.status()).positions.classicSince !== undefined,
+      );
 
-    await bobSendsEncrypted("org.example.ping", { n: 1 });
-    await waitFor("the app holds the response with Bob's message", () => seen !== undefined);
-    const pingResponse = responses.find((r) => bobsEncrypted(r).length > 0)!;
-    expect(seen?.decryptedAlready).toBe(true);
-    expect(seen?.savedSince).not.toBe(pingResponse.next_batch);
-    expect(received.find(isBobsPing)?.event).toMatchObject({ sender: bob.userId, content: { n: 1 } });
+      await bobSendsEncrypted("org.example.ping", { n: 1 });
+      await waitFor("the app holds the response with Bob's message", () => seen !== undefined);
+      const pingResponse = responses.find((r) => bobsEncrypted(r).length > 0)!;
+      expect(seen?.decryptedAlready).toBe(true);
+      expect(seen?.savedSince).not.toBe(pingResponse.next_batch);
+      expect(received.find(isBobsPing)?.event).toMatchObject({ sender: bob.userId, content: { n: 1 } });
 
-    // While the app works on it, the position stays, no request moves past it, and the server keeps
-    // the message.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await aliceClient.sync.status()).positions.classicSince).toBe(seen?.savedSince);
-    expect(alicesSinces()).not.toContain(pingResponse.next_batch);
-    expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(1);
+      // While the app works on it, the position stays, no request moves past it, and the server keeps
+      // the message.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await aliceClient.sync.status()).positions.classicSince).toBe(seen?.savedSince);
+      expect(alicesSinces()).not.toContain(pingResponse.next_batch);
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(1);
 
-    releaseHeld?.();
-    await waitFor(
-      "next_batch is saved once onResponse resolved",
-      async () => (await aliceClient.sync.status()).positions.classicSince === pingResponse.next_batch,
-    );
-    await waitFor("the next request acknowledges the message", () =>
-      alicesSinces().includes(pingResponse.next_batch),
-    );
-    expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
-    // Each response reached the app once.
-    expect(new Set(responses.map((r) => r.next_batch)).size).toBe(responses.length);
-    expect([...modes]).toEqual(["classic"]);
-  });
+      releaseHeld?.();
+      await waitFor(
+        "next_batch is saved once onResponse resolved",
+        async () => (await aliceClient.sync.status()).positions.classicSince === pingResponse.next_batch,
+      );
+      await waitFor("the next request acknowledges the message", () =>
+        alicesSinces().includes(pingResponse.next_batch),
+      );
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
+      // Each response reached the app once.
+      expect(new Set(responses.map((r) => r.next_batch)).size).toBe(responses.length);
+      expect([...modes]).toEqual(["classic"]);
+    },
+  );
 
-  it("delivers a response again when onResponse throws: nothing of it was acknowledged", async () => {
-    const errors: { mode: string; stage: string }[] = [];
-    aliceClient.events.on("sync.error", ({ mode, stage }) => errors.push({ mode, stage }));
-    const kinds: ReceivedToDeviceEvent["kind"][][] = [];
-    aliceClient.events.on("sync.toDevice", ({ events }) => kinds.push(events.map((e) => e.kind)));
-    const deliveries: { response: ClassicSyncResponseBody; savedSince: string | undefined }[] = [];
-    const onResponse = async (response: ClassicSyncResponseBody) => {
-      if (bobsEncrypted(response).length === 0) return;
-      deliveries.push({ response, savedSince: (await aliceClient.sync.status()).positions.classicSince });
-      if (deliveries.length === 1) throw new Error("the app failed on this response");
-    };
+  itInThread(IN_PROCESS)(
+    "delivers a response again when onResponse throws: nothing of it was acknowledged",
+    async () => {
+      const errors: { mode: string; stage: string }[] = [];
+      aliceClient.events.on("sync.error", ({ mode, stage }) => errors.push({ mode, stage }));
+      const kinds: ReceivedToDeviceEvent["kind"][][] = [];
+      aliceClient.events.on("sync.toDevice", ({ events }) => kinds.push(events.map((e) => e.kind)));
+      const deliveries: { response: ClassicSyncResponseBody; savedSince: string | undefined }[] = [];
+      const onResponse = async (response: ClassicSyncResponseBody) => {
+        if (bobsEncrypted(response).length === 0) return;
+        deliveries.push({ response, savedSince: (await aliceClient.sync.status()).positions.classicSince });
+        if (deliveries.length === 1) throw new Error("the app failed on this response");
+      };
 
-    await aliceClient.sync.start({ mode: "classic", onResponse, pollTimeoutMs: 5_000 });
-    await waitFor(
-      "the initial next_batch is saved",
-      async () => (await aliceClient.sync.status()).positions.classicSince !== undefined,
-    );
-    const before = (await aliceClient.sync.status()).positions.classicSince;
-    await bobSendsEncrypted("org.example.ping", { n: 1 });
-    await waitFor("the response came a second time", () => deliveries.length === 2);
+      await aliceClient.sync.start({ mode: "classic", onResponse, pollTimeoutMs: 5_000 });
+      await waitFor(
+        "the initial next_batch is saved",
+        async () => (await aliceClient.sync.status()).positions.classicSince !== undefined,
+      );
+      const before = (await aliceClient.sync.status()).positions.classicSince;
+      await bobSendsEncrypted("org.example.ping", { n: 1 });
+      await waitFor("the response came a second time", () => deliveries.length === 2);
 
-    const [first, second] = deliveries;
-    // The same message, from the same position: the server was never told to drop it.
-    expect(bobsEncrypted(second!.response)).toEqual(bobsEncrypted(first!.response));
-    expect(first?.savedSince).toBe(before);
-    expect(second?.savedSince).toBe(before);
-    expect(alicesSinces().filter((since) => since === before).length).toBeGreaterThanOrEqual(2);
-    expect(errors).toContainEqual({ mode: "classic", stage: "process" });
+      const [first, second] = deliveries;
+      // The same message, from the same position: the server was never told to drop it.
+      expect(bobsEncrypted(second!.response)).toEqual(bobsEncrypted(first!.response));
+      expect(first?.savedSince).toBe(before);
+      expect(second?.savedSince).toBe(before);
+      expect(alicesSinces().filter((since) => since === before).length).toBeGreaterThanOrEqual(2);
+      expect(errors).toContainEqual({ mode: "classic", stage: "process" });
 
-    await waitFor(
-      "the second delivery's next_batch is saved",
-      async () => (await aliceClient.sync.status()).positions.classicSince === second?.response.next_batch,
-    );
-    await waitFor("the message is acknowledged", () => alicesSinces().includes(second!.response.next_batch));
-    expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
-    // The crypto layer saw it both times: the first pass decrypted it (the app had it from
-    // `sync.toDevice` before its handler failed); an Olm message cannot be decrypted twice.
-    expect(kinds).toEqual([["decrypted"], ["unable_to_decrypt"]]);
-  });
+      await waitFor(
+        "the second delivery's next_batch is saved",
+        async () => (await aliceClient.sync.status()).positions.classicSince === second?.response.next_batch,
+      );
+      await waitFor("the message is acknowledged", () =>
+        alicesSinces().includes(second!.response.next_batch),
+      );
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
+      // The crypto layer saw it both times: the first pass decrypted it (the app had it from
+      // `sync.toDevice` before its handler failed); an Olm message cannot be decrypted twice.
+      expect(kinds).toEqual([["decrypted"], ["unable_to_decrypt"]]);
+    },
+  );
 });
 
 describe("client.sync.receiveClassic", () => {
-  it("processes responses the app fetched itself, and refuses while start() runs", async () => {
-    const emitted: string[] = [];
-    aliceClient.events.onAny((name) => {
-      if (name.startsWith("sync.")) emitted.push(name);
-    });
-    await bobSendsEncrypted("org.example.ping", { n: 1 });
+  itInThread(IN_PROCESS)(
+    "processes responses the app fetched itself, and refuses while start() runs",
+    async () => {
+      const emitted: string[] = [];
+      aliceClient.events.onAny((name) => {
+        if (name.startsWith("sync.")) emitted.push(name);
+      });
+      await bobSendsEncrypted("org.example.ping", { n: 1 });
 
-    // The app's own loop: it fetches, hands the whole response over, then syncs on from next_batch.
-    const first = syncBody.parse(await appFetch(alice, `${CLASSIC_SYNC}?timeout=0`));
-    const events = await aliceClient.sync.receiveClassic(first);
-    expect(events.filter(isBobsPing).map((e) => e.event)).toEqual([
-      expect.objectContaining({ type: "org.example.ping", content: { n: 1 } }),
-    ]);
-    expect(await aliceClient.sync.status()).toMatchObject({
-      state: "running",
-      mode: "classic",
-      positions: { classicSince: first.next_batch },
-    });
-    expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(1);
-    const next = syncBody.parse(
-      await appFetch(alice, `${CLASSIC_SYNC}?timeout=0&since=${encodeURIComponent(first.next_batch)}`),
-    );
-    expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
-    expect(await aliceClient.sync.receiveClassic(next)).toEqual([]);
-    expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
-    expect(emitted).toEqual(["sync.running", "sync.toDevice"]);
+      // The app's own loop: it fetches, hands the whole response over, then syncs on from next_batch.
+      const first = syncBody.parse(await appFetch(alice, `${CLASSIC_SYNC}?timeout=0`));
+      const events = await aliceClient.sync.receiveClassic(first);
+      expect(events.filter(isBobsPing).map((e) => e.event)).toEqual([
+        expect.objectContaining({ type: "org.example.ping", content: { n: 1 } }),
+      ]);
+      expect(await aliceClient.sync.status()).toMatchObject({
+        state: "running",
+        mode: "classic",
+        positions: { classicSince: first.next_batch },
+      });
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(1);
+      const next = syncBody.parse(
+        await appFetch(alice, `${CLASSIC_SYNC}?timeout=0&since=${encodeURIComponent(first.next_batch)}`),
+      );
+      expect(hs.control.toDeviceInbox(alice.userId, alice.deviceId).events).toHaveLength(0);
+      expect(await aliceClient.sync.receiveClassic(next)).toEqual([]);
+      expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
+      expect(emitted).toEqual(["sync.running", "sync.toDevice"]);
 
-    // A malformed response is refused whole: nothing moves. The error names the request it answers.
-    const malformed = await aliceClient.sync
-      .receiveClassic({ to_device: { events: [] } })
-      .catch((e: unknown) => e);
-    expect(malformed).toBeInstanceOf(MalformedResponseError);
-    expect(malformed).toMatchObject({ method: "GET", path: CLASSIC_SYNC, issues: [{ path: "next_batch" }] });
-    expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
+      // A malformed response is refused whole: nothing moves. The error names the request it answers.
+      const malformed = await aliceClient.sync
+        .receiveClassic({ to_device: { events: [] } })
+        .catch((e: unknown) => e);
+      expect(malformed).toBeInstanceOf(MalformedResponseError);
+      expect(malformed).toMatchObject({
+        method: "GET",
+        path: CLASSIC_SYNC,
+        issues: [{ path: "next_batch" }],
+      });
+      expect((await aliceClient.sync.status()).positions.classicSince).toBe(next.next_batch);
 
-    // The app's loop holds the device's connection: the SDK's loop may not start beside it.
-    await expect(aliceClient.sync.start({ mode: "classic" })).rejects.toMatchObject({
-      code: "sync_already_running",
-    });
-    await aliceClient.sync.stop();
-    expect((await aliceClient.sync.status()).state).toBe("stopped");
-
-    // And the other way round, for both loops of the SDK.
-    const fake = { next_batch: "s999_999_999_999" };
-    for (const mode of ["classic", "sliding"] as const) {
-      await aliceClient.sync.start({ mode, pollTimeoutMs: 5_000 });
-      await expect(aliceClient.sync.receiveClassic(fake)).rejects.toMatchObject({
+      // The app's loop holds the device's connection: the SDK's loop may not start beside it.
+      await expect(aliceClient.sync.start({ mode: "classic" })).rejects.toMatchObject({
         code: "sync_already_running",
       });
-      expect((await aliceClient.sync.status()).positions.classicSince).not.toBe(fake.next_batch);
       await aliceClient.sync.stop();
-    }
-  });
+      expect((await aliceClient.sync.status()).state).toBe("stopped");
+
+      // And the other way round, for both loops of the SDK.
+      const fake = { next_batch: "s999_999_999_999" };
+      for (const mode of ["classic", "sliding"] as const) {
+        await aliceClient.sync.start({ mode, pollTimeoutMs: 5_000 });
+        await expect(aliceClient.sync.receiveClassic(fake)).rejects.toMatchObject({
+          code: "sync_already_running",
+        });
+        expect((await aliceClient.sync.status()).positions.classicSince).not.toBe(fake.next_batch);
+        await aliceClient.sync.stop();
+      }
+    },
+  );
 });

@@ -1,6 +1,6 @@
-import { UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
+import { inClient } from "./support/client-mode.js";
 import { type Account, createAccount, loginNewDevice } from "./support/foundation-fixtures.js";
 import {
   endedBefore,
@@ -42,7 +42,7 @@ async function aliceWatchesBob(s: SyncServer) {
   const client = await s.open(alice);
   await client.processOutgoingRequests();
   // An app tracks the members of its encrypted rooms; the machine queries only tracked users.
-  await client.olmMachine.updateTrackedUsers([new UserId(bob.userId)]);
+  await inClient(client, "trackUsers", [bob.userId]);
   const seen = new SyncRecorder(client);
   await client.sync.start();
   await waitUntil("Alice's loop long-polls", () => s.serverClock.pendingSleeps === 1);
@@ -115,7 +115,7 @@ describe.each(slidingProfiles)("device lists through the encryption loop on %s",
     const second = await bobAddsDevice(s, bob);
     // Alice's connection is forgotten meanwhile, as after 7 idle days (Synapse `CONNECTION_EXPIRY`).
     expect(s.hs.control.expireSlidingSyncConnections({ userId: alice.userId })).toBe(1);
-    const dirty = vi.spyOn(client.olmMachine, "markAllTrackedUsersAsDirty");
+    await inClient(client, "countMachineCalls", "markAllTrackedUsersAsDirty");
     const mark = seen.events.length;
     const logMark = s.hs.control.requestLog().length;
 
@@ -133,7 +133,7 @@ describe.each(slidingProfiles)("device lists through the encryption loop on %s",
     expect(
       after.some((e) => e.name === "sync.deviceListsChanged" && e.payload.changed.includes(bob.userId)),
     ).toBe(false);
-    expect(dirty).toHaveBeenCalledTimes(1);
+    expect(await inClient(client, "machineCallCount", "markAllTrackedUsersAsDirty")).toBe(1);
     const log = s.hs.control.requestLog().slice(logMark);
     const refused = log.findIndex((e) => e.errcode === "M_UNKNOWN_POS");
     expect(refused).toBeGreaterThanOrEqual(0);

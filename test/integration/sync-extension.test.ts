@@ -11,7 +11,7 @@ import {
   slidingRequests,
   waitUntil,
 } from "./support/sync-fixtures.js";
-import { positionStoreOf, range, useAliceAndBob } from "./support/to-device-stream.js";
+import { range, storedPositions, useAliceAndBob } from "./support/to-device-stream.js";
 
 /**
  * The app's own sliding-sync connection carrying this device's encryption extensions
@@ -55,7 +55,7 @@ describe.each(slidingProfiles)("the app's own sliding connection on %s", (profil
     expect(cursor).toBeDefined();
     expect(kept.positions).toEqual({ pos: undefined, toDeviceSince: cursor, classicSince: undefined });
     // Not in memory only: a reload would read the same.
-    expect(await positionStoreOf(client, alice).load()).toEqual(kept.positions);
+    expect(await storedPositions(client)).toEqual(kept.positions);
 
     // A response that is not one is refused whole, naming the request it would answer.
     await expect(extension.receive({ extensions: {} })).rejects.toMatchObject({

@@ -1,7 +1,8 @@
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, vi } from "vitest";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
 import { SLIDING_SYNC_PATH } from "../../src/sync/sync-loops.js";
 import { currentSyncPosition, formatSyncToken, profiles } from "../../src/testing/index.js";
+import { inThreadClient, itInThread } from "./support/client-mode.js";
 import { createAccount } from "./support/foundation-fixtures.js";
 import {
   allProfiles,
@@ -130,114 +131,124 @@ function coverage(bodies: readonly Record<string, unknown>[], mode: "sliding" | 
   };
 }
 
+/** Why these run in-thread only. */
+const RECORDS =
+  "reads the sync bodies through its own fetch (recordingFetch) and spies on the client's machine (vi.spyOn)";
+
 describe.each(slidingProfiles)("one-time and fallback keys over sliding sync on %s", (profile) => {
-  it("uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route", async () => {
-    const s = await start(profile);
-    const { hs } = s;
-    const alice = createAccount(s.server, "alice");
-    const bob = createAccount(s.server, "bob");
-    const recorded: RecordedSync[] = [];
-    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
-    await client.processOutgoingRequests();
-    // The first upload (device keys, 50 one-time keys, no fallback key) is the client's, not the loop's.
-    const first = keysUploads(hs, alice.userId);
-    expect(first.map(uploadShape)).toEqual([{ oneTimeKeys: 50, fallbackKeys: 0 }]);
+  itInThread(RECORDS)(
+    "uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route",
+    async () => {
+      const s = await start(profile);
+      const { hs } = s;
+      const alice = createAccount(s.server, "alice");
+      const bob = createAccount(s.server, "bob");
+      const recorded: RecordedSync[] = [];
+      const client = inThreadClient(await s.open(alice, { fetch: recordingFetch(recorded) }));
+      await client.processOutgoingRequests();
+      // The first upload (device keys, 50 one-time keys, no fallback key) is the client's, not the loop's.
+      const first = keysUploads(hs, alice.userId);
+      expect(first.map(uploadShape)).toEqual([{ oneTimeKeys: 50, fallbackKeys: 0 }]);
 
-    const bodies = slidingBodies(100, bob.userId);
-    const scripted = coverage(bodies, "sliding");
-    expect(scripted.low).toBeGreaterThanOrEqual(10);
-    expect(scripted.high).toBeGreaterThanOrEqual(10);
-    expect(scripted.omitted).toBeGreaterThanOrEqual(10);
-    expect(scripted.sets).toBeGreaterThanOrEqual(3);
-    for (const body of bodies) scriptSliding(hs, body);
-    // Then the scripted `pos` is refused: the loop starts over on the profile's real route.
-    hs.control.scriptFailure({
-      method: "POST",
-      path: SLIDING_SYNC_PATH,
-      status: 400,
-      errcode: "M_UNKNOWN_POS",
-    });
-    const crypto = vi.spyOn(client.olmMachine, "receiveSyncChangesMsc4186");
-    const seen = new SyncRecorder(client);
-    await client.sync.start();
-    await waitUntil("the loop long-polls on the real route", () => s.serverClock.pendingSleeps === 1);
-    // A message wakes it: one more real response.
-    await sendPlainToDevice(s.server.url, bob, alice, [1_000]);
-    await waitUntil(
-      "the message is processed and the loop long-polls again",
-      () => seen.seqs.includes(1_000) && s.serverClock.pendingSleeps === 1,
-    );
+      const bodies = slidingBodies(100, bob.userId);
+      const scripted = coverage(bodies, "sliding");
+      expect(scripted.low).toBeGreaterThanOrEqual(10);
+      expect(scripted.high).toBeGreaterThanOrEqual(10);
+      expect(scripted.omitted).toBeGreaterThanOrEqual(10);
+      expect(scripted.sets).toBeGreaterThanOrEqual(3);
+      for (const body of bodies) scriptSliding(hs, body);
+      // Then the scripted `pos` is refused: the loop starts over on the profile's real route.
+      hs.control.scriptFailure({
+        method: "POST",
+        path: SLIDING_SYNC_PATH,
+        status: 400,
+        errcode: "M_UNKNOWN_POS",
+      });
+      const crypto = vi.spyOn(client.olmMachine, "receiveSyncChangesMsc4186");
+      const seen = new SyncRecorder(client);
+      await client.sync.start();
+      await waitUntil("the loop long-polls on the real route", () => s.serverClock.pendingSleeps === 1);
+      // A message wakes it: one more real response.
+      await sendPlainToDevice(s.server.url, bob, alice, [1_000]);
+      await waitUntil(
+        "the message is processed and the loop long-polls again",
+        () => seen.seqs.includes(1_000) && s.serverClock.pendingSleeps === 1,
+      );
 
-    expect(recorded.slice(0, 100).map((r) => r.body)).toEqual(bodies);
-    expect(recorded.length).toBeGreaterThanOrEqual(102);
-    expect(crypto).toHaveBeenCalledTimes(recorded.length);
-    expect(seen.of("sync.error")).toEqual([]);
-    expect(seen.of("sync.positionLost")).toHaveLength(1);
+      expect(recorded.slice(0, 100).map((r) => r.body)).toEqual(bodies);
+      expect(recorded.length).toBeGreaterThanOrEqual(102);
+      expect(crypto).toHaveBeenCalledTimes(recorded.length);
+      expect(seen.of("sync.error")).toEqual([]);
+      expect(seen.of("sync.positionLost")).toHaveLength(1);
 
-    const model = modelKeyUploads(recorded);
-    expect(model.fallbackKeyUploads).toBe(1);
-    const uploads = keysUploads(hs, alice.userId).slice(1);
-    expect(uploads).toHaveLength(model.uploads);
-    expect(uploads.every((u) => u.status === 200)).toBe(true);
-    // Response by response: the upload it led to, before the next request, with 50 − count keys.
-    expect(uploadsPerResponse(slidingRequests(hs), uploads)).toEqual(model.steps);
-    expectEncryptionRequests(slidingRequests(hs));
-  });
+      const model = modelKeyUploads(recorded);
+      expect(model.fallbackKeyUploads).toBe(1);
+      const uploads = keysUploads(hs, alice.userId).slice(1);
+      expect(uploads).toHaveLength(model.uploads);
+      expect(uploads.every((u) => u.status === 200)).toBe(true);
+      // Response by response: the upload it led to, before the next request, with 50 − count keys.
+      expect(uploadsPerResponse(slidingRequests(hs), uploads)).toEqual(model.steps);
+      expectEncryptionRequests(slidingRequests(hs));
+    },
+  );
 });
 
 describe.each(allProfiles)("one-time and fallback keys over classic /sync on %s", (profile) => {
-  it("uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route", async () => {
-    const s = await start(profile);
-    const { hs } = s;
-    const alice = createAccount(s.server, "alice");
-    const bob = createAccount(s.server, "bob");
-    const recorded: RecordedSync[] = [];
-    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
-    await client.processOutgoingRequests();
-    expect(keysUploads(hs, alice.userId)).toHaveLength(1);
+  itInThread(RECORDS)(
+    "uploads exactly as crypto-wasm's rules predict over 100 scripted responses and the real route",
+    async () => {
+      const s = await start(profile);
+      const { hs } = s;
+      const alice = createAccount(s.server, "alice");
+      const bob = createAccount(s.server, "bob");
+      const recorded: RecordedSync[] = [];
+      const client = inThreadClient(await s.open(alice, { fetch: recordingFetch(recorded) }));
+      await client.processOutgoingRequests();
+      expect(keysUploads(hs, alice.userId)).toHaveLength(1);
 
-    const token = formatSyncToken(currentSyncPosition(hs.state));
-    const bodies = classicBodies(100, token, bob.userId);
-    const scripted = coverage(bodies, "classic");
-    expect(scripted.omitted).toBeGreaterThanOrEqual(10);
-    expect(scripted.high).toBeGreaterThanOrEqual(10);
-    expect(scripted.sets).toBeGreaterThanOrEqual(3);
-    for (const body of bodies) scriptClassic(hs, body);
-    const crypto = vi.spyOn(client.olmMachine, "receiveSyncChanges");
-    const seen = new SyncRecorder(client);
-    await client.sync.start({ mode: "classic" });
-    await waitUntil("the loop long-polls on the real route", () => s.serverClock.pendingSleeps === 1);
-    await sendPlainToDevice(s.server.url, bob, alice, [1_000]);
-    await waitUntil(
-      "the message is processed and the loop long-polls again",
-      () => seen.seqs.includes(1_000) && s.serverClock.pendingSleeps === 1,
-    );
+      const token = formatSyncToken(currentSyncPosition(hs.state));
+      const bodies = classicBodies(100, token, bob.userId);
+      const scripted = coverage(bodies, "classic");
+      expect(scripted.omitted).toBeGreaterThanOrEqual(10);
+      expect(scripted.high).toBeGreaterThanOrEqual(10);
+      expect(scripted.sets).toBeGreaterThanOrEqual(3);
+      for (const body of bodies) scriptClassic(hs, body);
+      const crypto = vi.spyOn(client.olmMachine, "receiveSyncChanges");
+      const seen = new SyncRecorder(client);
+      await client.sync.start({ mode: "classic" });
+      await waitUntil("the loop long-polls on the real route", () => s.serverClock.pendingSleeps === 1);
+      await sendPlainToDevice(s.server.url, bob, alice, [1_000]);
+      await waitUntil(
+        "the message is processed and the loop long-polls again",
+        () => seen.seqs.includes(1_000) && s.serverClock.pendingSleeps === 1,
+      );
 
-    expect(recorded.slice(0, 100).map((r) => r.body)).toEqual(bodies);
-    expect(recorded.length).toBeGreaterThanOrEqual(101);
-    expect(crypto).toHaveBeenCalledTimes(recorded.length);
-    expect(seen.of("sync.error")).toEqual([]);
+      expect(recorded.slice(0, 100).map((r) => r.body)).toEqual(bodies);
+      expect(recorded.length).toBeGreaterThanOrEqual(101);
+      expect(crypto).toHaveBeenCalledTimes(recorded.length);
+      expect(seen.of("sync.error")).toEqual([]);
 
-    const model = modelKeyUploads(recorded);
-    // Classic reads every missing count as zero: at least one top-up per omission.
-    expect(model.oneTimeKeyUploads).toBeGreaterThanOrEqual(scripted.omitted);
-    const uploads = keysUploads(hs, alice.userId).slice(1);
-    expect(uploads).toHaveLength(model.uploads);
-    expect(uploads.every((u) => u.status === 200)).toBe(true);
-    const requests = classicRequests(hs);
-    expect(uploadsPerResponse(requests, uploads)).toEqual(model.steps);
-    expect(requests.slice(1).every((r) => new URLSearchParams(r.query).get("since") !== null)).toBe(true);
-  });
+      const model = modelKeyUploads(recorded);
+      // Classic reads every missing count as zero: at least one top-up per omission.
+      expect(model.oneTimeKeyUploads).toBeGreaterThanOrEqual(scripted.omitted);
+      const uploads = keysUploads(hs, alice.userId).slice(1);
+      expect(uploads).toHaveLength(model.uploads);
+      expect(uploads.every((u) => u.status === 200)).toBe(true);
+      const requests = classicRequests(hs);
+      expect(uploadsPerResponse(requests, uploads)).toEqual(model.steps);
+      expect(requests.slice(1).every((r) => new URLSearchParams(r.query).get("since") !== null)).toBe(true);
+    },
+  );
 });
 
 describe.each(slidingProfiles)("one-time keys other users claimed, on %s", (profile) => {
-  it("are topped up once the server reports the drained count", async () => {
+  itInThread(RECORDS)("are topped up once the server reports the drained count", async () => {
     const s = await start(profile);
     const { hs } = s;
     const alice = createAccount(s.server, "alice");
     const bob = createAccount(s.server, "bob");
     const recorded: RecordedSync[] = [];
-    const client = await s.open(alice, { fetch: recordingFetch(recorded) });
+    const client = inThreadClient(await s.open(alice, { fetch: recordingFetch(recorded) }));
     await client.processOutgoingRequests();
     const seen = new SyncRecorder(client);
     await client.sync.start();

@@ -1,14 +1,6 @@
-import {
-  DecryptionSettings,
-  DeviceId,
-  RoomId,
-  TrustRequirement,
-  UserId,
-} from "@matrix-org/matrix-sdk-crypto-wasm";
 import * as sdk from "matrix-js-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createE2eeClient, type E2eeClient } from "../../src/index.js";
 import type { ReceivedToDeviceEvent } from "../../src/sync/crypto-sync.js";
 import {
   type ProfileName,
@@ -17,6 +9,7 @@ import {
   SLIDING_SYNC_PATH,
   startMockServer,
 } from "../../src/testing/index.js";
+import { createTestClient, inClient, type TestClient } from "./support/client-mode.js";
 import { keysUploaded, registerWithUia, startJsSdkClient, until } from "./support/js-sdk-clients.js";
 
 /**
@@ -51,7 +44,7 @@ describe.each(slidingProfiles)(
   (profile) => {
     let server: RunningMockServer;
     let bob: sdk.MatrixClient | undefined;
-    let alice: E2eeClient | undefined;
+    let alice: TestClient | undefined;
 
     beforeAll(async () => {
       server = await startMockServer({ host: "127.0.0.1", port: 0, profile });
@@ -77,7 +70,7 @@ describe.each(slidingProfiles)(
     it("delivers Bob's room key and custom event decrypted from Bob's device, and the key opens his message", async () => {
       const account = server.homeserver.control.createUser("alice");
       if (account === undefined) throw new Error("alice exists");
-      alice = await createE2eeClient({
+      alice = await createTestClient({
         baseUrl: server.url,
         userId: account.userId,
         deviceId: account.deviceId,
@@ -119,12 +112,11 @@ describe.each(slidingProfiles)(
 
       // What an app does once it sees the room's members: track them, so that the machine knows
       // Bob's device (keys/query). Olm-decrypting an event other than a room key needs it.
-      await alice.olmMachine.updateTrackedUsers([new UserId(bobId)]);
+      await inClient(alice, "trackUsers", [bobId]);
       await alice.processOutgoingRequests();
       await waitFor(
         "Alice's machine knows Bob's device",
-        async () =>
-          (await alice?.olmMachine.getDevice(new UserId(bobId), new DeviceId(bobDevice))) !== undefined,
+        async () => alice !== undefined && (await inClient(alice, "knowsDevice", bobId, bobDevice)),
       );
       const bobsCurve25519 = (await bob.getCrypto()!.getOwnDeviceKeys()).curve25519;
 
@@ -159,21 +151,13 @@ describe.each(slidingProfiles)(
       const encrypted = page.chunk.find((e) => e.event_id === sent.event_id);
       expect(encrypted).toMatchObject({ type: "m.room.encrypted", sender: bobId });
       expect(JSON.stringify(encrypted)).not.toContain("hello Alice");
-      const decrypted = await alice.olmMachine.decryptRoomEvent(
-        JSON.stringify({ ...encrypted, room_id: roomId }),
-        new RoomId(roomId),
-        new DecryptionSettings(TrustRequirement.Untrusted),
-      );
-      try {
-        expect(JSON.parse(decrypted.event)).toMatchObject({
-          type: "m.room.message",
-          content: { msgtype: "m.text", body: "hello Alice" },
-        });
-        expect(decrypted.sender.toString()).toBe(bobId);
-        expect(decrypted.senderDevice?.toString()).toBe(bobDevice);
-      } finally {
-        decrypted.free();
-      }
+      const decrypted = await inClient(alice, "decryptRoomEvent", { ...encrypted, room_id: roomId }, roomId);
+      expect(JSON.parse(decrypted.event)).toMatchObject({
+        type: "m.room.message",
+        content: { msgtype: "m.text", body: "hello Alice" },
+      });
+      expect(decrypted.sender).toBe(bobId);
+      expect(decrypted.senderDevice).toBe(bobDevice);
 
       // An Olm-encrypted event of the app's own type, through matrix-js-sdk's to-device API.
       const batch = await bob

@@ -1,11 +1,11 @@
 import "fake-indexeddb/auto";
-import { beforeAll, describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
+import { beforeAll, describe, expect } from "vitest";
 import { clientInternals } from "../../src/client.js";
 import type { CreateE2eeClientOptions } from "../../src/client-options.js";
 import { loadCryptoWasm } from "../../src/crypto/load-wasm.js";
 import { SyncPositionStore, type SyncPositions } from "../../src/sync/sync-position-store.js";
 import type { ProfileName } from "../../src/testing/index.js";
+import { inThreadClient, itInThread, type TestClient } from "./support/client-mode.js";
 import { createAccount } from "./support/foundation-fixtures.js";
 import {
   expectEncryptionRequests,
@@ -47,7 +47,9 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 describe.each(slidingProfiles)(
   "a reload in the middle of 1,000 to-device messages on %s",
   (profile: ProfileName) => {
-    it("loses none: every message reaches the app at least once across both clients", async () => {
+    itInThread(
+      "two clients share a durable crypto store in fake-indexeddb, which exists in the test's thread only, and it reads the closed client's state store (clientInternals)",
+    )("loses none: every message reaches the app at least once across both clients", async () => {
       const { server, hs, serverClock, open } = await start(profile);
       const alice = createAccount(server, "alice");
       const bob = createAccount(server, "bob");
@@ -70,7 +72,7 @@ describe.each(slidingProfiles)(
       });
       await first.sync.start();
 
-      let second: E2eeClient | undefined;
+      let second: TestClient | undefined;
       let seenSecond: SyncRecorder | undefined;
       let saved: SyncPositions | undefined;
       let logMark = 0;
@@ -88,7 +90,7 @@ describe.each(slidingProfiles)(
           await closing;
           // What the first client left in its state store (a closed client answers no calls).
           saved = await new SyncPositionStore({
-            stateStore: clientInternals(first).stateStore,
+            stateStore: clientInternals(inThreadClient(first)).stateStore,
             userId: alice.userId,
             deviceId: alice.deviceId,
             cryptoStoreDurability: "durable",

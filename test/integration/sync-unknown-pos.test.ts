@@ -1,5 +1,6 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ProfileName } from "../../src/testing/index.js";
+import { inClient } from "./support/client-mode.js";
 import {
   expectEncryptionRequests,
   posOf,
@@ -9,7 +10,7 @@ import {
   slidingRequests,
   waitUntil,
 } from "./support/sync-fixtures.js";
-import { positionStoreOf, range, useAliceAndBob } from "./support/to-device-stream.js";
+import { range, storedPositions, storePositions, useAliceAndBob } from "./support/to-device-stream.js";
 
 /**
  * A lost sliding-sync position in the middle of a to-device stream, on every profile: the server
@@ -34,7 +35,7 @@ describe.each(slidingProfiles)(
       );
       const before = (await client.sync.status()).positions;
       expect(before.toDeviceSince).toBeDefined();
-      const dirty = vi.spyOn(client.olmMachine, "markAllTrackedUsersAsDirty");
+      await inClient(client, "countMachineCalls", "markAllTrackedUsersAsDirty");
 
       expect(
         hs.control.expireSlidingSyncConnections({ userId: alice.userId, deviceId: alice.deviceId }),
@@ -51,7 +52,7 @@ describe.each(slidingProfiles)(
       expect(seen.seqs).toHaveLength(60);
       expect(seen.of("sync.positionLost")).toEqual([{ mode: "sliding" }]);
       expect(seen.of("sync.error")).toEqual([]);
-      expect(dirty).toHaveBeenCalledTimes(1);
+      expect(await inClient(client, "machineCallCount", "markAllTrackedUsersAsDirty")).toBe(1);
 
       const requests = slidingRequests(hs);
       const refused = requests.findIndex((r) => r.errcode === "M_UNKNOWN_POS");
@@ -82,10 +83,9 @@ describe.each(slidingProfiles)(
 
       // What an earlier version left behind: the app's connection's pos, in a form this server
       // does not hand out (Synapse: 400 `M_UNKNOWN` "Invalid stream token", on every retry).
-      const positions = positionStoreOf(client, alice);
-      const saved = await positions.load();
+      const saved = await storedPositions(client);
       expect(saved.toDeviceSince).toBeDefined();
-      await positions.save({ ...saved, pos: "s72594_4483_1934" });
+      await storePositions(client, { ...saved, pos: "s72594_4483_1934" });
       hs.control.clearRequestLog();
       await sendPlainToDevice(server.url, bob, alice, range(5, 10));
       await client.sync.start();

@@ -18,7 +18,7 @@ describe("readUserFacts", () => {
     let peak = 0;
     const release: (() => void)[] = [];
     const machine = {
-      getIdentity: (user: { free(): void }) => {
+      getIdentity: (_user: { free(): void }) => {
         inFlight++;
         peak = Math.max(peak, inFlight);
         return new Promise((resolve) => {

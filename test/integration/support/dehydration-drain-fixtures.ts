@@ -1,20 +1,11 @@
-import {
-  DecryptionSettings,
-  EncryptionSettings,
-  RoomId,
-  TrustRequirement,
-  UserId,
-} from "@matrix-org/matrix-sdk-crypto-wasm";
 import { z } from "zod";
-import { createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
-import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
-import { sendOutgoingRequest } from "../../../src/crypto/send-outgoing-request.js";
 import { DEHYDRATED_DEVICE_PATH } from "../../../src/dehydration/device/names.js";
 import { createMatrixHttp, type FetchLike, type MatrixHttpClient } from "../../../src/http/matrix-http.js";
 import { decodeBase64 } from "../../../src/secret-storage/base64.js";
 import type { SecretStorageKey } from "../../../src/secret-storage/secret-storage.js";
 import type { RequestLogEntry, RunningMockServer } from "../../../src/testing/index.js";
+import { createTestClient, inClient, type TestClient } from "./client-mode.js";
 import type { LeakWatch } from "./foundation-fixtures.js";
 
 /**
@@ -67,7 +58,7 @@ export type ClientEvent = {
  * through the stream's `onAny`. The list keeps growing until the client is closed.
  */
 export function recordEvents(
-  client: E2eeClient,
+  client: TestClient,
   include: (name: keyof E2eeClientEvents) => boolean = () => true,
 ): ClientEvent[] {
   const seen: ClientEvent[] = [];
@@ -94,10 +85,10 @@ export async function openClient(
   server: RunningMockServer,
   session: Session,
   options: FixtureClientOptions = {},
-): Promise<E2eeClient> {
+): Promise<TestClient> {
   const { watch, ...clientOptions } = options;
   watch?.secret(session.accessToken);
-  const client = await createE2eeClient({
+  const client = await createTestClient({
     baseUrl: server.url,
     userId: session.userId,
     deviceId: session.deviceId,
@@ -111,17 +102,11 @@ export async function openClient(
 }
 
 /** Registers the dehydration key cached in `client`'s crypto store (if any) as a secret. */
-export async function watchDehydrationKey(watch: LeakWatch, client: E2eeClient): Promise<void> {
-  const devices = client.olmMachine.dehydratedDevices();
-  try {
-    const cached = await devices.getDehydratedDeviceKey();
-    if (cached === undefined) return;
-    const bytes = decodeBase64(cached.toBase64());
-    cached.free();
-    if (bytes !== undefined) watch.secretBytes(bytes);
-  } finally {
-    devices.free();
-  }
+export async function watchDehydrationKey(watch: LeakWatch, client: TestClient): Promise<void> {
+  const cached = await inClient(client, "cachedDehydrationKey");
+  if (cached === undefined) return;
+  const bytes = decodeBase64(cached);
+  if (bytes !== undefined) watch.secretBytes(bytes);
 }
 
 /** Registers everything of Alice's that must never be printed. */
@@ -190,38 +175,16 @@ export async function bobSharesRoomKeys(
   if (!created) throw new Error(`${localpart} exists`);
   const bob = await openClient(server, created, { watch });
   // Claiming and sharing hand back requests for the sender to send himself, over his own transport.
-  const http = sessionHttp(server, created);
-  const machine = bob.olmMachine;
   try {
-    await machine.updateTrackedUsers([new UserId(aliceId)]);
-    await bob.processOutgoingRequests();
-    await claimMissingSessions(machine, http, [aliceId]);
-    const senderKey = machine.identityKeys.curve25519.toBase64();
-    const messages: RoomMessage[] = [];
-    for (let i = 0; i < rooms; i++) {
-      const roomId = `!room${i}:${server.homeserver.state.serverName}`;
-      const room = new RoomId(roomId);
-      const shares = await machine.shareRoomKey(room, [new UserId(aliceId)], new EncryptionSettings());
-      for (const request of shares) await sendOutgoingRequest(machine, http, request);
-      const body = `message ${i} for Alice's eyes only`;
-      const content = JSON.parse(
-        await machine.encryptRoomEvent(room, "m.room.message", JSON.stringify({ msgtype: "m.text", body })),
-      );
-      messages.push({
-        roomId,
-        body,
-        senderKey,
-        event: {
-          type: "m.room.encrypted",
-          content,
-          sender: created.userId,
-          event_id: `$message${i}`,
-          origin_server_ts: 1_700_000_000_000 + i,
-          room_id: roomId,
-        },
-      });
-    }
-    return messages;
+    return await inClient(
+      bob,
+      "shareRoomKeys",
+      server.url,
+      created.accessToken,
+      aliceId,
+      rooms,
+      server.homeserver.state.serverName,
+    );
   } finally {
     await bob.close();
   }
@@ -233,7 +196,7 @@ export async function newLogin(
   alice: Alice,
   options: FixtureClientOptions = {},
   session?: Session,
-): Promise<{ client: E2eeClient; session: Session; secretStorageKey: SecretStorageKey }> {
+): Promise<{ client: TestClient; session: Session; secretStorageKey: SecretStorageKey }> {
   const login = session ?? (await passwordLogin(server, alice.userId));
   const client = await openClient(server, login, options);
   const restored = await client.crossSigning.restoreFromRecoveryKey(alice.recoveryKey);
@@ -241,15 +204,11 @@ export async function newLogin(
 }
 
 /** How many of `messages` the client decrypts to the body that was sent. */
-export async function decryptable(client: E2eeClient, messages: readonly RoomMessage[]): Promise<number> {
+export async function decryptable(client: TestClient, messages: readonly RoomMessage[]): Promise<number> {
   let ok = 0;
   for (const message of messages) {
     try {
-      const decrypted = await client.olmMachine.decryptRoomEvent(
-        JSON.stringify(message.event),
-        new RoomId(message.roomId),
-        new DecryptionSettings(TrustRequirement.Untrusted),
-      );
+      const decrypted = await inClient(client, "decryptRoomEvent", message.event, message.roomId);
       if (JSON.parse(decrypted.event).content.body === message.body) ok++;
     } catch {
       // Missing room key: counted as not decryptable.

@@ -1,10 +1,7 @@
 import { inspect } from "node:util";
-import { DeviceId, DeviceLists, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, beforeAll, beforeEach, expect } from "vitest";
-import { z } from "zod";
-import { clientInternals, createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import { createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
-import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
 import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
 import type { EventSubscriber } from "../../../src/events/emitter.js";
@@ -12,6 +9,7 @@ import { createMatrixHttp } from "../../../src/http/matrix-http.js";
 import { loginResponseSchema } from "../../../src/http/schemas/auth.js";
 import type { Logger } from "../../../src/logger.js";
 import { type RunningMockServer, startMockServer } from "../../../src/testing/index.js";
+import { createTestClient, inClient, type TestClient } from "./client-mode.js";
 
 export interface Account {
   userId: string;
@@ -66,7 +64,7 @@ export class LeakWatch {
    * Records every payload of the client's one event stream (`http.*`, `crypto.*`, `dehydration.*`,
    * under those full names) and every error a payload carries.
    */
-  watch(client: E2eeClient): void {
+  watch(client: TestClient): void {
     client.events.onAny((name, payload: unknown) => {
       if (typeof payload === "object" && payload !== null && "error" in payload)
         this.errors.push(payload.error);
@@ -161,7 +159,26 @@ export function passwordAuth(account: Account): UiaCallback {
   });
 }
 
-/** The facade over the real socket, with the account's password as its UIA answer. */
+/**
+ * The facade over the real socket, with the account's password as its UIA answer: in the test's
+ * thread, or in a worker in the `worker` project (`client-mode.ts`).
+ */
+export async function openTestClient(
+  server: RunningMockServer,
+  account: Account,
+  watch: LeakWatch,
+  options: Partial<CreateE2eeClientOptions> = {},
+): Promise<TestClient> {
+  watch.secret(account.accessToken);
+  const client = await createTestClient(clientOptions(server, account, watch, options));
+  watch.watch(client);
+  return client;
+}
+
+/**
+ * `openTestClient` always in the test's thread, for the fixtures outside this folder that type
+ * their clients `E2eeClient` (test/device-lists/support/federation-fixtures.ts).
+ */
 export async function openClient(
   server: RunningMockServer,
   account: Account,
@@ -169,7 +186,18 @@ export async function openClient(
   options: Partial<CreateE2eeClientOptions> = {},
 ): Promise<E2eeClient> {
   watch.secret(account.accessToken);
-  const client = await createE2eeClient({
+  const client = await createE2eeClient(clientOptions(server, account, watch, options));
+  watch.watch(client);
+  return client;
+}
+
+function clientOptions(
+  server: RunningMockServer,
+  account: Account,
+  watch: LeakWatch,
+  options: Partial<CreateE2eeClientOptions>,
+): CreateE2eeClientOptions {
+  return {
     baseUrl: server.url,
     userId: account.userId,
     deviceId: account.deviceId,
@@ -177,16 +205,14 @@ export async function openClient(
     logger: watch.logger,
     uiaCallback: passwordAuth(account),
     ...options,
-  });
-  watch.watch(client);
-  return client;
+  };
 }
 
 /** What a test opened: its server, its leak watch, its clients. */
 export interface TestRun {
   server: RunningMockServer;
   watch: LeakWatch;
-  clients: E2eeClient[];
+  clients: TestClient[];
 }
 
 /**
@@ -212,7 +238,7 @@ export interface FoundationSetup {
   /** This test's leak watch, checked after the test (see `useFoundationSetup`). */
   readonly watch: LeakWatch;
   /** `openClient` on this test's server and watch; the client is closed after the test. */
-  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
+  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<TestClient>;
 }
 
 /**
@@ -223,7 +249,7 @@ export interface FoundationSetup {
  * line, an error or an event payload of that test. Call it once at the top level of a test file.
  */
 export function useFoundationSetup(): FoundationSetup {
-  let current: { server: RunningMockServer; watch: LeakWatch; clients: E2eeClient[] } | undefined;
+  let current: { server: RunningMockServer; watch: LeakWatch; clients: TestClient[] } | undefined;
 
   beforeAll(() => loadCryptoWasm());
 
@@ -250,7 +276,7 @@ export function useFoundationSetup(): FoundationSetup {
     },
     async open(account, options = {}) {
       const { server, watch, clients } = now();
-      const client = await openClient(server, account, watch, options);
+      const client = await openTestClient(server, account, watch, options);
       clients.push(client);
       return client;
     },
@@ -259,25 +285,16 @@ export function useFoundationSetup(): FoundationSetup {
 
 /** The next time `client` emits `name`. */
 export function nextEvent<K extends keyof E2eeClientEvents>(
-  client: E2eeClient,
+  client: TestClient,
   name: K,
 ): Promise<E2eeClientEvents[K]> {
   return new Promise((resolve) => client.events.once(name, resolve));
 }
 
 /** Makes `observer` fetch `users`' device lists again, as a device-list change in /sync would. */
-export async function refreshDeviceLists(observer: E2eeClient, users: readonly string[]): Promise<void> {
-  await observer.olmMachine.updateTrackedUsers(users.map((u) => new UserId(u)));
-  await observer.olmMachine.receiveSyncChanges(
-    "[]",
-    new DeviceLists(users.map((u) => new UserId(u))),
-    new Map([["signed_curve25519", 50]]),
-    new Set(),
-  );
-  await observer.processOutgoingRequests();
+export async function refreshDeviceLists(observer: TestClient, users: readonly string[]): Promise<void> {
+  await inClient(observer, "refreshDeviceLists", [...users]);
 }
-
-const sendToDeviceResponse = z.looseObject({});
 
 /**
  * Sends `content` Olm-encrypted from `sender` to `recipient`'s device and returns what the
@@ -285,37 +302,25 @@ const sendToDeviceResponse = z.looseObject({});
  */
 export async function exchangeEncryptedToDevice(
   server: RunningMockServer,
-  sender: E2eeClient,
-  recipient: E2eeClient,
+  sender: TestClient,
+  recipient: TestClient,
   type: string,
   content: Record<string, unknown>,
 ): Promise<{ sent: unknown; decrypted: { type: string; sender: string; content: unknown } }> {
   // Claiming and sending to-device are not on the client's face (an app makes these calls itself):
   // the client's own transport carries them, with the sender's token.
-  const senderHttp = clientInternals(sender).http;
-  await claimMissingSessions(sender.olmMachine, senderHttp, [recipient.userId]);
-  const device = await sender.olmMachine.getDevice(
-    new UserId(recipient.userId),
-    new DeviceId(recipient.deviceId),
+  const sent = await inClient(
+    sender,
+    "sendEncryptedToDevice",
+    recipient.userId,
+    recipient.deviceId,
+    type,
+    content,
   );
-  if (!device) throw new Error("the sender does not know the recipient's device");
-  const sent = JSON.parse(await device.encryptToDeviceEvent(type, content));
-  await senderHttp.request({
-    method: "PUT",
-    path: `/_matrix/client/v3/sendToDevice/m.room.encrypted/${encodeURIComponent(crypto.randomUUID())}`,
-    body: { messages: { [recipient.userId]: { [recipient.deviceId]: sent } } },
-    schema: sendToDeviceResponse,
-    retry: "safe",
-  });
   const inbox = server.homeserver.control.toDeviceInbox(recipient.userId, recipient.deviceId).events;
   expect(inbox.at(-1)).toMatchObject({ type: "m.room.encrypted", sender: sender.userId });
-  const processed = await recipient.olmMachine.receiveSyncChanges(
-    JSON.stringify([inbox.at(-1)]),
-    new DeviceLists(),
-    new Map([["signed_curve25519", 50]]),
-    new Set(),
-  );
+  const processed = await inClient(recipient, "receiveToDevice", [inbox.at(-1)]);
   expect(processed).toHaveLength(1);
-  const decrypted = JSON.parse((processed[0] as { rawEvent: string }).rawEvent);
+  const decrypted = JSON.parse(processed[0] as string);
   return { sent, decrypted };
 }

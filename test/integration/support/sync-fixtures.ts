@@ -1,8 +1,6 @@
-import { DeviceId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, expect } from "vitest";
-import { clientInternals, createE2eeClient, type E2eeClient } from "../../../src/client.js";
+import { createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
-import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import type { FetchLike } from "../../../src/http/matrix-http.js";
 import type { ReceivedToDeviceEvent } from "../../../src/sync/crypto-sync.js";
 import { CLASSIC_SYNC_PATH, ENCRYPTION_CONN_ID, SLIDING_SYNC_PATH } from "../../../src/sync/sync-loops.js";
@@ -16,7 +14,8 @@ import {
   type RunningMockServer,
   startMockServer,
 } from "../../../src/testing/index.js";
-import { type Account, endTest, LeakWatch, openClient } from "./foundation-fixtures.js";
+import { inClient, inThreadOnlyOptions, type TestClient } from "./client-mode.js";
+import { type Account, endTest, LeakWatch, openTestClient } from "./foundation-fixtures.js";
 
 /**
  * Shared setup of the encryption-loop tests: which profiles to run on, what the mock logged of
@@ -157,7 +156,7 @@ export type SyncEvent = { [K in SyncEventName]: { name: K; payload: E2eeClientEv
 export class SyncRecorder {
   readonly events: SyncEvent[] = [];
 
-  constructor(client: E2eeClient) {
+  constructor(client: TestClient) {
     client.events.onAny((name, payload) => {
       if (name.startsWith("sync.")) this.events.push({ name, payload } as SyncEvent);
     });
@@ -252,20 +251,22 @@ export async function sendPlainToDevice(
  */
 export async function olmSender(
   baseUrl: string,
-  sender: E2eeClient,
+  sender: TestClient,
   senderSession: Pick<DeviceSession, "accessToken">,
   recipient: Pick<DeviceSession, "userId" | "deviceId">,
 ): Promise<(seq: number) => Promise<void>> {
-  await sender.olmMachine.updateTrackedUsers([new UserId(recipient.userId)]);
-  await sender.processOutgoingRequests();
-  await claimMissingSessions(sender.olmMachine, clientInternals(sender).http, [recipient.userId]);
-  const device = await sender.olmMachine.getDevice(
-    new UserId(recipient.userId),
-    new DeviceId(recipient.deviceId),
-  );
-  if (!device) throw new Error("the sender does not know the recipient's device");
+  await inClient(sender, "prepareOlmSession", recipient.userId, recipient.deviceId);
   return async (seq) => {
-    const content: unknown = JSON.parse(await device.encryptToDeviceEvent(SEQ_TYPE, { seq }));
+    const content = await inClient(
+      sender,
+      "encryptToDevice",
+      recipient.userId,
+      recipient.deviceId,
+      SEQ_TYPE,
+      {
+        seq,
+      },
+    );
     await matrixCall(
       baseUrl,
       senderSession,
@@ -294,16 +295,8 @@ export async function shareRoom(
 }
 
 /** The devices `observer`'s machine knows for `userId`. */
-export async function knownDevices(observer: E2eeClient, userId: string): Promise<string[]> {
-  const devices = await observer.olmMachine.getUserDevices(new UserId(userId));
-  try {
-    return devices
-      .devices()
-      .map((d) => d.deviceId.toString())
-      .sort();
-  } finally {
-    devices.free();
-  }
+export function knownDevices(observer: TestClient, userId: string): Promise<string[]> {
+  return inClient(observer, "knownDevices", userId);
 }
 
 /** What one upload carries: how many one-time keys, how many fallback keys. */
@@ -516,9 +509,10 @@ export interface SyncServer {
   watch: LeakWatch;
   /**
    * A client over the socket on its own `ManualClock` (so no retry or backoff ever waits in real
-   * time), with fixed jitter, watched for leaks, and closed after the test.
+   * time), with fixed jitter, watched for leaks, and closed after the test. In a worker (which
+   * takes no clock nor random), on the system clock with real jitter: no test advances this clock.
    */
-  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
+  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<TestClient>;
 }
 
 /**
@@ -527,7 +521,7 @@ export interface SyncServer {
  * its server with the profile it runs on.
  */
 export function useSyncServers(): (profile: ProfileName) => Promise<SyncServer> {
-  let current: { server: RunningMockServer; watch: LeakWatch; clients: E2eeClient[] } | undefined;
+  let current: { server: RunningMockServer; watch: LeakWatch; clients: TestClient[] } | undefined;
   afterEach(async () => {
     const ended = current;
     current = undefined;
@@ -537,7 +531,7 @@ export function useSyncServers(): (profile: ProfileName) => Promise<SyncServer> 
     const serverClock = new ManualClock();
     const server = await startMockServer({ profile, clock: serverClock });
     const watch = new LeakWatch();
-    const clients: E2eeClient[] = [];
+    const clients: TestClient[] = [];
     current = { server, watch, clients };
     return {
       server,
@@ -545,9 +539,8 @@ export function useSyncServers(): (profile: ProfileName) => Promise<SyncServer> 
       serverClock,
       watch,
       async open(account, options = {}) {
-        const client = await openClient(server, account, watch, {
-          clock: new ManualClock(),
-          random: () => 0.5,
+        const client = await openTestClient(server, account, watch, {
+          ...inThreadOnlyOptions({ clock: new ManualClock(), random: () => 0.5 }),
           ...options,
         });
         clients.push(client);

@@ -1,8 +1,8 @@
 import { beforeAll } from "vitest";
-import { clientInternals, type E2eeClient } from "../../../src/client.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
-import { SyncPositionStore } from "../../../src/sync/sync-position-store.js";
+import type { SyncPositions } from "../../../src/sync/sync-position-store.js";
 import type { ProfileName } from "../../../src/testing/index.js";
+import { inClient, type TestClient } from "./client-mode.js";
 import { type Account, createAccount } from "./foundation-fixtures.js";
 import { SyncRecorder, type SyncServer, useSyncServers } from "./sync-fixtures.js";
 
@@ -19,7 +19,7 @@ export interface AliceAndBob extends Pick<SyncServer, "server" | "hs" | "serverC
   alice: Account;
   bob: Account;
   /** Alice's client, not syncing yet. */
-  client: E2eeClient;
+  client: TestClient;
   /** What Alice's app hears from her client. */
   seen: SyncRecorder;
 }
@@ -42,12 +42,12 @@ export function useAliceAndBob(): (profile: ProfileName) => Promise<AliceAndBob>
   };
 }
 
-/** The store `client` keeps `account`'s sync positions in, as a reload would read them. */
-export function positionStoreOf(client: E2eeClient, account: Pick<Account, "userId" | "deviceId">) {
-  return new SyncPositionStore({
-    stateStore: clientInternals(client).stateStore,
-    userId: account.userId,
-    deviceId: account.deviceId,
-    cryptoStoreDurability: "memory",
-  });
+/** The sync positions `client` stored, as a reload would read them. */
+export function storedPositions(client: TestClient): Promise<SyncPositions> {
+  return inClient(client, "storedSyncPositions");
+}
+
+/** Overwrites `client`'s stored sync positions. */
+export function storePositions(client: TestClient, positions: SyncPositions): Promise<void> {
+  return inClient(client, "storeSyncPositions", positions);
 }
