@@ -27,7 +27,8 @@ export interface WorkerClientPlacement {
  * Creates the client inside a dedicated Web Worker: the transport, the `OlmMachine` on IndexedDB,
  * the sync loop, drains, rotation, rooms and device lists all run there, and this thread only
  * receives messages. Same options as `createE2eeClient` but for those that cannot cross a thread
- * (`fetch`, `clock`, `random`, `olmMachine`, `stateStore`: `invalid_options`); a second worker on
+ * (`fetch`, `clock`, `random`, `olmMachine`, `stateStore`: `invalid_options`; make them in the worker
+ * with `setup`); a second worker on
  * the same `cryptoStore` fails with `crypto_store_in_use`.
  */
 export async function createE2eeWorkerClient(

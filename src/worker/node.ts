@@ -26,8 +26,8 @@ export interface WorkerClientPlacement {
  * Creates the client inside a Node worker thread (Electron's main process, services): the same
  * client as in a browser worker, its crypto work off the event loop of the calling thread. Same
  * options as `createE2eeClient` but for those that cannot cross a thread (`fetch`, `clock`,
- * `random`, `olmMachine`, `stateStore`: `invalid_options`). Node has no IndexedDB: the machine is
- * in memory unless the worker's environment provides one.
+ * `random`, `olmMachine`, `stateStore`: `invalid_options`; make them in the worker with `setup`).
+ * Node has no IndexedDB: the machine is in memory unless the worker's environment provides one.
  */
 export async function createE2eeWorkerClient(
   options: CreateE2eeWorkerClientOptions,

@@ -30,6 +30,7 @@ async function openAlice() {
 }
 
 const PROBE = new URL("./support/in-worker-probe.ts", import.meta.url).href;
+const SETUP = new URL("./support/in-worker-setup-probe.ts", import.meta.url);
 
 describe("createE2eeWorkerClient (Node worker thread)", () => {
   it("bootstraps cross-signing with the UIA callback called on this thread, and forwards events", async () => {
@@ -71,6 +72,52 @@ describe("createE2eeWorkerClient (Node worker thread)", () => {
     expect(error).toMatchObject({ name: "SdkError", code: "invalid_argument" });
     await client.close();
     await expect(client.crossSigning.status()).rejects.toMatchObject({ code: "client_closed" });
+  });
+
+  it("opens the client with options a setup module made inside the worker, such as a fetch of the app's own", async () => {
+    const server = await startMockServer({ port: 0 });
+    open.push(server);
+    const alice = createAccount(server, "alice");
+    const client = await createE2eeWorkerClient(
+      { baseUrl: server.url, userId: alice.userId, deviceId: alice.deviceId, accessToken: alice.accessToken },
+      { setup: { module: SETUP, export: "recordingFetch", args: ["app"] } },
+    );
+    open.push(client);
+    await client.processOutgoingRequests();
+    const recorded = await client.runInWorker<string[]>(SETUP, "recorded");
+    expect(recorded).toContain("app /_matrix/client/v3/keys/upload");
+    // Every request the client made went through the setup's fetch.
+    const uploads = server.homeserver.control
+      .requestLog()
+      .filter((e) => e.path === "/_matrix/client/v3/keys/upload");
+    expect(recorded.filter((r) => r === "app /_matrix/client/v3/keys/upload")).toHaveLength(uploads.length);
+  });
+
+  it("refuses a setup that cannot make options with invalid_options, and opens nothing", async () => {
+    const server = await startMockServer({ port: 0 });
+    open.push(server);
+    const alice = createAccount(server, "alice");
+    const options = {
+      baseUrl: server.url,
+      userId: alice.userId,
+      deviceId: alice.deviceId,
+      accessToken: alice.accessToken,
+    };
+    const setups = [
+      { module: new URL("./support/no-such-module.ts", import.meta.url) },
+      { module: SETUP, export: "noSuchExport" },
+      { module: SETUP, export: "notAnObject" },
+      { module: 5 as unknown as string },
+      { module: SETUP, args: "app" as unknown as unknown[] },
+    ];
+    for (const setup of setups) {
+      await expect(createE2eeWorkerClient(options, { setup })).rejects.toMatchObject({
+        name: "SdkError",
+        code: "invalid_options",
+      });
+    }
+    // No client was opened: the device never uploaded its keys.
+    expect(server.homeserver.control.requestLog().filter((e) => e.path.includes("/keys/upload"))).toEqual([]);
   });
 
   it("runs app code next to the client (runInWorker), with the machine and callbacks to this thread", async () => {
