@@ -42,6 +42,12 @@ export async function startMockServer(options: StartMockServerOptions = {}): Pro
   const server = createServer((req, res) => {
     void serve(homeserver, req, res);
   });
+  // Node closes an idle keep-alive socket after 5 s, while a client's pool may pick it up in the
+  // same instant and see "other side closed" on a request that never reached the mock. Real
+  // homeservers sit behind proxies that keep idle sockets far longer (nginx: 75 s), so the mock does
+  // too, and a test's idle pause never turns into a network error.
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 80_000;
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));

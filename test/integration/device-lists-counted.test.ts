@@ -1,4 +1,3 @@
-import { UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { describe, expect, it } from "vitest";
 import { signedDeviceKeys } from "../device-lists/support/device-keys.js";
 import {
@@ -8,6 +7,7 @@ import {
   refreshRequests,
   useFederatedSetup,
 } from "../device-lists/support/federation-fixtures.js";
+import { inClient } from "./support/client-mode.js";
 import { type Account, createAccount } from "./support/foundation-fixtures.js";
 import { matrixCall } from "./support/sync-fixtures.js";
 
@@ -72,7 +72,7 @@ describe("device-list resyncs, counted", () => {
     expect(refreshes).toHaveLength(100);
     expect(new Set(refreshes.map((r) => r.path)).size).toBe(100);
     expect(answers.every(([t]) => t?.state === "fresh" && t.cleared === "server_and_client")).toBe(true);
-    expect(aliceClient.deviceLists.trustAll()).toHaveLength(100);
+    expect(await aliceClient.deviceLists.trustAll()).toHaveLength(100);
     for (const user of users) {
       expect(await knownDevices(aliceClient, user.userId)).toEqual([user.deviceId]);
     }
@@ -98,7 +98,11 @@ describe("device-list resyncs, counted", () => {
       );
     }
     const aliceClient = await s.open(alice);
-    await aliceClient.olmMachine.updateTrackedUsers(users.map((u) => new UserId(u.userId)));
+    await inClient(
+      aliceClient,
+      "trackUsers",
+      users.map((u) => u.userId),
+    );
     await aliceClient.processOutgoingRequests();
     await aliceClient.sync.start({ pollTimeoutMs: 200 });
 
@@ -127,7 +131,11 @@ describe("device-list resyncs, counted", () => {
     await aliceClient.processOutgoingRequests();
     // Alice follows them while none has keys; they share no room with her, so no sync tells her
     // when each publishes its device: her copy of every list is stale.
-    await aliceClient.olmMachine.updateTrackedUsers(users.map((u) => new UserId(u.userId)));
+    await inClient(
+      aliceClient,
+      "trackUsers",
+      users.map((u) => u.userId),
+    );
     await aliceClient.processOutgoingRequests();
     await publishKeys(s.server.url, users);
     expect(await knownDevices(aliceClient, users[0]?.userId as string)).toEqual([]);

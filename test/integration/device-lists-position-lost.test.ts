@@ -38,13 +38,13 @@ describe.each(["synapse-1.157", "msc"] as const)("signal (d): a lost sync positi
     );
     await waitUntil(
       "the trust is fresh again",
-      () => aliceClient.deviceLists.trust(dave.userId).state === "fresh",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "fresh",
     );
 
     expect(trust.of(dave.userId).find((t) => t.state === "stale")).toMatchObject({
       reasons: [{ kind: "position_lost" }],
     });
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
     expect(refreshRequests(s.server, alice.userId)).toEqual([]);
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "still there?" });
     expect(roomKeyReached(s.server, alice.userId, third)).toBe(true);

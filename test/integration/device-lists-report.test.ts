@@ -26,12 +26,12 @@ describe("signal (e): the app reports a device the user says they have", () => {
     expect(control.remoteCache(dave.userId)).toMatchObject({ stale: true });
     expect(await knownDevices(aliceClient, dave.userId)).toEqual([dave.deviceId]);
 
-    const reported = aliceClient.deviceLists.report(dave.userId, "Dave says he has a new phone");
+    const reported = await aliceClient.deviceLists.report(dave.userId, "Dave says he has a new phone");
     expect(reported).toMatchObject({ reasons: [{ kind: "reported", note: "Dave says he has a new phone" }] });
     // The send waits (at most sendTimeoutMs) for the resync the report started.
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "can you read this?" });
 
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
       state: "fresh",
       cleared: "server_and_client",
     });
@@ -42,7 +42,7 @@ describe("signal (e): the app reports a device the user says they have", () => {
     expect(trust.of(dave.userId).map((t) => t.state)).toEqual(["stale", "refreshing", "fresh"]);
     expect(trust.of(dave.userId)[1]).toMatchObject({ via: "msc2638" });
     // Plain data: what the app stores or posts to a worker is what it read.
-    const all = aliceClient.deviceLists.trustAll();
+    const all = await aliceClient.deviceLists.trustAll();
     expect(structuredClone(all)).toEqual(all);
     expect(JSON.parse(JSON.stringify(trust.changes))).toEqual(trust.changes);
   });
@@ -53,10 +53,10 @@ describe("signal (e): the app reports a device the user says they have", () => {
     expect(await knownDevices(aliceClient, dave.userId)).toEqual([dave.deviceId]);
     const queriesBefore = keyQueries(s.server, alice.userId).length;
 
-    aliceClient.deviceLists.report(dave.userId);
+    await aliceClient.deviceLists.report(dave.userId);
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "can you read this?" });
 
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
       state: "fresh",
       cleared: "client_only",
     });
@@ -73,12 +73,12 @@ describe("signal (e): the app reports a device the user says they have", () => {
     const s = await setup.start("synapse-1.157");
     const { control, alice, dave, second, aliceClient, roomId } = await staleRemoteDevice(s);
 
-    aliceClient.deviceLists.report(dave.userId);
+    await aliceClient.deviceLists.report(dave.userId);
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "can you read this?" });
 
     // The client re-queried, and Synapse answered from its copy: only the client's staleness is
     // cleared, and the trust says exactly that.
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
       state: "fresh",
       cleared: "client_only",
     });

@@ -45,7 +45,7 @@ describe("signal (a): a message from a device the list does not hold", () => {
       state: "stale",
       reasons: [{ kind: "unknown_device", source: "to_device", senderKey: expect.any(String) }],
     });
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
       state: "fresh",
       cleared: "server_and_client",
     });
@@ -65,7 +65,7 @@ describe("signal (a): a message from a device the list does not hold", () => {
     await untilKnown(aliceClient, dave.userId, second.deviceId);
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "got your key" });
     expect(roomKeyReached(s.server, alice.userId, second)).toBe(true);
-    expect(aliceClient.deviceLists.trust(dave.userId).state).not.toBe("failed");
+    expect((await aliceClient.deviceLists.trust(dave.userId)).state).not.toBe("failed");
   });
 
   it("tuwunel: re-queried from Dave's server, the send reaches the device", async () => {
@@ -76,11 +76,11 @@ describe("signal (a): a message from a device the list does not hold", () => {
     await untilKnown(aliceClient, dave.userId, second.deviceId);
     await waitUntil(
       "the resync finished",
-      () => aliceClient.deviceLists.trust(dave.userId).state === "fresh",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "fresh",
     );
 
     expect(trust.of(dave.userId)[0]).toMatchObject({ state: "stale", reasons: [{ kind: "unknown_device" }] });
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "got your key" });
     expect(roomKeyReached(s.server, alice.userId, second)).toBe(true);
   });
@@ -92,9 +92,9 @@ describe("signal (a): a message from a device the list does not hold", () => {
     await shareRoomKeyOnly(daveSecond, roomId, [alice.userId]);
     await waitUntil(
       "the resync finished",
-      () => aliceClient.deviceLists.trust(dave.userId).state === "fresh",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "fresh",
     );
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
     expect(control.remoteCache(dave.userId).stale).toBe(true);
     expect(await knownDevices(aliceClient, dave.userId)).toEqual([dave.deviceId]);
 

@@ -49,7 +49,11 @@ describe("signal (c): keys/query failures for the user's server, and the backoff
     expect(keyQueries(s.server, alice.userId).length).toBe(asked);
 
     control.setRemoteServerReachable("remote.example", true);
-    await waitUntil("recovered", () => aliceClient.deviceLists.trust(dave.userId).state === "fresh", 40_000);
+    await waitUntil(
+      "recovered",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "fresh",
+      40_000,
+    );
     const retried = keyQueries(s.server, alice.userId).slice(asked);
     expect(retried.length).toBeGreaterThanOrEqual(1);
     expect(retried.every((q) => q.startedAt >= nextRetryAt)).toBe(true);
@@ -66,12 +70,12 @@ describe("signal (c): keys/query failures for the user's server, and the backoff
     });
     control.setRemoteServerReachable("remote.example", false);
 
-    aliceClient.deviceLists.report(dave.userId, "Dave says he has a new phone");
+    await aliceClient.deviceLists.report(dave.userId, "Dave says he has a new phone");
     await waitUntil(
       "Dave's trust failed",
-      () => aliceClient.deviceLists.trust(dave.userId).state === "failed",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "failed",
     );
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({
       server: "remote.example",
       reasons: expect.arrayContaining([{ kind: "reported", note: "Dave says he has a new phone" }]),
     });
@@ -80,7 +84,10 @@ describe("signal (c): keys/query failures for the user's server, and the backoff
 
     control.setRemoteServerReachable("remote.example", true);
     await untilKnown(aliceClient, dave.userId, second.deviceId);
-    await waitUntil("recovered", () => aliceClient.deviceLists.trust(dave.userId).state === "fresh");
+    await waitUntil(
+      "recovered",
+      async () => (await aliceClient.deviceLists.trust(dave.userId)).state === "fresh",
+    );
     await aliceClient.rooms.send(roomId, "m.room.message", { msgtype: "m.text", body: "back online?" });
     expect(roomKeyReached(s.server, alice.userId, second)).toBe(true);
   });

@@ -1,6 +1,4 @@
-import { DeviceId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { describe, expect, it } from "vitest";
-import type { E2eeClient } from "../../src/client.js";
 import {
   createRemoteAccount,
   type FederatedSetup,
@@ -11,6 +9,7 @@ import {
   useFederatedSetup,
   waitUntil,
 } from "../device-lists/support/federation-fixtures.js";
+import { inClient } from "./support/client-mode.js";
 import { createAccount, loginNewDevice } from "./support/foundation-fixtures.js";
 import { encryptedRoom } from "./support/room-fixtures.js";
 
@@ -55,15 +54,6 @@ async function signedWhileUpdatesLost(s: FederatedSetup) {
   return { control, alice, dave, second, aliceClient, trust, roomId };
 }
 
-async function crossSignedByOwner(client: E2eeClient, userId: string, deviceId: string) {
-  const device = await client.olmMachine.getDevice(new UserId(userId), new DeviceId(deviceId));
-  try {
-    return device?.isCrossSignedByOwner();
-  } finally {
-    device?.free();
-  }
-}
-
 describe("signal (b): an unsigned device of a user with cross-signing keys", () => {
   it("msc: the refresh brings the signature; identity_based then shares with the device", async () => {
     const s = await setup.start("msc");
@@ -76,9 +66,9 @@ describe("signal (b): an unsigned device of a user with cross-signing keys", () 
       state: "stale",
       reasons: [{ kind: "unsigned_devices", deviceIds: [second.deviceId] }],
     });
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "server_and_client" });
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "server_and_client" });
     expect(refreshRequests(s.server, alice.userId)).toHaveLength(1);
-    expect(await crossSignedByOwner(aliceClient, dave.userId, second.deviceId)).toBe(true);
+    expect(await inClient(aliceClient, "deviceCrossSignedByOwner", dave.userId, second.deviceId)).toBe(true);
 
     const sent = await aliceClient.rooms.send(
       roomId,
@@ -96,14 +86,14 @@ describe("signal (b): an unsigned device of a user with cross-signing keys", () 
 
     await aliceClient.sync.start({ pollTimeoutMs: 200 });
     await waitUntil("the resync finished", () => trust.of(dave.userId).some((t) => t.state === "fresh"));
-    expect(aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
-    expect(await crossSignedByOwner(aliceClient, dave.userId, second.deviceId)).toBe(false);
+    expect(await aliceClient.deviceLists.trust(dave.userId)).toMatchObject({ cleared: "client_only" });
+    expect(await inClient(aliceClient, "deviceCrossSignedByOwner", dave.userId, second.deviceId)).toBe(false);
 
     // Every later query shows the same unsigned device: no new evidence, no resync.
     const changes = trust.changes.length;
     const queries = keyQueries(s.server, alice.userId).length;
     for (let i = 0; i < 3; i++) await aliceClient.rooms.devices(dave.userId);
-    await aliceClient.olmMachine.markAllTrackedUsersAsDirty();
+    await inClient(aliceClient, "markAllTrackedUsersAsDirty");
     await aliceClient.processOutgoingRequests();
     expect(keyQueries(s.server, alice.userId).length).toBeGreaterThan(queries);
     // Lets the detector read those answers (it runs after each one, off the request path).

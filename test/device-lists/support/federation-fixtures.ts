@@ -1,10 +1,6 @@
-import { EncryptionSettings, RoomId, UserId } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { afterEach, beforeAll, expect } from "vitest";
-import { clientInternals, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
-import { claimMissingSessions } from "../../../src/crypto/claim-sessions.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
-import { sendOutgoingRequest } from "../../../src/crypto/send-outgoing-request.js";
 import type { DeviceListTrust } from "../../../src/device-lists/trust.js";
 import {
   type FederationOptions,
@@ -13,13 +9,14 @@ import {
   type RunningMockServer,
   startMockServer,
 } from "../../../src/testing/index.js";
+import { inClient, type TestClient } from "../../integration/support/client-mode.js";
 import {
   type Account,
   createAccount,
   endTest,
   LeakWatch,
   loginNewDevice,
-  openClient,
+  openTestClient,
 } from "../../integration/support/foundation-fixtures.js";
 import { encryptedRoom } from "../../integration/support/room-fixtures.js";
 import { knownDevices, waitUntil } from "../../integration/support/sync-fixtures.js";
@@ -38,7 +35,8 @@ export const KEYS_QUERY = "/_matrix/client/v3/keys/query";
 export interface FederatedSetup {
   readonly server: RunningMockServer;
   readonly watch: LeakWatch;
-  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<E2eeClient>;
+  /** The client in the test's thread, or in a worker in the `worker` project (client-mode.ts). */
+  open(account: Account, options?: Partial<CreateE2eeClientOptions>): Promise<TestClient>;
 }
 
 /**
@@ -52,7 +50,7 @@ export function useFederatedSetup(): {
     overrides?: ProfileOverrides,
   ): Promise<FederatedSetup>;
 } {
-  let current: { server: RunningMockServer; watch: LeakWatch; clients: E2eeClient[] } | undefined;
+  let current: { server: RunningMockServer; watch: LeakWatch; clients: TestClient[] } | undefined;
   beforeAll(() => loadCryptoWasm());
   afterEach(async () => {
     const ended = current;
@@ -66,13 +64,13 @@ export function useFederatedSetup(): {
         overrides,
         federation: { remoteServers: [REMOTE], ...federation },
       });
-      const state = { server, watch: new LeakWatch(), clients: [] as E2eeClient[] };
+      const state = { server, watch: new LeakWatch(), clients: [] as TestClient[] };
       current = state;
       return {
         server,
         watch: state.watch,
         async open(account, options = {}) {
-          const client = await openClient(server, account, state.watch, options);
+          const client = await openTestClient(server, account, state.watch, options);
           state.clients.push(client);
           return client;
         },
@@ -93,7 +91,7 @@ export function createRemoteAccount(server: RunningMockServer, localpart: string
 export class TrustRecorder {
   readonly changes: { userId: string; trust: DeviceListTrust }[] = [];
 
-  constructor(client: E2eeClient) {
+  constructor(client: TestClient) {
     client.events.on("deviceLists.trustChanged", (p: E2eeClientEvents["deviceLists.trustChanged"]) =>
       this.changes.push(p),
     );
@@ -166,27 +164,12 @@ export function keyQueries(server: RunningMockServer, userId: string) {
  * `sender` shares a room key for `roomId` with `users` and sends only those to-device messages —
  * no room event, so no server resyncs on a room `m.room.encrypted` naming the device.
  */
-export async function shareRoomKeyOnly(sender: E2eeClient, roomId: string, users: readonly string[]) {
-  const machine = sender.olmMachine;
-  const http = clientInternals(sender).http;
-  await machine.updateTrackedUsers(users.map((u) => new UserId(u)));
-  await sender.processOutgoingRequests();
-  await claimMissingSessions(machine, http, users);
-  const settings = new EncryptionSettings();
-  const requests = await machine.shareRoomKey(
-    new RoomId(roomId),
-    users.map((u) => new UserId(u)),
-    settings,
-  );
-  settings.free();
-  for (const request of requests) {
-    await sendOutgoingRequest(machine, http, request);
-    request.free();
-  }
+export async function shareRoomKeyOnly(sender: TestClient, roomId: string, users: readonly string[]) {
+  await inClient(sender, "shareRoomKeyOnly", roomId, [...users]);
 }
 
 /** Waits until `client` holds `deviceId` among `userId`'s devices. */
-export async function untilKnown(client: E2eeClient, userId: string, deviceId: string): Promise<void> {
+export async function untilKnown(client: TestClient, userId: string, deviceId: string): Promise<void> {
   await waitUntil(`the client knows ${deviceId}`, async () =>
     (await knownDevices(client, userId)).includes(deviceId),
   );

@@ -1,6 +1,5 @@
 import { inspect } from "node:util";
 import { afterEach, beforeAll, beforeEach, expect } from "vitest";
-import { createE2eeClient, type E2eeClient } from "../../../src/client.js";
 import type { CreateE2eeClientOptions, E2eeClientEvents } from "../../../src/client-options.js";
 import { loadCryptoWasm } from "../../../src/crypto/load-wasm.js";
 import type { UiaCallback } from "../../../src/crypto/user-interactive-auth.js";
@@ -171,22 +170,6 @@ export async function openTestClient(
 ): Promise<TestClient> {
   watch.secret(account.accessToken);
   const client = await createTestClient(clientOptions(server, account, watch, options));
-  watch.watch(client);
-  return client;
-}
-
-/**
- * `openTestClient` always in the test's thread, for the fixtures outside this folder that type
- * their clients `E2eeClient` (test/device-lists/support/federation-fixtures.ts).
- */
-export async function openClient(
-  server: RunningMockServer,
-  account: Account,
-  watch: LeakWatch,
-  options: Partial<CreateE2eeClientOptions> = {},
-): Promise<E2eeClient> {
-  watch.secret(account.accessToken);
-  const client = await createE2eeClient(clientOptions(server, account, watch, options));
   watch.watch(client);
   return client;
 }

@@ -379,3 +379,26 @@ export async function uploadUnderNewKey(
   const storedKey = await parts.secretStorage.get(DEHYDRATION_KEY_SECRET_NAMES.unstable, secretStorageKey);
   return { deviceId, storedKey };
 }
+
+/**
+ * The client shares a room key for `roomId` with `users` through its own transport and sends only
+ * those to-device messages: no room event, so no server resyncs on a room `m.room.encrypted`.
+ */
+export async function shareRoomKeyOnly(client: E2eeClient, roomId: string, users: string[]): Promise<void> {
+  const machine = client.olmMachine;
+  const http = clientInternals(client).http;
+  await machine.updateTrackedUsers(users.map((u) => new UserId(u)));
+  await client.processOutgoingRequests();
+  await claimMissingSessions(machine, http, users);
+  const settings = new EncryptionSettings();
+  const requests = await machine.shareRoomKey(
+    new RoomId(roomId),
+    users.map((u) => new UserId(u)),
+    settings,
+  );
+  settings.free();
+  for (const request of requests) {
+    await sendOutgoingRequest(machine, http, request);
+    request.free();
+  }
+}
